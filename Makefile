@@ -1,0 +1,54 @@
+# xmppd — the two commands of the quick start are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= xmppd.cfg.lua
+
+.PHONY: run test install deps system-deps check bench clean distclean
+
+# A virtualenv with xmppd and its test dependencies, rebuilt when pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 -m venv failed; installing python3-venv"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y python3-venv >/dev/null; else sudo apt-get install -y python3-venv; fi; \
+	  $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+install: $(BIN)/.installed
+
+# Debian packages the test suite uses: Prosody (its default config is a test input,
+# and later its server is the federation peer). Installed when we are root.
+system-deps:
+	@if ! command -v prosody >/dev/null 2>&1 && [ ! -f /etc/prosody/prosody.cfg.lua ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prosody >/dev/null) \
+	      || echo "warning: could not install prosody; tests that need it will be skipped"; \
+	    systemctl stop prosody >/dev/null 2>&1 || service prosody stop >/dev/null 2>&1 || true; \
+	  else \
+	    echo "note: prosody is not installed (apt-get install prosody); tests that need it will be skipped"; \
+	  fi; \
+	fi
+
+run: $(BIN)/.installed
+	@echo "xmppd: serving the domains enabled in conf.d/ (localhost) from $(CONFIG)."
+	@echo "  add a user:   $(BIN)/xmppctl --config $(CONFIG) adduser you@localhost"
+	@echo "  connect:      any XMPP client to you@localhost on port 5222 (STARTTLS) or 5223 (direct TLS);"
+	@echo "                the certificate is self-signed (var/certs/localhost.crt): accept it in the client."
+	$(BIN)/xmppd --config $(CONFIG)
+
+test: $(BIN)/.installed system-deps
+	$(BIN)/pytest -q
+
+check: $(BIN)/.installed
+	$(BIN)/xmppctl --config $(CONFIG) check config
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/micro_stream.py
+
+clean:
+	rm -rf var .pytest_cache build *.egg-info
+
+distclean: clean
+	rm -rf $(VENV)

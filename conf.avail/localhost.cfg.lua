@@ -1,0 +1,2 @@
+-- The default domain of a fresh checkout: `make run` serves it.
+VirtualHost "localhost"

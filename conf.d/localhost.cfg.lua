@@ -1,0 +1,1 @@
+../conf.avail/localhost.cfg.lua

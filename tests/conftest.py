@@ -1,0 +1,17 @@
+"""Shared fixtures: a real xmppd on an ephemeral port with trustme certificates."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (XMPPD_REQUIRE_EXTERNAL=1) a skipped test that needs an external
+    program is a failure: CI installs those programs, so a skip means it didn't."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and os.environ.get("XMPPD_REQUIRE_EXTERNAL") and item.get_closest_marker("external"):
+        rep.outcome = "failed"
+        rep.longrepr = f"{item.nodeid}: a test that needs an external program was skipped in CI: {rep.longrepr}"

@@ -1,0 +1,93 @@
+"""End-to-end fixtures: the real server, in-process, on 127.0.0.1 ephemeral ports.
+
+Two VirtualHosts (``xmppd.test`` and ``other.test``) with certificates from a
+trustme CA; clients are real libraries (slixmpp, aioxmpp) that verify them.
+"""
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import pytest
+import trustme
+
+from xmppd.config import parse_config_text
+from xmppd.core.server import Server
+
+DOMAIN = "xmppd.test"
+OTHER = "other.test"
+
+
+@pytest.fixture(scope="session")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def certs(ca, tmp_path_factory):
+    d = tmp_path_factory.mktemp("certs")
+    out = {}
+    for name in (DOMAIN, OTHER):
+        cert = ca.issue_cert(name, f"*.{name}")
+        cert.private_key_pem.write_to_path(str(d / f"{name}.key"))
+        cert.cert_chain_pems[0].write_to_path(str(d / f"{name}.crt"))
+        out[name] = (str(d / f"{name}.crt"), str(d / f"{name}.key"))
+    cafile = d / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    out["ca"] = str(cafile)
+    return out
+
+
+class RunningServer:
+    def __init__(self, server: Server, cafile: str):
+        self.server = server
+        self.cafile = cafile
+        self.port = server.ports("c2s")[0]
+        tls_ports = server.ports("c2s_direct_tls")
+        self.tls_port = tls_ports[0] if tls_ports else None
+        self.domain = DOMAIN
+
+    async def adduser(self, jid: str, password: str = "secret") -> str:
+        user, host = jid.split("@")
+        await self.server.accounts.create(host, user, password)
+        return jid
+
+
+def make_config(tmp_path, certs, extra: str = "", host_extra: str = "") -> str:
+    text = textwrap.dedent(f"""
+        admins = {{ "admin@{DOMAIN}" }}
+        interfaces = {{ "127.0.0.1" }}
+        c2s_ports = {{ 0 }}
+        c2s_direct_tls_ports = {{ 0 }}
+        data_path = "{tmp_path}/data"
+        storage = "sqlite"
+        modules_enabled = {{ "disco", "ping", "version", "time" }}
+    """) + extra + textwrap.dedent(f"""
+        VirtualHost "{DOMAIN}"
+            ssl = {{ certificate = "{certs[DOMAIN][0]}"; key = "{certs[DOMAIN][1]}"; }}
+    """) + host_extra + textwrap.dedent(f"""
+        VirtualHost "{OTHER}"
+            ssl = {{ certificate = "{certs[OTHER][0]}"; key = "{certs[OTHER][1]}"; }}
+    """)
+    return text
+
+
+@pytest.fixture
+async def xmppd(tmp_path, certs, request):
+    """A running server; ``@pytest.mark.parametrize`` can't reach it, so tests
+    that need other options build their own with ``start_server``."""
+    srv = await start_server(tmp_path, certs)
+    try:
+        yield srv
+    finally:
+        await srv.server.stop()
+
+
+async def start_server(tmp_path, certs, extra: str = "", host_extra: str = "") -> RunningServer:
+    text = make_config(tmp_path, certs, extra, host_extra)
+    path = tmp_path / "xmppd.cfg.lua"
+    path.write_text(text)
+    cfg = parse_config_text(text, filename=str(path), base_dir=str(tmp_path))
+    server = Server(cfg)
+    await server.start()
+    return RunningServer(server, certs["ca"])

@@ -1,0 +1,41 @@
+-- xmppd main configuration file.
+--
+-- Syntax and option names are Prosody's: an existing prosody.cfg.lua carries
+-- over. The file is parsed, never executed. `xmppctl check config` tells what
+-- is wrong and which options xmppd ignores.
+--
+-- Domains live in conf.avail/DOMAIN.cfg.lua and are enabled by a symlink in
+-- conf.d/ (`xmppctl enable DOMAIN` makes it).
+
+-- Accounts allowed to administer the server (the handbook's first step).
+admins = { }
+
+-- Feature modules for every VirtualHost (a host may override the list).
+modules_enabled = {
+    "disco";   -- Service discovery (XEP-0030)
+    "ping";    -- XMPP Ping (XEP-0199)
+    "version"; -- Software version (XEP-0092)
+    "time";    -- Entity time (XEP-0202)
+}
+
+-- Where accounts and other data are stored (SQLite database), relative to
+-- this file. A Debian install uses /var/lib/xmppd.
+data_path = "var"
+storage = "sqlite"
+
+-- Certificates: `ssl = { ... }` in a VirtualHost, or DOMAIN.crt/DOMAIN.key
+-- in this directory. Without either, a self-signed one is generated on first
+-- start under data_path/certs/.
+certificates = "certs"
+
+-- Client connections.
+interfaces = { "*", "::" }
+c2s_ports = { 5222 }
+c2s_direct_tls_ports = { 5223 }
+c2s_require_encryption = true
+
+log = {
+    info = "*console";
+}
+
+Include "conf.d/*.cfg.lua"

@@ -1,0 +1,5 @@
+import sys
+
+from xmppd.cli.daemon import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""``xmppd``: run the server in the foreground (systemd or ``make run`` supervise it)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+
+from .. import __version__
+
+log = logging.getLogger("xmppd")
+
+DEFAULT_CONFIGS = ("/etc/xmppd/xmppd.cfg.lua", "xmppd.cfg.lua")
+
+
+def find_config(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    env = os.environ.get("XMPPD_CONFIG")
+    if env:
+        return env
+    for p in DEFAULT_CONFIGS:
+        if os.path.exists(p):
+            return p
+    return DEFAULT_CONFIGS[0]
+
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+          "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def setup_logging(cfg, verbose: bool, base_dir: str) -> None:
+    """Prosody's ``log`` option: a level → file/``*console``/``*syslog`` table, or a file name."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    spec = cfg.get("log") if cfg is not None else None
+    targets: list[tuple[int, str]] = []
+    if isinstance(spec, str):
+        targets.append((logging.INFO, spec))
+    elif isinstance(spec, dict):
+        for k, v in spec.items():
+            if isinstance(k, str) and k in LEVELS and isinstance(v, str):
+                targets.append((LEVELS[k], v))
+            elif isinstance(v, str) and v.startswith("*"):
+                targets.append((logging.INFO, v))
+    elif isinstance(spec, list):
+        targets.extend((logging.INFO, v) for v in spec if isinstance(v, str))
+    if not targets or verbose:
+        targets.append((logging.DEBUG if verbose else logging.INFO, "*console"))
+    low = logging.CRITICAL
+    for level, target in targets:
+        if target == "*console":
+            h: logging.Handler = logging.StreamHandler(sys.stderr)
+        elif target == "*syslog":
+            try:
+                h = logging.handlers.SysLogHandler(address="/dev/log")
+            except OSError:
+                continue
+        else:
+            path = target if os.path.isabs(target) else os.path.join(base_dir, target)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            h = logging.FileHandler(path)
+        h.setLevel(level)
+        h.setFormatter(fmt)
+        root.addHandler(h)
+        low = min(low, level)
+    root.setLevel(low)
+
+
+async def serve(config_path: str) -> int:
+    from ..config import load_config
+    from ..core.server import Server
+    cfg = load_config(config_path)
+    for w in cfg.warnings:
+        log.warning("%s", w)
+    server = Server(cfg)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.info("SIGHUP: configuration reload is not supported yet; restart to apply changes"))
+    pidfile = cfg.get("pidfile")
+    if pidfile:
+        pidpath = str(server.resolve_path(pidfile))
+        os.makedirs(os.path.dirname(pidpath) or ".", exist_ok=True)
+        with open(pidpath, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    hosts = ", ".join(h.name for h in server.hosts.values() if h.is_virtualhost)
+    log.info("xmppd %s serving %s; c2s on port(s) %s", __version__, hosts or "no hosts",
+             ", ".join(map(str, server.ports("c2s"))) or "-")
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+    if pidfile:
+        try:
+            os.unlink(pidpath)
+        except OSError:
+            pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="xmppd", description="The xmppd XMPP server.")
+    ap.add_argument("--config", "-c", help="main configuration file (default: /etc/xmppd/xmppd.cfg.lua, then ./xmppd.cfg.lua)")
+    ap.add_argument("--verbose", "-v", action="store_true", help="log debug messages to the console")
+    ap.add_argument("--version", action="version", version=f"xmppd {__version__}")
+    args = ap.parse_args(argv)
+    path = find_config(args.config)
+    from ..config import ConfigError, load_config
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        print(f"xmppd: {exc}", file=sys.stderr)
+        return 1
+    setup_logging(cfg, args.verbose, os.path.dirname(os.path.abspath(path)))
+    try:
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(serve(path))
+        return uvloop.run(serve(path))
+    except OSError as exc:
+        print(f"xmppd: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

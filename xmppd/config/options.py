@@ -1,0 +1,362 @@
+"""Option declarations, type coercion and the ``check config`` warnings.
+
+Options are declared by the code that reads them (the core here, each module in its
+``OPTIONS``), with a type, a default, a scope and a doc string:
+
+* scope ``"global"``: only meaningful before the first host; set inside a host it is
+  reported by :func:`check` and has no effect.
+* scope ``"host"`` / ``"both"``: per host, with the global value as the default
+  (setting a host option globally sets it for every host, as in Prosody).
+
+Types and what :func:`coerce` returns:
+
+=========  ================================================================
+string     ``str`` (a number is turned into its Lua text)
+number     ``int`` or ``float``
+integer    ``int`` (a float with an integral value is accepted)
+boolean    ``bool`` (also the strings "true"/"yes"/"on"/"1" and
+           "false"/"no"/"off"/"0", which ``ENV_`` values produce)
+list       ``list`` (a Lua array; ``{}`` included)
+set        ``set`` of the array's items
+table      ``dict`` (``{}`` gives ``{}``)
+path       ``str``; relative paths are resolved by ``Config.resolve_path``
+ports      ``list[int]``: one port number or an array of them, 1..65535
+any        the value as parsed
+=========  ================================================================
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .lexer import ConfigError, ConfigWarning
+from .loader import Config, HostConfig, Setting
+from .parser import lua_tostring
+
+__all__ = ["Option", "OptionRegistry", "coerce", "check", "lookup", "CORE_OPTIONS",
+           "IGNORED_PROSODY_OPTIONS", "TYPES", "SCOPES", "core_registry"]
+
+TYPES = frozenset({"string", "number", "integer", "boolean", "list", "table", "any",
+                   "path", "set", "ports"})
+SCOPES = frozenset({"global", "host", "both"})
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    type: str
+    default: Any = None
+    scope: str = "both"
+    doc: str = ""
+    min: int | float | None = None
+    max: int | float | None = None
+    choices: tuple | None = None
+
+    def __post_init__(self):
+        if self.type not in TYPES:
+            raise ValueError(f"option {self.name!r}: unknown type {self.type!r}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"option {self.name!r}: unknown scope {self.scope!r}")
+        if self.choices is not None and not isinstance(self.choices, tuple):
+            object.__setattr__(self, "choices", tuple(self.choices))
+
+    def default_value(self) -> Any:
+        """A fresh copy of the default (lists and dicts are never shared)."""
+        return copy.deepcopy(self.default)
+
+
+class OptionRegistry:
+    """Every declared option, by name. Declaring the same name twice is fine only if
+    both declarations are identical."""
+
+    def __init__(self, options: Iterable[Option] = ()):
+        self._options: dict[str, Option] = {}
+        for opt in options:
+            self.declare(opt)
+
+    def declare(self, opt: Option) -> Option:
+        old = self._options.get(opt.name)
+        if old is not None:
+            if old != opt:
+                raise ValueError(f"option {opt.name!r} is already declared differently: "
+                                 f"{old!r} vs {opt!r}")
+            return old
+        self._options[opt.name] = opt
+        return opt
+
+    def get(self, name: str) -> Option | None:
+        return self._options.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._options
+
+    def __len__(self) -> int:
+        return len(self._options)
+
+    def all(self) -> list[Option]:
+        """All options, in declaration order."""
+        return list(self._options.values())
+
+
+_TRUE_STRINGS = {"true", "yes", "on", "1", "enabled"}
+_FALSE_STRINGS = {"false", "no", "off", "0", "disabled"}
+
+
+def _fail(option: Option, setting: Setting, what: str, key: Any = None) -> ConfigError:
+    file, line, col = setting.item_where(key) if key is not None else \
+        (setting.file, setting.line, setting.col)
+    return ConfigError(file, line, col, f"{option.name}: {what}")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _describe(v: Any) -> str:
+    if v is None:
+        return "nil"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if _is_number(v):
+        return lua_tostring(v)
+    return "a table"
+
+
+def coerce(option: Option, setting: Setting) -> Any:
+    """Check ``setting`` against ``option``; return the Python value.
+
+    Raises :class:`ConfigError` at the setting's file:line:col.
+    """
+    v = setting.value
+    t = option.type
+    if t == "any":
+        out = v
+    elif t in ("string", "path"):
+        if _is_number(v) and t == "string":
+            v = lua_tostring(v)
+        if not isinstance(v, str):
+            raise _fail(option, setting, f"expected a string, got {_describe(v)}")
+        if t == "path" and not v:
+            raise _fail(option, setting, "expected a path, got an empty string")
+        out = v
+    elif t in ("number", "integer"):
+        if isinstance(v, str):
+            try:
+                v = int(v) if t == "integer" else float(v)
+            except ValueError:
+                pass
+        if not _is_number(v):
+            raise _fail(option, setting, f"expected a{'n integer' if t == 'integer' else ' number'}"
+                        f", got {_describe(v)}")
+        if t == "integer":
+            if isinstance(v, float):
+                if not v.is_integer():
+                    raise _fail(option, setting, f"expected an integer, got {_describe(v)}")
+                v = int(v)
+        out = v
+    elif t == "boolean":
+        if isinstance(v, str) and v.lower() in _TRUE_STRINGS | _FALSE_STRINGS:
+            v = v.lower() in _TRUE_STRINGS
+        if not isinstance(v, bool):
+            raise _fail(option, setting, f"expected true or false, got {_describe(v)}")
+        out = v
+    elif t in ("list", "set"):
+        if isinstance(v, dict):
+            raise _fail(option, setting, "expected a list like { \"a\", \"b\" }, got a table "
+                        "with named fields")
+        if not isinstance(v, list):
+            raise _fail(option, setting, f"expected a list like {{ \"a\", \"b\" }}, got "
+                        f"{_describe(v)}")
+        if t == "set":
+            for i, item in enumerate(v):
+                if isinstance(item, (list, dict)) or item is None:
+                    raise _fail(option, setting, f"expected a list of strings or numbers, got "
+                                f"{_describe(item)} as item {i + 1}", i)
+            out = set(v)
+        else:
+            out = list(v)
+    elif t == "table":
+        if v == []:
+            v = {}
+        if not isinstance(v, dict):
+            raise _fail(option, setting, f"expected a table like {{ key = value }}, got "
+                        f"{_describe(v) if not isinstance(v, list) else 'a list'}")
+        out = v
+    elif t == "ports":
+        items = [v] if _is_number(v) else v
+        if not isinstance(items, list):
+            raise _fail(option, setting, f"expected a port number or a list of numbers, got "
+                        f"{_describe(v)}")
+        out = []
+        for i, p in enumerate(items):
+            if not _is_number(p) or (isinstance(p, float) and not p.is_integer()):
+                raise _fail(option, setting, f"expected a list of numbers, got {_describe(p)} "
+                            f"as item {i + 1}", i if isinstance(v, list) else None)
+            if not 1 <= p <= 65535:
+                raise _fail(option, setting, f"port {lua_tostring(p)} is out of range 1..65535",
+                            i if isinstance(v, list) else None)
+            out.append(int(p))
+    else:  # pragma: no cover - Option.__post_init__ refuses unknown types
+        raise AssertionError(t)
+
+    if option.min is not None or option.max is not None:
+        values = out if isinstance(out, list) and t == "ports" else [out]
+        for x in values:
+            if _is_number(x):
+                if option.min is not None and x < option.min:
+                    raise _fail(option, setting, f"{lua_tostring(x)} is below the minimum "
+                                f"{lua_tostring(option.min)}")
+                if option.max is not None and x > option.max:
+                    raise _fail(option, setting, f"{lua_tostring(x)} is above the maximum "
+                                f"{lua_tostring(option.max)}")
+    if option.choices is not None:
+        values = out if isinstance(out, (list, set)) else [out]
+        for x in values:
+            if x not in option.choices:
+                allowed = ", ".join(_describe(c) for c in option.choices)
+                raise _fail(option, setting, f"{_describe(x)} is not one of {allowed}")
+    return out
+
+
+def lookup(cfg: Config, option: Option, host: str | None = None) -> Any:
+    """The typed value of ``option`` for ``host`` (host, else global, else default)."""
+    s = cfg.where(option.name, host)
+    if s is None:
+        return option.default_value()
+    return coerce(option, s)
+
+
+def check(cfg: Config, registry: OptionRegistry, known_modules: set[str]) -> list[ConfigWarning]:
+    """What ``xmppctl check config`` reports, beyond syntax.
+
+    Returns warnings for unknown options, Prosody options xmppd ignores (level
+    ``"info"``), global-only options set inside a host, modules in
+    ``modules_enabled`` that xmppd lacks, and external components without a
+    ``component_secret``. Type errors in declared options raise :class:`ConfigError`.
+    """
+    out: list[ConfigWarning] = []
+
+    def warn(s: Setting, message: str, level: str = "warning", key: Any = None) -> None:
+        file, line, col = s.item_where(key) if key is not None else (s.file, s.line, s.col)
+        out.append(ConfigWarning(file, line, col, message, level))
+
+    sections: list[tuple[HostConfig | None, dict[str, Setting]]] = [(None, cfg.globals)]
+    sections += [(h, h.options) for h in cfg.hosts.values()]
+    for host, options in sections:
+        for name, s in options.items():
+            opt = registry.get(name)
+            if opt is None:
+                if name in _IGNORED:
+                    warn(s, f"option '{name}' is a Prosody option that xmppd does not use; "
+                         f"ignored", "info")
+                else:
+                    warn(s, f"unknown option '{name}' (xmppd ignores it)")
+                continue
+            coerce(opt, s)
+            if host is not None and opt.scope == "global":
+                warn(s, f"option '{name}' is global-only: set it before the first VirtualHost "
+                     f"or Component; inside {host.describe()} it has no effect")
+            if name == "modules_enabled" and isinstance(s.value, list):
+                for i, mod in enumerate(s.value):
+                    if isinstance(mod, str) and mod not in known_modules:
+                        warn(s, f"module '{mod}' is not available in xmppd; ignored", key=i)
+    for host in cfg.hosts.values():
+        if host.is_external and host.enabled and cfg.where("component_secret", host.name) is None:
+            out.append(ConfigWarning(host.file, host.line, host.col,
+                                     f"{host.describe()} has no component_secret; it cannot "
+                                     f"connect"))
+        if host.component_module and host.component_module not in known_modules \
+                and host.enabled:
+            out.append(ConfigWarning(host.file, host.line, host.col,
+                                     f"component module '{host.component_module}' is not "
+                                     f"available in xmppd; {host.describe()} will not work"))
+    return out
+
+
+def _o(name, type, default=None, scope="both", doc="", **kw) -> Option:
+    return Option(name, type, default, scope, doc, **kw)
+
+
+# Core options, with Prosody's names and defaults where the meaning is the same.
+CORE_OPTIONS: list[Option] = [
+    _o("admins", "list", [], "both", "JIDs of the server's administrators"),
+    _o("modules_enabled", "list", [], "both", "modules to load (on every host if global)"),
+    _o("modules_disabled", "list", [], "both", "modules not to load, even if enabled globally "
+       "or loaded by default"),
+    _o("interfaces", "list", ["*", "::"], "global", "addresses to listen on ('*' = all IPv4, "
+       "'::' = all IPv6)"),
+    _o("c2s_interfaces", "list", None, "global", "addresses for client connections "
+       "(default: interfaces)"),
+    _o("s2s_interfaces", "list", None, "global", "addresses for server connections "
+       "(default: interfaces)"),
+    _o("c2s_ports", "ports", [5222], "global", "client ports (STARTTLS)"),
+    _o("c2s_direct_tls_ports", "ports", [], "global", "client ports with TLS from the first "
+       "byte (XEP-0368), usually 5223"),
+    _o("s2s_ports", "ports", [5269], "global", "server-to-server ports (STARTTLS)"),
+    _o("s2s_direct_tls_ports", "ports", [], "global", "server-to-server ports with direct TLS"),
+    _o("component_ports", "ports", [5347], "global", "ports for external components (XEP-0114)"),
+    _o("component_interfaces", "list", ["127.0.0.1", "::1"], "global",
+       "addresses for external components"),
+    _o("c2s_require_encryption", "boolean", True, "both", "refuse clients that do not use TLS"),
+    _o("s2s_require_encryption", "boolean", True, "both", "refuse servers that do not use TLS"),
+    _o("s2s_secure_auth", "boolean", True, "both", "require valid certificates from remote "
+       "servers (no dialback-only authentication)"),
+    _o("allow_registration", "boolean", False, "both", "let clients create accounts "
+       "(XEP-0077)"),
+    _o("ssl", "table", None, "both", "TLS settings: key, certificate, ..."),
+    _o("certificates", "path", "certs", "global", "directory searched for certificates, "
+       "relative to the main configuration file"),
+    _o("data_path", "path", "var", "global", "where data lives (the SQLite database)"),
+    _o("storage", "any", "sqlite", "both", "storage backend: \"sqlite\" (default) or "
+       "\"memory\"; Prosody's per-store table { roster = \"sql\" } is accepted"),
+    _o("sql", "table", None, "both", "SQL backend settings: driver, database, ..."),
+    _o("log", "any", None, "global", "logging: a file name, \"*syslog\", \"*console\", or "
+       "a table of level = destination"),
+    _o("pidfile", "path", None, "global", "file the daemon writes its process id to"),
+    _o("daemonize", "boolean", False, "global", "detach from the terminal (systemd does not "
+       "need it)"),
+    _o("c2s_stanza_size_limit", "integer", 262144, "global", "largest stanza a client may "
+       "send, in bytes", min=10000),
+    _o("s2s_stanza_size_limit", "integer", 524288, "global", "largest stanza a server may "
+       "send, in bytes", min=10000),
+    _o("c2s_timeout", "integer", 300, "global", "seconds a client has to authenticate",
+       min=1),
+    _o("s2s_timeout", "integer", 90, "global", "seconds to establish a server connection",
+       min=1),
+    _o("enabled", "boolean", True, "host", "false disables the host"),
+    _o("component_secret", "string", None, "host", "shared secret of an external component"),
+    _o("name", "string", None, "host", "the service's name in service discovery"),
+    _o("default_storage", "string", None, "both", "backend for stores that a storage table does not name"),
+]
+
+# Prosody options that xmppd accepts and ignores (reported at level "info").
+IGNORED_PROSODY_OPTIONS: list[str] = [
+    "plugin_paths", "use_libevent", "network_backend", "network_settings", "limits",
+    "authentication", "archive_expires_after", "http_ports", "https_ports",
+    "http_interfaces", "https_interfaces", "http_host", "http_external_url", "http_paths",
+    "s2s_insecure_domains", "s2s_secure_domains", "contact_info", "disco_items",
+    "welcome_message", "proxy65_ports", "proxy65_address", "consider_bosh_secure",
+    "consider_websocket_secure", "cross_domain_bosh", "cross_domain_websocket",
+    "http_files_dir", "legacy_ssl_ports", "smacks_hibernation_time", "smacks_max_queue_size",
+    "archive_store", "default_archive_policy", "max_archive_query_results", "statistics",
+    "statistics_interval", "certificate", "key", "use_ipv6", "prosody_user", "prosody_group",
+    "umask", "run_as_root", "gc", "lua_gc_stepmul", "lua_gc_pause", "ssl_compression",
+    "tls_profile", "turn_external_host", "turn_external_secret", "turn_external_port",
+    "muc_log_by_default", "muc_log_presences", "max_history_messages",
+    "restrict_room_creation", "muc_room_default_public", "muc_room_locking",
+    "http_upload_file_size_limit", "http_upload_expire_after", "http_upload_quota",
+    "http_file_share_size_limit", "http_file_share_expires_after", "log_auth_failures",
+    "hide_os_type", "motd_text", "registration_whitelist", "registration_blacklist",
+    "min_seconds_between_registrations", "allow_unencrypted_plain_auth",
+    "sasl_backend", "auth_append_host", "groups_file", "storage_path",
+    "invites_page", "server_contact_info", "trusted_proxies",
+]
+_IGNORED = frozenset(IGNORED_PROSODY_OPTIONS)
+
+
+def core_registry() -> OptionRegistry:
+    """A fresh registry holding :data:`CORE_OPTIONS`."""
+    return OptionRegistry(CORE_OPTIONS)

@@ -1,0 +1,77 @@
+"""Accounts: SCRAM credentials in the ``accounts`` keyval store, one per host.
+
+Passwords are never stored; only salted, iterated SCRAM keys
+(``core/credentials.py``). PBKDF2 runs in a worker thread.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Callable, Awaitable
+
+from .credentials import make_credentials_async, verify_password_async
+
+if TYPE_CHECKING:
+    from ..storage import Storage
+
+log = logging.getLogger("xmppd.accounts")
+
+STORE = "accounts"
+
+
+class AccountError(Exception):
+    """An account operation that cannot be done; the message says why."""
+
+
+class AccountExists(AccountError):
+    pass
+
+
+class NoSuchAccount(AccountError):
+    pass
+
+
+class Accounts:
+    def __init__(self, storage: "Storage", *, on_deleted: Callable[[str, str], Awaitable[None]] | None = None):
+        self.storage = storage
+        self.on_deleted = on_deleted
+
+    def _kv(self, host: str):
+        return self.storage.keyval(host, STORE)
+
+    async def exists(self, host: str, user: str) -> bool:
+        return await self._kv(host).get(user) is not None
+
+    async def create(self, host: str, user: str, password: str) -> None:
+        if await self.exists(host, user):
+            raise AccountExists(f"{user}@{host} already exists")
+        creds = await make_credentials_async(password)
+        await self._kv(host).set(user, creds)
+        log.info("account %s@%s created", user, host)
+
+    async def set_password(self, host: str, user: str, password: str) -> None:
+        if not await self.exists(host, user):
+            raise NoSuchAccount(f"{user}@{host} does not exist")
+        creds = await make_credentials_async(password)
+        await self._kv(host).set(user, creds)
+        log.info("password of %s@%s changed", user, host)
+
+    async def get_credentials(self, host: str, user: str) -> dict | None:
+        return await self._kv(host).get(user)
+
+    async def verify_password(self, host: str, user: str, password: str) -> bool:
+        creds = await self.get_credentials(host, user)
+        if creds is None:
+            return False
+        return await verify_password_async(creds, password)
+
+    async def delete(self, host: str, user: str) -> None:
+        """Remove the account and every stored item of it."""
+        if not await self.exists(host, user):
+            raise NoSuchAccount(f"{user}@{host} does not exist")
+        if self.on_deleted is not None:
+            await self.on_deleted(host, user)
+        await self.storage.delete_user(host, user)
+        log.info("account %s@%s deleted", user, host)
+
+    async def users(self, host: str) -> list[str]:
+        return sorted(await self._kv(host).users())

@@ -1,0 +1,205 @@
+"""The server: configuration, hosts, storage, certificates, listeners, lifecycle."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..net import listener
+from . import events as ev
+from . import modules as modmgr
+from .accounts import Accounts
+from .host import Host
+from .router import Router
+
+log = logging.getLogger("xmppd.server")
+
+
+class Server:
+    def __init__(self, config, *, storage=None):
+        self.config = config
+        self.events = ev.EventBus("global")
+        self.hosts: dict[str, Host] = {}
+        self.router = Router(self)
+        self.storage = storage
+        self._own_storage = storage is None
+        self.accounts: Accounts | None = None
+        self.certs = None
+        self.c2s_sessions: set = set()
+        self.listeners: dict[str, list[asyncio.AbstractServer]] = {}
+        self.global_modules: dict[str, Any] = {}
+        self.started_at = time.time()
+        self.c2s_stanza_size_limit = int(config.get("c2s_stanza_size_limit", default=262144))
+        self._stopping = False
+        self.version = __version__
+
+    # -- paths and options -------------------------------------------------
+    @property
+    def config_dir(self) -> Path:
+        path = getattr(self.config, "path", None)
+        return Path(path).resolve().parent if path else Path.cwd()
+
+    def resolve_path(self, p: str | os.PathLike) -> Path:
+        p = Path(p)
+        return p if p.is_absolute() else self.config_dir / p
+
+    @property
+    def data_path(self) -> Path:
+        dp = self.config.get("data_path")
+        if dp is None:
+            dp = "/var/lib/xmppd" if str(self.config_dir).startswith("/etc/") else "var"
+        return self.resolve_path(dp)
+
+    def c2s_require_encryption(self, host: Host) -> bool:
+        v = self.config.get("c2s_require_encryption", host=host.name)
+        return True if v is None else bool(v)
+
+    def certs_for(self, hostname: str) -> bool:
+        return self.certs is not None and self.certs.has_name(hostname)
+
+    # -- lifecycle -----------------------------------------------------------
+    async def start(self) -> None:
+        if self.storage is None:
+            self.storage = await open_configured_storage(self.config, self.data_path)
+        self.accounts = Accounts(self.storage, on_deleted=self._user_deleted)
+        for hc in self.config.hosts.values():
+            if not hc.enabled:
+                continue
+            self.hosts[hc.name] = Host(self, hc.name, hc)
+        self._setup_certificates()
+        for host in self.hosts.values():
+            host.load_modules()
+        await self.events.notify("server-started", self)
+        await self._start_listeners()
+
+    async def _start_listeners(self) -> None:
+        from ..protocol.c2s import C2SSession
+        ifaces = listener.resolve_interfaces(self.config.get("interfaces", default=["*", "::"]))
+        for port in _ports(self.config.get("c2s_ports", default=[5222])):
+            self.listeners.setdefault("c2s", []).extend(
+                await listener.listen(lambda: C2SSession(self), ifaces, port, name="c2s"))
+        direct = _ports(self.config.get("c2s_direct_tls_ports", default=[]))
+        if direct:
+            ctx = self.certs.default_context(alpn=["xmpp-client"])
+            for port in direct:
+                self.listeners.setdefault("c2s_direct_tls", []).extend(
+                    await listener.listen(lambda: C2SSession(self, direct_tls=True), ifaces, port,
+                                          ssl_context=ctx, name="c2s (direct TLS)"))
+
+    def ports(self, service: str = "c2s") -> list[int]:
+        return listener.bound_ports(self.listeners.get(service, []))
+
+    async def stop(self) -> None:
+        """Stop listening, close every stream with system-shutdown, close storage."""
+        if self._stopping:
+            return
+        self._stopping = True
+        from ..errors import StreamError
+        for servers in self.listeners.values():
+            for srv in servers:
+                srv.close()
+        for sess in list(self.c2s_sessions):
+            sess.stream_error(StreamError("system-shutdown"))
+        await asyncio.sleep(0)
+        for servers in self.listeners.values():
+            for srv in servers:
+                try:
+                    await asyncio.wait_for(srv.wait_closed(), 2)
+                except (asyncio.TimeoutError, Exception):
+                    pass
+        for host in self.hosts.values():
+            for name in list(host.modules):
+                host.unload_module(name)
+        await self.events.notify("server-stopped", self)
+        if self._own_storage and self.storage is not None:
+            await self.storage.close()
+
+    def load_global_module(self, name: str, pymod) -> None:
+        if name in self.global_modules:
+            return
+        api = modmgr.ModuleAPI(_GlobalHost(self), name, pymod)
+        self.global_modules[name] = api
+        pymod.setup(api)
+
+    async def _user_deleted(self, host: str, user: str) -> None:
+        h = self.hosts.get(host)
+        if h is not None:
+            for sess in list(h.sessions_of(user).values()):
+                from ..errors import StreamError
+                sess.stream_error(StreamError("not-authorized", "account deleted"))
+            await h.events.notify("user-deleted", user)
+
+    # -- certificates ------------------------------------------------------------
+    def _setup_certificates(self) -> None:
+        from ..net.tls import CertificateStore, find_certificate, generate_self_signed
+        self.certs = CertificateStore()
+        certdir = self.resolve_path(self.config.get("certificates", default="certs"))
+        for host in self.hosts.values():
+            if not host.is_virtualhost:
+                continue
+            ssl_opt = self.config.get("ssl", host=host.name)
+            pair = None
+            if isinstance(ssl_opt, dict) and ssl_opt.get("certificate") and ssl_opt.get("key"):
+                pair = (self.resolve_path(ssl_opt["certificate"]), self.resolve_path(ssl_opt["key"]))
+            if pair is None:
+                pair = find_certificate(host.name, certdir)
+            if pair is None:
+                gen_dir = self.data_path / "certs"
+                cert, key = gen_dir / f"{host.name}.crt", gen_dir / f"{host.name}.key"
+                if not (cert.exists() and key.exists()):
+                    extra = [h.name for h in self.hosts.values() if h.name.endswith("." + host.name)]
+                    log.warning("%s: no certificate configured; generating a self-signed one in %s",
+                                host.name, cert)
+                    generate_self_signed(host.name, cert, key, extra_names=extra)
+                pair = (cert, key)
+            self.certs.add([host.name], pair[0], pair[1])
+
+
+class _GlobalHost:
+    """What a global module's API sees as its host: the server's own bus."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        self.name = "*"
+        self.events = server.events
+        self.features: list = []
+        self.account_features: list = []
+        self.identities: list = []
+        self.account_identities: list = []
+        self.disco_extensions: list = []
+        self.stream_features: dict = {}
+
+    def get_option(self, name, default=None, opt=None):
+        setting = self.server.config.where(name)
+        if setting is None:
+            return default
+        if opt is not None:
+            from ..config.options import coerce
+            return coerce(opt, setting)
+        return setting.value
+
+
+def _ports(v) -> list[int]:
+    if v is None:
+        return []
+    if isinstance(v, (int, float)):
+        return [int(v)]
+    if isinstance(v, dict):
+        v = list(v.values())
+    return [int(p) for p in v]
+
+
+async def open_configured_storage(config, data_path: Path):
+    from ..storage import open_storage
+    driver = config.get("storage", default="sqlite")
+    if isinstance(driver, dict):  # per-store mapping: one backend for all, here
+        driver = "sqlite"
+    if driver in ("internal", "sql", "sqlite"):
+        return await open_storage("sqlite", path=str(data_path / "xmppd.sqlite"))
+    if driver == "memory":
+        return await open_storage("memory")
+    raise ValueError(f"unknown storage driver {driver!r}")

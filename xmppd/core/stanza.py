@@ -1,0 +1,86 @@
+"""Small builders for stanzas on the routing path (plain ElementTree, no wrappers)."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from ..errors import StanzaError
+
+C = "{jabber:client}"
+KINDS = {"message", "presence", "iq"}
+
+
+def kind_of(el: ET.Element) -> str | None:
+    """``message``/``presence``/``iq`` for a stanza in a content namespace, else None."""
+    tag = el.tag
+    i = tag.find("}")
+    local = tag[i + 1:] if i >= 0 else tag
+    return local if local in KINDS else None
+
+
+def make(kind: str, attrs: dict[str, str] | None = None, ns: str = "jabber:client") -> ET.Element:
+    el = ET.Element(f"{{{ns}}}{kind}")
+    if attrs:
+        for k, v in attrs.items():
+            if v is not None:
+                el.set(k, v)
+    return el
+
+
+def iq_result(iq: ET.Element, payload: ET.Element | None = None) -> ET.Element:
+    """The result of ``iq``: from/to swapped, same id."""
+    el = ET.Element(iq.tag, {"type": "result", "id": iq.get("id", "")})
+    if iq.get("from"):
+        el.set("to", iq.get("from"))
+    if iq.get("to"):
+        el.set("from", iq.get("to"))
+    if payload is not None:
+        el.append(payload)
+    return el
+
+
+def error_reply(stanza: ET.Element, err: StanzaError, *, by: str | None = None,
+                from_: str | None = None) -> ET.Element:
+    """The error reply to ``stanza`` (RFC 6120 §8.3): swapped addresses, same id.
+
+    The original payload is kept for IQs (clients match on it); messages and
+    presences are answered with their error only.
+    """
+    el = ET.Element(stanza.tag, {"type": "error"})
+    if stanza.get("id") is not None:
+        el.set("id", stanza.get("id"))
+    if stanza.get("from"):
+        el.set("to", stanza.get("from"))
+    src = from_ or stanza.get("to")
+    if src:
+        el.set("from", src)
+    if kind_of(stanza) == "iq":
+        for child in stanza:
+            if not child.tag.endswith("}error"):
+                el.append(child)
+                break
+    el.append(err.to_element(by=by))
+    return el
+
+
+def may_answer_with_error(stanza: ET.Element) -> bool:
+    """Never an error in reply to an error, nor to an IQ result (RFC 6120 §8.3.1)."""
+    t = stanza.get("type")
+    if t == "error":
+        return False
+    if t == "result" and kind_of(stanza) == "iq":
+        return False
+    return True
+
+
+def first_child(el: ET.Element) -> ET.Element | None:
+    for child in el:
+        return child
+    return None
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """``{ns}local`` → ``(ns, local)``."""
+    if tag[:1] == "{":
+        i = tag.index("}")
+        return tag[1:i], tag[i + 1:]
+    return "", tag

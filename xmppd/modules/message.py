@@ -1,0 +1,73 @@
+"""Message delivery to local accounts (RFC 6121 §8.5).
+
+Runs last on ``message/bare`` and ``message/full`` so that feature modules
+(offline storage, carbons, archives) can act first. When nobody is online the
+``message/offline`` event is fired; a module that stores the message returns
+HANDLED, otherwise the sender gets ``service-unavailable``.
+"""
+from __future__ import annotations
+
+from xmppd.core import events as ev
+from xmppd.errors import StanzaError
+
+PROTOCOLS = ["RFC 6121 §8.5"]
+OPTIONS: list = []
+
+
+def deliverable_sessions(host, user: str):
+    """Available resources with non-negative priority, highest priority only."""
+    best = None
+    out = []
+    for sess in host.sessions_of(user).values():
+        if not sess.available or sess.priority < 0:
+            continue
+        if best is None or sess.priority > best:
+            best = sess.priority
+            out = [sess]
+        elif sess.priority == best:
+            out.append(sess)
+    return out
+
+
+def setup(m) -> None:
+    host = m.host
+    accounts = m.server.accounts
+
+    async def to_bare(sev):
+        stanza = sev.stanza
+        t = stanza.get("type") or "normal"
+        if t == "error":
+            return ev.HANDLED
+        if not await accounts.exists(host.name, sev.to_node):
+            if t != "headline":
+                raise StanzaError("service-unavailable")
+            return ev.HANDLED
+        sessions = deliverable_sessions(host, sev.to_node)
+        if t == "groupchat":
+            raise StanzaError("service-unavailable")
+        if sessions:
+            if t == "headline":
+                sessions = [s for s in host.sessions_of(sev.to_node).values() if s.available and s.priority >= 0]
+            for s in sessions:
+                s.send(stanza)
+            return ev.HANDLED
+        if t == "headline":
+            return ev.HANDLED
+        if await host.events.fire("message/offline", sev):
+            return ev.HANDLED
+        raise StanzaError("service-unavailable")
+
+    async def to_full(sev):
+        sess = host.get_session(sev.to_node, sev.to_resource)
+        if sess is not None:
+            sess.send(sev.stanza)
+            return ev.HANDLED
+        t = sev.stanza.get("type") or "normal"
+        if t == "chat":
+            return await to_bare(sev)
+        if t in ("normal", "groupchat"):
+            raise StanzaError("service-unavailable")
+        return ev.HANDLED  # headline, error: silently ignored
+
+    m.hook(ev.stanza_event("message", "bare"), to_bare, ev.LAST)
+    m.hook(ev.stanza_event("message", "full"), to_full, ev.LAST)

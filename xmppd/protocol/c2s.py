@@ -1,0 +1,475 @@
+"""Client-to-server streams (RFC 6120): negotiation state machine on an asyncio Protocol.
+
+Bytes go to the sans-I/O ``StreamParser``; its events are queued and handled in
+order by one drain task per session (never a task per stanza). Reading pauses
+while the queue is long. Writes are coalesced per event-loop turn.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import logging
+import secrets
+import socket
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
+
+from .. import namespaces as ns
+from ..errors import SASLFailure, StanzaError, StreamError
+from ..jid import InvalidJID, resourceprep
+from ..core import events as ev
+from ..core import stanza as st
+from ..stream import StanzaEvent, StreamClose, StreamOpen, StreamParser, serialize, stream_header
+
+if TYPE_CHECKING:
+    from ..core.host import Host
+    from ..core.server import Server
+
+log = logging.getLogger("xmppd.c2s")
+
+QUEUE_HIGH = 64          # pause reading above this many queued events
+NEGOTIATION_TIMEOUT = 60.0
+MAX_SASL_FAILURES = 5
+CLIENT_KINDS = {"{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"}
+
+
+class C2SSession(asyncio.Protocol):
+    """One client connection and, once bound, one resource of an account."""
+
+    kind = "c2s"
+
+    def __init__(self, server: "Server", *, direct_tls: bool = False):
+        self.server = server
+        self.direct_tls = direct_tls
+        self.transport: asyncio.Transport | None = None
+        self.parser = StreamParser(max_stanza_size=server.c2s_stanza_size_limit)
+        self.id = secrets.token_hex(8)
+        self.peer = "?"
+        self.host: Host | None = None
+        self.lang = "en"
+        self.tls = direct_tls
+        self.header_sent = False
+        self.authenticated = False
+        self.username: str | None = None
+        self.resource: str | None = None
+        self.full_jid: str | None = None
+        self.bare_jid: str | None = None
+        self.sasl = None
+        self.sasl_mechanism: str | None = None
+        self.sasl_failures = 0
+        self.closed = False
+        self.closing = False
+        # presence state (RFC 6121), set by the presence module
+        self.available = False
+        self.presence: ET.Element | None = None
+        self.priority = 0
+        self.directed: set[str] = set()
+        self.interested = False
+        self._queue: collections.deque = collections.deque()
+        self._drainer: asyncio.Task | None = None
+        self._out: list[str] = []
+        self._flush_scheduled = False
+        self._paused = False
+        self._timeout: asyncio.TimerHandle | None = None
+        self._tls_server_name: str | None = None
+        self.log = log
+
+    def __repr__(self) -> str:
+        return f"<C2S {self.full_jid or self.peer} {self.id}>"
+
+    # -- asyncio.Protocol --------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (OSError, AttributeError):
+                pass
+        self.server.c2s_sessions.add(self)
+        self._timeout = asyncio.get_running_loop().call_later(NEGOTIATION_TIMEOUT, self._negotiation_timeout)
+        log.debug("%s connected from %s%s", self.id, self.peer, " (direct TLS)" if self.direct_tls else "")
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            events = self.parser.feed(data)
+        except StreamError as err:
+            self._queue.append(err)
+            events = ()
+        if events:
+            self._queue.extend(events)
+        if self._queue:
+            if self._drainer is None:
+                self._drainer = asyncio.get_running_loop().create_task(self._drain())
+            if len(self._queue) > QUEUE_HIGH and not self._paused and self.transport is not None:
+                self._paused = True
+                self.transport.pause_reading()
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.closing = True
+        if self._timeout:
+            self._timeout.cancel()
+        self._queue.clear()
+        self.server.c2s_sessions.discard(self)
+        if self.resource is not None and self.host is not None:
+            self.host.remove_session(self)
+            asyncio.get_running_loop().create_task(self._unbound(exc))
+        log.debug("%s closed (%s)", self.id, exc or "clean")
+
+    async def _unbound(self, exc) -> None:
+        await self.host.events.notify("resource-unbind", (self, exc))
+
+    # -- the ordered event queue -------------------------------------------
+    async def _drain(self) -> None:
+        try:
+            while self._queue and not self.closing:
+                item = self._queue.popleft()
+                try:
+                    if isinstance(item, StanzaEvent):
+                        await self._on_element(item.element)
+                    elif isinstance(item, StreamOpen):
+                        await self._on_stream_open(item)
+                    elif isinstance(item, StreamClose):
+                        self._on_stream_close()
+                    elif isinstance(item, StreamError):
+                        self.stream_error(item)
+                except StreamError as err:
+                    self.stream_error(err)
+                except Exception:
+                    log.exception("%s: internal error", self.id)
+                    self.stream_error(StreamError("internal-server-error"))
+                if self._paused and len(self._queue) < QUEUE_HIGH // 2 and not self.closing:
+                    self._paused = False
+                    self.transport.resume_reading()
+        finally:
+            self._drainer = None
+
+    # -- output ---------------------------------------------------------------
+    def send(self, el: ET.Element) -> None:
+        """Queue one element for the client; written at the end of this loop turn."""
+        if self.closing:
+            return
+        self._write(serialize(el))
+
+    def _write(self, data: str) -> None:
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write("".join(self._out).encode())
+        self._out.clear()
+
+    def _send_header(self, from_: str | None) -> None:
+        if self.header_sent:
+            return
+        self.header_sent = True
+        self._write(stream_header(ns.CLIENT, from_=from_, id=self.id, lang=self.lang))
+
+    def stream_error(self, err: StreamError) -> None:
+        """Send ``<stream:error/>``, close the stream and the connection."""
+        if self.closing:
+            return
+        log.info("%s: stream error %s", self.id, err)
+        self._send_header(self.host.name if self.host else None)
+        self._write(serialize(err.to_element()))
+        self.close()
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self._send_header(self.host.name if self.host else None)
+        self._write("</stream:stream>")
+        self._flush()
+        self.closing = True
+        self._queue.clear()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _negotiation_timeout(self) -> None:
+        if self.resource is None and not self.closing:
+            self.stream_error(StreamError("connection-timeout", "negotiation took too long"))
+
+    # -- stream negotiation ------------------------------------------------
+    async def _on_stream_open(self, so: StreamOpen) -> None:
+        attrs = so.attrs
+        lang = attrs.get("xml:lang")
+        if lang:
+            self.lang = lang
+        to = attrs.get("to")
+        host = None
+        if to:
+            try:
+                from ..jid import nameprep
+                host = self.server.hosts.get(nameprep(to))
+            except InvalidJID:
+                host = None
+        if self.host is None:
+            if host is None or not host.is_virtualhost:
+                self._send_header(to if to and host else None)
+                raise StreamError("host-unknown", f"this server does not serve {to}" if to else "no 'to' in stream header")
+            self.host = host
+        elif host is not self.host:
+            raise StreamError("host-unknown", "the host changed during negotiation")
+        self.header_sent = False
+        self._send_header(self.host.name)
+        if so.default_ns != ns.CLIENT:
+            raise StreamError("invalid-namespace", "expected jabber:client")
+        version = attrs.get("version", "0.9")
+        try:
+            major = int(version.split(".")[0])
+        except ValueError:
+            raise StreamError("unsupported-version") from None
+        if major < 1:
+            raise StreamError("unsupported-version", "XMPP 1.0 streams only")
+        self.send(await self._features())
+
+    async def _features(self) -> ET.Element:
+        feats = ET.Element(f"{{{ns.STREAM}}}features")
+        host = self.host
+        if not self.authenticated:
+            if not self.tls and self.server.certs_for(host.name):
+                tls = ET.SubElement(feats, f"{{{ns.TLS}}}starttls")
+                if self.server.c2s_require_encryption(host):
+                    ET.SubElement(tls, f"{{{ns.TLS}}}required")
+            if self.tls or not self.server.c2s_require_encryption(host):
+                mechs = ET.SubElement(feats, f"{{{ns.SASL}}}mechanisms")
+                for m in self._mechanisms():
+                    ET.SubElement(mechs, f"{{{ns.SASL}}}mechanism").text = m
+                if self.tls:
+                    cb = ET.SubElement(feats, "{urn:xmpp:sasl-cb:0}sasl-channel-binding")
+                    ET.SubElement(cb, "{urn:xmpp:sasl-cb:0}channel-binding", {"type": "tls-server-end-point"})
+            stage = "pre-auth"
+        else:
+            ET.SubElement(feats, f"{{{ns.BIND}}}bind")
+            sess = ET.SubElement(feats, f"{{{ns.SESSION}}}session")
+            ET.SubElement(sess, f"{{{ns.SESSION}}}optional")
+            stage = "bound"
+        for func in host.stream_features.get(stage, ()):
+            el = func(self)
+            if el is not None:
+                feats.append(el)
+        return feats
+
+    def _mechanisms(self) -> list[str]:
+        from .sasl import offered_mechanisms
+        return offered_mechanisms(tls=self.tls, channel_binding_available=self.tls and self._end_point() is not None)
+
+    def _end_point(self) -> bytes | None:
+        if not self.tls or self.host is None:
+            return None
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
+        if ssl_object is None:
+            return None
+        return self.server.certs.end_point_hash_for(ssl_object)
+
+    def _on_stream_close(self) -> None:
+        self.close()
+
+    async def _on_element(self, el: ET.Element) -> None:
+        if self.resource is not None:
+            await self._on_stanza(el)
+            return
+        tag = el.tag
+        if not self.authenticated:
+            if tag == f"{{{ns.TLS}}}starttls":
+                await self._starttls()
+            elif tag == f"{{{ns.SASL}}}auth":
+                await self._sasl_auth(el)
+            elif tag == f"{{{ns.SASL}}}response":
+                await self._sasl_response(el)
+            elif tag == f"{{{ns.SASL}}}abort":
+                self.sasl = None
+                self.send(SASLFailure("aborted").to_element())
+            else:
+                raise StreamError("not-authorized", "authenticate first")
+            return
+        # authenticated, not yet bound
+        if tag == "{jabber:client}iq" and el.get("type") == "set":
+            child = st.first_child(el)
+            if child is not None and child.tag == f"{{{ns.BIND}}}bind":
+                await self._bind(el, child)
+                return
+            if child is not None and child.tag == f"{{{ns.SESSION}}}session":
+                self.send(st.iq_result(el))
+                return
+        if await self.host.events.fire(ev.element_event(*st.split_tag(tag), bound=False), (self, el)):
+            return
+        raise StreamError("not-authorized", "bind a resource first")
+
+    # -- STARTTLS (RFC 6120 §5) ------------------------------------------------
+    async def _starttls(self) -> None:
+        if self.tls or not self.server.certs_for(self.host.name):
+            self._write(f"<failure xmlns='{ns.TLS}'/>")
+            self.close()
+            return
+        ctx = self.server.certs.context_for(self.host.name)
+        self._queue.clear()
+        self.parser.reset()
+        self._write(f"<proceed xmlns='{ns.TLS}'/>")
+        self._flush()
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await loop.start_tls(self.transport, self, ctx, server_side=True,
+                                             ssl_handshake_timeout=30)
+        except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+            log.info("%s: TLS handshake failed: %s", self.id, exc)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        if transport is None:
+            return
+        self.transport = transport
+        self.tls = True
+        self.header_sent = False
+        self._tls_server_name = self.host.name
+        log.debug("%s: TLS established", self.id)
+
+    # -- SASL (RFC 6120 §6) ------------------------------------------------------
+    async def _sasl_auth(self, el: ET.Element) -> None:
+        from .sasl import SASLServer
+        if not self.tls and self.server.c2s_require_encryption(self.host):
+            self.send(SASLFailure("encryption-required").to_element())
+            return
+        mech = el.get("mechanism", "")
+        host = self.host
+        accounts = self.server.accounts
+        cb = self._end_point()
+        try:
+            self.sasl = SASLServer(
+                mech, offered=self._mechanisms(), host=host.name,
+                get_credentials=lambda user: accounts.get_credentials(host.name, user),
+                channel_binding=("tls-server-end-point", cb) if cb else None,
+            )
+        except SASLFailure as f:
+            self._sasl_failed(f)
+            return
+        await self._sasl_step(el.text or "")
+
+    async def _sasl_response(self, el: ET.Element) -> None:
+        if self.sasl is None:
+            self._sasl_failed(SASLFailure("malformed-request", "no exchange in progress"))
+            return
+        await self._sasl_step(el.text or "")
+
+    async def _sasl_step(self, text: str) -> None:
+        text = text.strip()
+        try:
+            data = b"" if text in ("", "=") else base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            self._sasl_failed(SASLFailure("incorrect-encoding"))
+            return
+        try:
+            step = await self.sasl.step(data)
+        except SASLFailure as f:
+            self._sasl_failed(f)
+            return
+        if step.kind == "challenge":
+            c = ET.Element(f"{{{ns.SASL}}}challenge")
+            c.text = base64.b64encode(step.data).decode() if step.data else "="
+            self.send(c)
+            return
+        self.sasl_mechanism = self.sasl.mechanism if hasattr(self.sasl, "mechanism") else None
+        self.sasl = None
+        self.authenticated = True
+        self.username = step.username
+        self.bare_jid = f"{step.username}@{self.host.name}"
+        self._queue.clear()
+        self.parser.reset()
+        self.header_sent = False
+        s = ET.Element(f"{{{ns.SASL}}}success")
+        if step.data:
+            s.text = base64.b64encode(step.data).decode()
+        self.send(s)
+        log.info("%s: authenticated as %s", self.id, self.bare_jid)
+
+    def _sasl_failed(self, f: SASLFailure) -> None:
+        self.sasl = None
+        self.sasl_failures += 1
+        log.info("%s: SASL failure %s", self.id, f.condition)
+        self.send(f.to_element())
+        if self.sasl_failures >= MAX_SASL_FAILURES:
+            self.stream_error(StreamError("policy-violation", "too many failed authentication attempts"))
+
+    # -- resource binding (RFC 6120 §7) -----------------------------------------
+    async def _bind(self, iq: ET.Element, bind: ET.Element) -> None:
+        res_el = bind.find(f"{{{ns.BIND}}}resource")
+        requested = (res_el.text or "").strip() if res_el is not None else ""
+        if requested:
+            try:
+                resource = resourceprep(requested)
+            except InvalidJID:
+                self.send(st.error_reply(iq, StanzaError("bad-request", "invalid resource")))
+                return
+        else:
+            resource = secrets.token_urlsafe(6)
+        old = self.host.get_session(self.username, resource)
+        if old is not None:
+            # RFC 6120 §7.7.2.2: the new session wins, the old one is told why
+            log.info("%s: resource conflict for %s/%s; closing %s", self.id, self.username, resource, old.id)
+            self.host.remove_session(old)
+            old.resource_conflict()
+        self.resource = resource
+        self.full_jid = f"{self.bare_jid}/{resource}"
+        self.host.add_session(self)
+        if self._timeout:
+            self._timeout.cancel()
+            self._timeout = None
+        payload = ET.Element(f"{{{ns.BIND}}}bind")
+        ET.SubElement(payload, f"{{{ns.BIND}}}jid").text = self.full_jid
+        self.send(st.iq_result(iq, payload))
+        log.info("%s: bound %s", self.id, self.full_jid)
+        await self.host.events.notify("resource-bind", self)
+
+    def resource_conflict(self) -> None:
+        """Another session took this resource (RFC 6120 §7.7.2.2)."""
+        resource_was_bound = self.resource is not None
+        host = self.host
+        if resource_was_bound:
+            asyncio.get_running_loop().create_task(host.events.notify("resource-unbind", (self, None)))
+            self.resource = None
+        self.stream_error(StreamError("conflict", "replaced by a new session"))
+
+    # -- stanzas from a bound client ---------------------------------------------
+    async def _on_stanza(self, el: ET.Element) -> None:
+        if el.tag not in CLIENT_KINDS:
+            if await self.host.events.fire(ev.element_event(*st.split_tag(el.tag)), (self, el)):
+                return
+            raise StreamError("unsupported-stanza-type", f"unknown element {el.tag}")
+        frm = el.get("from")
+        if frm and frm != self.full_jid and frm != self.bare_jid:
+            try:
+                from ..jid import split
+                node, dom, res = split(frm)
+                ok = f"{node}@{dom}" == self.bare_jid and res in ("", self.resource)
+            except InvalidJID:
+                ok = False
+            if not ok:
+                raise StreamError("invalid-from", "that is not your address")
+        el.set("from", self.full_jid)
+        if el.tag == "{jabber:client}iq":
+            t = el.get("type")
+            if t not in ("get", "set", "result", "error") or not el.get("id"):
+                if t != "error":
+                    self.send(st.error_reply(el, StanzaError("bad-request", "IQ needs an id and a valid type"),
+                                             from_=self.host.name))
+                return
+            if t in ("get", "set") and len(el) != 1:
+                self.send(st.error_reply(el, StanzaError("bad-request", "an IQ request has exactly one payload"),
+                                         from_=self.host.name))
+                return
+        await self.server.router.route(el, self)

@@ -1,0 +1,228 @@
+"""The storage API modules see: three store kinds behind one ``Storage`` object.
+
+Per (host, store name) there is
+
+* a **keyval** store: one value per user (``accounts``, ``vcard``);
+* a **map** store: many keys per user (``roster``, ``private``);
+* an **archive** store: append-only, time-ordered items per user (``archive``
+  for MAM, ``muc_log``), each item with a key, a time, an optional peer JID.
+
+Values are JSON values (dict, list, str, int, float, bool, None inside
+containers). They are encoded on write and decoded on read by every backend, so
+what a reader gets back is always a fresh copy with JSON's shape (tuples come
+back as lists, dict keys as strings), whatever the backend. XML payloads are
+stored by callers as strings.
+
+**Host-wide data** lives under the user ``""`` (empty string). ``None`` is
+accepted wherever a user is expected and means the same thing; it is stored
+and returned as ``""`` (so ``keyval.users()`` lists ``""`` when a host-wide
+value is set).
+
+Every write has reached the backend's durable state before its coroutine
+returns, so a caller may acknowledge to the client right after ``await``.
+"""
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "ArchiveItem", "ArchiveStore", "ItemNotFound", "KeyValStore", "MapStore",
+    "Storage", "StorageError",
+]
+
+
+class StorageError(Exception):
+    """Any failure of the storage layer (bad value, broken or too-new database, ...)."""
+
+
+class ItemNotFound(StorageError):
+    """An archive ``after``/``before`` key that does not exist in the queried archive."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveItem:
+    key: str
+    when: float
+    with_jid: str | None
+    value: Any
+
+
+# ---------------------------------------------------------------- helpers
+def encode(value: Any) -> str:
+    """JSON-encode a value for storage; a value JSON cannot carry raises StorageError."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise StorageError(f"value is not JSON-serialisable: {e}") from None
+
+
+def decode(text: str) -> Any:
+    return json.loads(text)
+
+
+def norm_user(user: str | None) -> str:
+    if user is None:
+        return ""
+    if not isinstance(user, str):
+        raise TypeError(f"user must be str or None, not {type(user).__name__}")
+    return user
+
+
+def check_name(what: str, value: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    return value
+
+
+def check_when(when: float | None, default: float) -> float:
+    if when is None:
+        return default
+    if isinstance(when, bool) or not isinstance(when, (int, float)) or when != when:
+        raise TypeError("when must be a number of seconds since the epoch")
+    return float(when)
+
+
+# ---------------------------------------------------------------- stores
+class KeyValStore(abc.ABC):
+    """One value per user. ``set(user, None)`` is the same as ``delete(user)``."""
+
+    host: str
+    store: str
+
+    @abc.abstractmethod
+    async def get(self, user: str | None) -> Any | None: ...
+
+    @abc.abstractmethod
+    async def set(self, user: str | None, value: Any) -> None: ...
+
+    @abc.abstractmethod
+    async def delete(self, user: str | None) -> bool:
+        """Remove the user's value; True if there was one."""
+
+    @abc.abstractmethod
+    async def users(self) -> list[str]:
+        """Users with a value in this store, sorted."""
+
+
+class MapStore(abc.ABC):
+    """Many keys per user. Setting a key to ``None`` deletes it."""
+
+    host: str
+    store: str
+
+    @abc.abstractmethod
+    async def get(self, user: str | None, key: str) -> Any | None: ...
+
+    @abc.abstractmethod
+    async def set(self, user: str | None, key: str, value: Any) -> None: ...
+
+    @abc.abstractmethod
+    async def delete(self, user: str | None, key: str) -> bool:
+        """Remove one key; True if it existed."""
+
+    @abc.abstractmethod
+    async def items(self, user: str | None) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def clear(self, user: str | None) -> None:
+        """Remove every key of the user in this store."""
+
+    @abc.abstractmethod
+    async def set_many(self, user: str | None, values: Mapping[str, Any]) -> None:
+        """Set several keys in one transaction; a ``None`` value deletes its key."""
+
+    @abc.abstractmethod
+    async def users(self) -> list[str]:
+        """Users with at least one key in this store, sorted."""
+
+
+class ArchiveStore(abc.ABC):
+    """Append-only items per user, ordered by ``when`` then by insertion order.
+
+    Query semantics (both backends):
+
+    * ``with_jid`` is an exact string match (callers normalise, e.g. to a bare JID);
+    * ``start``/``end`` are inclusive bounds on ``when``;
+    * ``after``/``before`` are item keys, exclusive; an unknown key raises
+      :class:`ItemNotFound`;
+    * results come in ascending order, or descending with ``reverse=True``;
+      ``limit`` keeps the first ``limit`` items *in that order* — so "the last
+      10 items before X" is ``query(before=X, limit=10, reverse=True)``.
+    """
+
+    host: str
+    store: str
+
+    @abc.abstractmethod
+    async def append(self, user: str | None, value: Any, *, with_jid: str | None = None,
+                     when: float | None = None, key: str | None = None) -> str:
+        """Append an item and return its key (a new random one if none is given).
+
+        Appending with the key of an existing item of the same user replaces that
+        item (it moves to its new ``when``/insertion position).
+        """
+
+    @abc.abstractmethod
+    async def query(self, user: str | None, *, with_jid: str | None = None,
+                    start: float | None = None, end: float | None = None,
+                    after: str | None = None, before: str | None = None,
+                    limit: int | None = None, reverse: bool = False) -> list[ArchiveItem]: ...
+
+    @abc.abstractmethod
+    async def count(self, user: str | None, *, with_jid: str | None = None,
+                    start: float | None = None, end: float | None = None) -> int: ...
+
+    @abc.abstractmethod
+    async def get(self, user: str | None, key: str) -> ArchiveItem | None: ...
+
+    @abc.abstractmethod
+    async def delete(self, user: str | None, *, key: str | None = None,
+                     before_when: float | None = None) -> int:
+        """Delete items and return how many went.
+
+        ``key`` deletes that item; ``before_when`` deletes items with ``when`` strictly
+        lower; both given means both conditions; neither means all the user's items.
+        """
+
+
+class Storage(abc.ABC):
+    """A storage backend: hands out stores, deletes users, closes."""
+
+    kind: str
+
+    @abc.abstractmethod
+    def keyval(self, host: str, store: str) -> KeyValStore: ...
+
+    @abc.abstractmethod
+    def map(self, host: str, store: str) -> MapStore: ...
+
+    @abc.abstractmethod
+    def archive(self, host: str, store: str) -> ArchiveStore: ...
+
+    @abc.abstractmethod
+    async def delete_user(self, host: str, user: str | None) -> None:
+        """Remove every store of every kind for that user on that host."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Wait for pending writes, then release the backend. Idempotent."""
+
+
+def check_limit(limit: int | None) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError("limit must be a non-negative int or None")
+    return limit
+
+
+def check_key(key: str) -> str:
+    return check_name("key", key)
+
+
+def check_keys(keys: Iterable[str]) -> None:
+    for k in keys:
+        check_key(k)
