@@ -85,11 +85,17 @@ class Router:
             to_type = "full" if resource else ("bare" if node else "host")
 
         host = self.server.hosts.get(domain)
-        if host is None:
-            await self.route_remote(stanza, domain, origin)
-            return
         sev = StanzaEv(stanza, origin, host, kind, to_type, node, domain, resource, from_jid, from_bare)
         try:
+            # Outbound: the sender's own host sees the stanza first
+            # (``pre-message/bare`` ...): blocking, carbons of sent messages, archives.
+            origin_host = getattr(origin, "host", None)
+            if getattr(origin, "kind", None) == "c2s" and origin_host is not None:
+                if await origin_host.events.fire(ev.stanza_event(kind, to_type, pre=True), sev):
+                    return
+            if host is None:
+                await self.route_remote(stanza, domain, origin)
+                return
             if await host.events.fire(ev.stanza_event(kind, to_type), sev):
                 return
             await self.default(sev)

@@ -48,8 +48,10 @@ def setup(m) -> None:
         t = stanza.get("type")
         if getattr(origin, "kind", None) != "c2s":
             return ev.HANDLED
+        initial = False
         if t is None:
             origin.priority = parse_priority(stanza)
+            initial = not origin.available
             origin.available = True
             origin.presence = stanza
         elif t == "unavailable":
@@ -59,7 +61,9 @@ def setup(m) -> None:
             raise StanzaError("bad-request", f"presence of type {t} needs a 'to'")
         for s in own_resources(origin.username) + ([origin] if t == "unavailable" else []):
             s.send(copy_to(stanza, s.full_jid))
-        await host.events.notify("presence/broadcast-done", origin)
+        if initial:
+            # e.g. offline messages are delivered now (if priority >= 0)
+            await host.events.notify("resource-available", origin)
         if t == "unavailable":
             await _undo_directed(origin)
         return ev.HANDLED

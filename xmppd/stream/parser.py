@@ -18,6 +18,12 @@ Hot-path notes: tags are translated to Clark notation through a dict cache; the
 tree of a stanza is built by a C ``TreeBuilder`` whose ``data`` method is installed
 as expat's character-data handler while the stanza is open, so text costs no
 Python frame.  Byte counting uses expat's ``CurrentByteIndex``, never per-byte work.
+
+Tiny pieces: expat rescans an unfinished token from its start on every ``Parse``,
+so a huge start tag trickled in byte by byte would cost quadratic time.  ``feed``
+holds back (unparsed, but counted against the size limit) pieces that contain no
+``>`` while a large unit is pending; since no event can complete without a ``>``,
+this never delays an event, and the work stays linear.
 """
 from __future__ import annotations
 
@@ -100,7 +106,8 @@ class StreamParser:
 
     __slots__ = (
         "max_stanza_size", "max_depth", "namespaces", "_p", "_depth", "_tb", "_events",
-        "_fed", "_mark", "_closed", "_error", "_decls", "_opened", "_chars_out", "_head", "_held", "_held_len",
+        "_fed", "_mark", "_closed", "_error", "_decls", "_opened", "_chars_out", "_head",
+        "_held", "_held_len",
     )
 
     def __init__(self, max_stanza_size: int = 262144, max_depth: int = 64,
