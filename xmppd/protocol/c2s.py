@@ -207,7 +207,7 @@ class C2SSession(asyncio.Protocol):
     # -- stream negotiation ------------------------------------------------
     async def _on_stream_open(self, so: StreamOpen) -> None:
         attrs = so.attrs
-        lang = attrs.get("xml:lang")
+        lang = so.lang
         if lang:
             self.lang = lang
         to = attrs.get("to")
