@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 import pytest
 
@@ -210,7 +211,7 @@ async def test_archive_append_get(storage):
     assert k2 != key
     item2 = await a.get("joe", k2)
     assert item2.with_jid is None
-    assert abs(item2.when - __import__("time").time()) < 60
+    assert abs(item2.when - time.time()) < 60
     assert await a.append("joe", 1, key="mykey", when=1.0) == "mykey"
 
 

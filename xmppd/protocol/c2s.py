@@ -67,6 +67,21 @@ class C2SSession(asyncio.Protocol):
         self.priority = 0
         self.directed: set[str] = set()
         self.interested = False
+        # module-owned per-session state, keyed by module name
+        self.state: dict[str, object] = {}
+        # Extension points (empty on a plain session, so the hot path stays a
+        # length check): outgoing filters may hold a stanza back (return None);
+        # delivery hooks see every stanza actually delivered; inbound hooks see
+        # every stanza received from the client; lost hooks may keep a session
+        # alive after its connection dropped (return True).
+        self.send_filters: list = []
+        self.delivery_hooks: list = []
+        self.inbound_hooks: list = []
+        self.lost_hooks: list = []
+        self.hibernating = False
+        self.replaced = False
+        self.clean_close = False
+        self.closed_by_server = False
         self._queue: collections.deque = collections.deque()
         self._drainer: asyncio.Task | None = None
         self._out: list[str] = []
@@ -118,17 +133,47 @@ class C2SSession(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.closing = True
+        self.transport = None
+        self._out.clear()
         if self._timeout:
             self._timeout.cancel()
         self._queue.clear()
         self.server.c2s_sessions.discard(self)
-        if self.resource is not None and self.host is not None:
-            self.host.remove_session(self)
-            asyncio.get_running_loop().create_task(self._unbound(exc))
         log.debug("%s closed (%s)", self.id, exc or "clean")
+        if self.replaced or self.resource is None or self.host is None:
+            return
+        if not self.clean_close and not self.closed_by_server:
+            for hook in self.lost_hooks:
+                if hook(self, exc):
+                    self.hibernating = True
+                    log.info("%s: connection lost; %s hibernates", self.id, self.full_jid)
+                    return
+        self.end_session(exc)
 
-    async def _unbound(self, exc) -> None:
-        await self.host.events.notify("resource-unbind", (self, exc))
+    def end_session(self, exc: Exception | None = None) -> None:
+        """The resource is gone for good: unregister it and tell the modules."""
+        if self.resource is None or self.host is None or self.replaced:
+            return
+        self.hibernating = False
+        self.host.remove_session(self)
+        asyncio.get_running_loop().create_task(self.host.events.notify("resource-unbind", (self, exc)))
+
+    def adopt(self, old: "C2SSession") -> None:
+        """Take over ``old``'s resource and state (stream resumption): this new
+        connection becomes that resource; ``old`` is retired silently."""
+        for name in ("resource", "full_jid", "available", "presence", "priority",
+                     "directed", "interested", "state", "send_filters", "delivery_hooks",
+                     "inbound_hooks", "lost_hooks"):
+            setattr(self, name, getattr(old, name))
+        old.replaced = True
+        old.hibernating = False
+        if old.transport is not None:
+            old.closing = True
+            old.transport.abort()
+        self.host.add_session(self)
+        if self._timeout:
+            self._timeout.cancel()
+            self._timeout = None
 
     # -- the ordered event queue -------------------------------------------
     async def _drain(self) -> None:
@@ -157,7 +202,26 @@ class C2SSession(asyncio.Protocol):
 
     # -- output ---------------------------------------------------------------
     def send(self, el: ET.Element) -> None:
-        """Queue one element for the client; written at the end of this loop turn."""
+        """Send a stanza to the client (filters may hold it back); written at the
+        end of this loop turn."""
+        if self.send_filters:
+            for f in self.send_filters:
+                el = f(self, el)
+                if el is None:
+                    return
+        self.deliver(el)
+
+    def deliver(self, el: ET.Element) -> None:
+        """Send a stanza past the filters (what a filter calls to release one)."""
+        if self.delivery_hooks:
+            for hook in self.delivery_hooks:
+                hook(self, el)
+        if self.closing:
+            return
+        self._write(serialize(el))
+
+    def send_nonza(self, el: ET.Element) -> None:
+        """A protocol element that is not a stanza (not counted, never held)."""
         if self.closing:
             return
         self._write(serialize(el))
@@ -196,6 +260,7 @@ class C2SSession(asyncio.Protocol):
         self._write("</stream:stream>")
         self._flush()
         self.closing = True
+        self.closed_by_server = not self.clean_close
         self._queue.clear()
         if self.transport is not None:
             self.transport.close()
@@ -278,6 +343,7 @@ class C2SSession(asyncio.Protocol):
         return self.server.certs.end_point_hash_for(ssl_object)
 
     def _on_stream_close(self) -> None:
+        self.clean_close = True
         self.close()
 
     async def _on_element(self, el: ET.Element) -> None:
@@ -295,6 +361,9 @@ class C2SSession(asyncio.Protocol):
             elif tag == f"{{{ns.SASL}}}abort":
                 self.sasl = None
                 self.send(SASLFailure("aborted").to_element())
+            elif tag == "{jabber:client}iq" and await self.host.events.fire(
+                    ev.element_event(*st.split_tag(tag), bound=False), (self, el)):
+                pass  # e.g. in-band registration (XEP-0077) before authentication
             else:
                 raise StreamError("not-authorized", "authenticate first")
             return
@@ -461,6 +530,9 @@ class C2SSession(asyncio.Protocol):
             if not ok:
                 raise StreamError("invalid-from", "that is not your address")
         el.set("from", self.full_jid)
+        if self.inbound_hooks:
+            for hook in self.inbound_hooks:
+                hook(self, el)
         if el.tag == "{jabber:client}iq":
             t = el.get("type")
             if t not in ("get", "set", "result", "error") or not el.get("id"):
