@@ -34,6 +34,8 @@ class Host:
         self.account_identities: list[tuple[str, str, str | None]] = []
         self.disco_extensions: list[ET.Element] = []
         self.stream_features: dict[str, list] = {}
+        # host-wide state owned by modules and protocols (e.g. a component's connection)
+        self.state: dict[str, object] = {}
 
     @property
     def is_virtualhost(self) -> bool:
@@ -53,7 +55,7 @@ class Host:
     # -- modules -----------------------------------------------------------
     def wanted_modules(self) -> list[str]:
         if self.kind == "component":
-            return [self.component_module] if self.component_module else []
+            return [self.component_module or "component"]
         cfg = self.server.config
         enabled = cfg.get("modules_enabled", host=self.name)
         if enabled is None:

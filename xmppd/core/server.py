@@ -82,6 +82,13 @@ class Server:
         for port in _ports(self.config.get("c2s_ports", default=[5222])):
             self.listeners.setdefault("c2s", []).extend(
                 await listener.listen(lambda: C2SSession(self), ifaces, port, name="c2s"))
+        if any(h.kind == "component" and not h.component_module for h in self.hosts.values()):
+            from ..protocol.component import ComponentSession
+            cifaces = listener.resolve_interfaces(
+                self.config.get("component_interfaces", default=["127.0.0.1", "::1"]))
+            for port in _ports(self.config.get("component_ports", default=[5347])):
+                self.listeners.setdefault("component", []).extend(
+                    await listener.listen(lambda: ComponentSession(self), cifaces, port, name="component"))
         direct = _ports(self.config.get("c2s_direct_tls_ports", default=[]))
         if direct:
             ctx = self.certs.default_context(alpn=["xmpp-client"])

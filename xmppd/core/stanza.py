@@ -84,3 +84,20 @@ def split_tag(tag: str) -> tuple[str, str]:
         i = tag.index("}")
         return tag[1:i], tag[i + 1:]
     return "", tag
+
+
+def to_client_ns(el: ET.Element, stream_ns: str) -> ET.Element:
+    """Rename ``{stream_ns}`` tags (jabber:server, jabber:component:accept) to
+    ``{jabber:client}`` in place: inside the server every stanza is in the client
+    namespace, whatever stream it came from; the serializer writes it back as
+    the default namespace of whatever stream it leaves on."""
+    prefix = "{" + stream_ns + "}"
+    n = len(prefix)
+    stack = [el]
+    while stack:
+        e = stack.pop()
+        tag = e.tag
+        if tag.startswith(prefix):
+            e.tag = C + tag[n:]
+            stack.extend(e)
+    return el

@@ -39,6 +39,7 @@ class C2SSession(asyncio.Protocol):
     """One client connection and, once bound, one resource of an account."""
 
     kind = "c2s"
+    stream_ns = ns.CLIENT
 
     def __init__(self, server: "Server", *, direct_tls: bool = False):
         self.server = server
@@ -242,7 +243,7 @@ class C2SSession(asyncio.Protocol):
         if self.header_sent:
             return
         self.header_sent = True
-        self._write(stream_header(ns.CLIENT, from_=from_, id=self.id, lang=self.lang))
+        self._write(stream_header(self.stream_ns, from_=from_, id=self.id, lang=self.lang))
 
     def stream_error(self, err: StreamError) -> None:
         """Send ``<stream:error/>``, close the stream and the connection."""

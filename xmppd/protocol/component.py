@@ -1,0 +1,88 @@
+"""External components (XEP-0114, ``jabber:component:accept``).
+
+A component (a gateway, a bot, a push app server) connects to
+``component_ports`` (default 5347, on ``component_interfaces``, loopback by
+default), names its domain in the stream header and proves it knows the
+``component_secret`` with a SHA-1 handshake over the stream id. Then every
+stanza for that domain goes to it, and it may send from any address in it.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import xml.etree.ElementTree as ET
+
+from .. import namespaces as ns
+from ..core import stanza as st
+from ..errors import StreamError
+from ..jid import InvalidJID, nameprep, split
+from ..stream import StreamOpen
+from .c2s import C2SSession
+
+log = logging.getLogger("xmppd.component")
+
+HANDSHAKE = f"{{{ns.COMPONENT}}}handshake"
+
+
+class ComponentSession(C2SSession):
+    kind = "component"
+    stream_ns = ns.COMPONENT
+
+    def __repr__(self) -> str:
+        return f"<Component {self.host.name if self.host else '?'} {self.id}>"
+
+    async def _on_stream_open(self, so: StreamOpen) -> None:
+        to = so.attrs.get("to")
+        host = None
+        try:
+            host = self.server.hosts.get(nameprep(to)) if to else None
+        except InvalidJID:
+            pass
+        if host is None or host.kind != "component" or host.component_module:
+            self._send_header(None)
+            raise StreamError("host-unknown", f"no external component {to!r} is configured here")
+        self.host = host
+        self._send_header(host.name)
+        if so.default_ns != ns.COMPONENT:
+            raise StreamError("invalid-namespace", "expected jabber:component:accept")
+
+    async def _on_element(self, el: ET.Element) -> None:
+        if not self.authenticated:
+            if el.tag != HANDSHAKE:
+                raise StreamError("not-authorized", "handshake first")
+            secret = self.host.get_option("component_secret")
+            if not secret:
+                raise StreamError("not-authorized", "no component_secret is configured for this component")
+            expected = hashlib.sha1((self.id + str(secret)).encode()).hexdigest()
+            if not hmac.compare_digest(expected, (el.text or "").strip().lower()):
+                raise StreamError("not-authorized", "wrong handshake")
+            current = self.host.state.get("component")
+            if current is not None and not current.closing:
+                raise StreamError("conflict", "this component is already connected")
+            self.authenticated = True
+            self.host.state["component"] = self
+            if self._timeout:
+                self._timeout.cancel()
+                self._timeout = None
+            self.send_nonza(ET.Element(HANDSHAKE))
+            log.info("component %s connected from %s", self.host.name, self.peer)
+            return
+        if st.kind_of(el) is None:
+            raise StreamError("unsupported-stanza-type", f"unknown element {el.tag}")
+        st.to_client_ns(el, ns.COMPONENT)
+        frm = el.get("from")
+        try:
+            if not frm or split(frm)[1] != self.host.name:
+                raise StreamError("invalid-from", f"components send from {self.host.name}")
+        except InvalidJID:
+            raise StreamError("invalid-from", "malformed from") from None
+        if not el.get("to"):
+            raise StreamError("improper-addressing", "a stanza from a component needs a 'to'")
+        await self.server.router.route(el, self)
+
+    def connection_lost(self, exc) -> None:
+        super().connection_lost(exc)
+        if self.host is not None and self.host.state.get("component") is self:
+            del self.host.state["component"]
+            log.info("component %s disconnected", self.host.name)
