@@ -38,7 +38,8 @@ def setup(m) -> None:
         t = stanza.get("type") or "normal"
         if t == "error":
             return ev.HANDLED
-        if not await accounts.exists(host.name, sev.to_node):
+        # a connected account exists: skip the storage lookup on the hot path
+        if not host.sessions.get(sev.to_node) and not await accounts.exists(host.name, sev.to_node):
             if t != "headline":
                 raise StanzaError("service-unavailable")
             return ev.HANDLED
