@@ -35,6 +35,7 @@ class Server:
         self.started_at = time.time()
         self.c2s_stanza_size_limit = int(config.get("c2s_stanza_size_limit", default=262144))
         self._stopping = False
+        self._tasks: set[asyncio.Task] = set()
         self.version = __version__
 
     # -- paths and options -------------------------------------------------
@@ -97,6 +98,14 @@ class Server:
                     await listener.listen(lambda: C2SSession(self, direct_tls=True), ifaces, port,
                                           ssl_context=ctx, name="c2s (direct TLS)"))
 
+    def spawn(self, coro) -> asyncio.Task:
+        """Run ``coro`` in the background; ``stop()`` waits for it before
+        closing storage, so nothing a session hands over on its way out is lost."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def ports(self, service: str = "c2s") -> list[int]:
         return listener.bound_ports(self.listeners.get(service, []))
 
@@ -111,7 +120,19 @@ class Server:
                 srv.close()
         for sess in list(self.c2s_sessions):
             sess.stream_error(StreamError("system-shutdown"))
-        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2
+        while self.c2s_sessions and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        # hibernating sessions end now: what they hold goes to offline storage
+        for host in self.hosts.values():
+            for resources in list(host.sessions.values()):
+                for sess in list(resources.values()):
+                    sess.end_session()
+        for _ in range(3):  # tasks may spawn tasks; give up after a while
+            if not self._tasks:
+                break
+            await asyncio.wait(set(self._tasks), timeout=5)
         for servers in self.listeners.values():
             for srv in servers:
                 try:

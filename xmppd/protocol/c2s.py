@@ -157,7 +157,7 @@ class C2SSession(asyncio.Protocol):
             return
         self.hibernating = False
         self.host.remove_session(self)
-        asyncio.get_running_loop().create_task(self.host.events.notify("resource-unbind", (self, exc)))
+        self.server.spawn(self.host.events.notify("resource-unbind", (self, exc)))
 
     def adopt(self, old: "C2SSession") -> None:
         """Take over ``old``'s resource and state (stream resumption): this new
@@ -510,7 +510,7 @@ class C2SSession(asyncio.Protocol):
         resource_was_bound = self.resource is not None
         host = self.host
         if resource_was_bound:
-            asyncio.get_running_loop().create_task(host.events.notify("resource-unbind", (self, None)))
+            self.server.spawn(host.events.notify("resource-unbind", (self, None)))
             self.resource = None
         self.stream_error(StreamError("conflict", "replaced by a new session"))
 
