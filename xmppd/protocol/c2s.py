@@ -531,6 +531,8 @@ class C2SSession(asyncio.Protocol):
             if not ok:
                 raise StreamError("invalid-from", "that is not your address")
         el.set("from", self.full_jid)
+        if self.lang and ns.XML_LANG not in el.attrib:
+            el.set(ns.XML_LANG, self.lang)  # RFC 6120 §8.1.5: the stream's language
         if self.inbound_hooks:
             for hook in self.inbound_hooks:
                 hook(self, el)
