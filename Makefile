@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= xmppd.cfg.lua
 
-.PHONY: run test install deps system-deps check bench clean distclean
+.PHONY: run test install deps system-deps check docs bench clean distclean
 
 # A virtualenv with xmppd and its test dependencies, rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -44,7 +44,18 @@ test: $(BIN)/.installed system-deps
 check: $(BIN)/.installed
 	$(BIN)/xmppctl --config $(CONFIG) check config
 
-bench: $(BIN)/.installed
+# Regenerate the option tables in docs/ from the option declarations in the code.
+docs: $(BIN)/.installed
+	$(BIN)/python tools/gen_option_docs.py
+
+# xmppd against Prosody (and ejabberd when installed), each pinned to CPU 0, the load
+# generator on CPU 1; `make bench BENCH_ARGS="--quick --scenarios msg100"` for a short run.
+BENCH_ARGS ?=
+bench: $(BIN)/.installed system-deps
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Parse/serialize micro-benchmark of xmppd.stream alone.
+bench-micro: $(BIN)/.installed
 	$(BIN)/python bench/micro_stream.py
 
 clean:

@@ -103,3 +103,18 @@ async def test_bad_connection_does_not_affect_others(xmppd):
         assert msg["body"] == "still here"
     finally:
         await slix_close(a, b)
+
+
+async def test_negotiation_timeout(tmp_path, certs):
+    from .conftest import start_server
+    srv = await start_server(tmp_path, certs, extra="c2s_timeout = 1\n")
+    try:
+        raw = await Raw.connect(srv.port)
+        try:
+            await raw.open()
+            out = await raw.read_to_close(timeout=5)   # no authentication: closed after 1 s
+            assert "<connection-timeout" in out
+        finally:
+            raw.close()
+    finally:
+        await srv.server.stop()

@@ -1,6 +1,14 @@
 """``xmppctl``: the admin's day — accounts, configuration checks, certificates, domains.
 
-Every command takes ``--config PATH``. Errors name the problem and exit non-zero.
+Every command takes ``--config PATH`` (before or after the command). Errors name the
+problem and exit non-zero.
+
+Feature packages add their own commands: a module package ``xmppd/modules/NAME/``
+with a ``cli`` submodule exposing ``register(subparsers, common_parser)`` is asked to
+add its sub-parsers (``p = subparsers.add_parser("muc", parents=[common_parser])``,
+``p.set_defaults(func=cmd)``). ``cmd(args, cfg)`` returns an exit code, or a coroutine
+giving one; it raises :class:`CtlError` for a problem the admin can fix and may use
+:func:`open_storage`, :func:`check_domain` and :func:`split_account`.
 """
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from .daemon import find_config
+from .daemon import diagnose, find_config
 
 
 class CtlError(Exception):
@@ -30,20 +38,22 @@ def load(path: str):
         raise CtlError(str(exc)) from None
 
 
-def config_dir(cfg) -> Path:
-    return Path(cfg.path).resolve().parent if getattr(cfg, "path", None) else Path.cwd()
+def _server(cfg):
+    """A Server that is never started: it resolves paths exactly as the daemon does,
+    so xmppctl opens the daemon's database and certificate directory."""
+    from ..core.server import Server
+    try:
+        return Server(cfg)
+    except (TypeError, ValueError) as exc:
+        raise CtlError(f"{cfg.path}: {exc} (run `xmppctl check config`)") from None
 
 
 def resolve(cfg, p) -> Path:
-    p = Path(p)
-    return p if p.is_absolute() else config_dir(cfg) / p
+    return _server(cfg).resolve_path(p)
 
 
 def data_path(cfg) -> Path:
-    dp = cfg.get("data_path")
-    if dp is None:
-        dp = "/var/lib/xmppd" if str(config_dir(cfg)).startswith("/etc/") else "var"
-    return resolve(cfg, dp)
+    return _server(cfg).data_path
 
 
 def split_account(cfg, jid: str) -> tuple[str, str]:
@@ -72,10 +82,50 @@ def check_domain(cfg, domain: str) -> None:
         raise CtlError(f"domain {domain!r} is disabled (enabled = false at {hc.file}:{hc.line})")
 
 
+def _give_files_to_data_owner(path: Path) -> None:
+    """Run as root, leave the files xmppctl created in the data directory (the
+    database, its WAL) to the directory's owner, the daemon's user, as prosodyctl
+    does by switching user."""
+    if os.geteuid() != 0 or not path.is_dir():
+        return
+    st = path.stat()
+    if st.st_uid == 0:
+        return
+    for f in path.iterdir():
+        try:
+            if f.is_file() and f.stat().st_uid == 0:
+                os.chown(f, st.st_uid, st.st_gid)
+        except OSError:
+            pass
+
+
+class _OwnedStorage:
+    """The storage, with ``close()`` handing new files to the data directory's owner."""
+
+    def __init__(self, storage, path: Path):
+        self._storage, self._path = storage, path
+
+    def __getattr__(self, name):
+        return getattr(self._storage, name)
+
+    async def close(self) -> None:
+        await self._storage.close()
+        _give_files_to_data_owner(self._path)
+
+
+async def open_storage(cfg):
+    """The daemon's storage (close it when done). The SQLite database may be used
+    by a running xmppd at the same time."""
+    from ..core.server import open_configured_storage
+    try:
+        return _OwnedStorage(await open_configured_storage(cfg, data_path(cfg)), data_path(cfg))
+    except Exception as exc:  # unknown driver, unwritable directory, damaged database
+        raise CtlError(f"cannot open the storage in {data_path(cfg)}: {exc}") from None
+
+
 async def open_accounts(cfg):
     from ..core.accounts import Accounts
-    from ..core.server import open_configured_storage
-    storage = await open_configured_storage(cfg, data_path(cfg))
+    storage = await open_storage(cfg)
     return storage, Accounts(storage)
 
 
@@ -94,17 +144,27 @@ def read_password(args, *, confirm: bool = True) -> str:
     return pw
 
 
+def _password_refused(exc: ValueError) -> CtlError:
+    # make_credentials: "empty password" or "password refused by SASLprep: ..."
+    return CtlError(f"password not accepted: {exc} (control characters and some "
+                    f"Unicode characters are not allowed in XMPP passwords)")
+
+
 # -- commands ----------------------------------------------------------------------
 
 async def cmd_adduser(args, cfg) -> int:
     from ..core.accounts import AccountExists
     user, domain = split_account(cfg, args.jid)
-    pw = read_password(args)
     storage, accounts = await open_accounts(cfg)
     try:
+        if await accounts.exists(domain, user):  # before asking for a password
+            raise AccountExists()
+        pw = read_password(args)
         await accounts.create(domain, user, pw)
     except AccountExists:
         raise CtlError(f"user {user}@{domain} already exists") from None
+    except ValueError as exc:
+        raise _password_refused(exc) from None
     finally:
         await storage.close()
     print(f"created {user}@{domain}")
@@ -122,6 +182,8 @@ async def cmd_passwd(args, cfg) -> int:
         await accounts.set_password(domain, user, pw)
     except NoSuchAccount:
         raise CtlError(f"user {user}@{domain} does not exist") from None
+    except ValueError as exc:
+        raise _password_refused(exc) from None
     finally:
         await storage.close()
     print(f"password of {user}@{domain} changed")
@@ -138,7 +200,8 @@ async def cmd_deluser(args, cfg) -> int:
         raise CtlError(f"user {user}@{domain} does not exist") from None
     finally:
         await storage.close()
-    print(f"deleted {user}@{domain}")
+    print(f"deleted {user}@{domain} and everything stored for it")
+    print("(sessions already open on a running xmppd stay open until they disconnect)")
     return 0
 
 
@@ -161,33 +224,24 @@ async def cmd_users(args, cfg) -> int:
 def cmd_check(args, cfg) -> int:
     if args.what != "config":
         raise CtlError(f"unknown check {args.what!r} (available: config)")
-    from ..config.options import OptionRegistry, check
-    from ..core.modules import BUILTIN, all_declared_options, available_modules
-    reg = OptionRegistry()
-    for opt in all_declared_options():
-        try:
-            reg.declare(opt)
-        except ValueError:
-            pass
-    warnings = list(cfg.warnings) + list(check(cfg, reg, set(available_modules()) | set(BUILTIN)))
-    errors = []
+    from ..config import ConfigError
+    try:
+        warnings, errors = diagnose(cfg)
+    except ConfigError as exc:  # an option of the wrong type, out of range, ...
+        warnings, errors = [], [str(exc)]
     for hc in cfg.hosts.values():
-        if hc.kind == "component" and hc.component_module and hc.component_module not in available_modules():
-            warnings.append(f"{hc.file}:{hc.line}: component module '{hc.component_module}' of "
-                            f"{hc.name} is not available in xmppd yet; the component will not run")
         ssl_opt = cfg.get("ssl", host=hc.name)
         if hc.enabled and isinstance(ssl_opt, dict):
             for key in ("certificate", "key"):
                 p = ssl_opt.get(key)
-                if p and not os.access(resolve(cfg, p), os.R_OK):
+                if isinstance(p, str) and p and not os.access(resolve(cfg, p), os.R_OK):
                     errors.append(f"{hc.name}: ssl.{key} {p} is missing or unreadable")
-    if not cfg.virtual_hosts():
-        warnings.append(f"{cfg.path}: no enabled VirtualHost (enable one with `xmppctl enable DOMAIN`)")
     for w in warnings:
-        print(f"warning: {w}")
+        print(f"{getattr(w, 'level', 'warning')}: {w}")
     for e in errors:
         print(f"error: {e}")
     if errors:
+        print(f"{cfg.path}: {len(errors)} error(s)", file=sys.stderr)
         return 1
     print(f"{cfg.path}: ok ({len(cfg.virtual_hosts())} virtual host(s), {len(warnings)} warning(s))")
     return 0
@@ -217,35 +271,43 @@ def cmd_cert(args, cfg) -> int:
     return 0
 
 
-def _conf_paths(cfg, domain: str) -> tuple[Path, Path]:
-    base = config_dir(cfg)
-    return base / "conf.avail" / f"{domain}.cfg.lua", base / "conf.d" / f"{domain}.cfg.lua"
+def _conf_paths(cfg, domain: str) -> tuple[str, Path, Path]:
+    """``(domain, conf.avail/DOMAIN.cfg.lua, conf.d/DOMAIN.cfg.lua)`` beside the main
+    file (where ``Include "conf.d/*.cfg.lua"`` looks)."""
+    from ..jid import InvalidJID, nameprep
+    try:
+        domain = nameprep(domain)
+    except InvalidJID:
+        raise CtlError(f"invalid domain {domain!r}") from None
+    base = Path(cfg.config_dir)
+    return domain, base / "conf.avail" / f"{domain}.cfg.lua", base / "conf.d" / f"{domain}.cfg.lua"
 
 
 def cmd_enable(args, cfg) -> int:
-    avail, link = _conf_paths(cfg, args.domain)
-    if not avail.exists():
+    domain, avail, link = _conf_paths(cfg, args.domain)
+    if not avail.is_file():
         raise CtlError(f"no {avail}: write the domain's configuration there first "
-                       f"(VirtualHost \"{args.domain}\" ...)")
+                       f"(VirtualHost \"{domain}\" ...)")
     if link.is_symlink() or link.exists():
-        if link.resolve() == avail.resolve():
-            print(f"{args.domain} is already enabled")
+        if link.exists() and link.resolve() == avail.resolve():
+            print(f"{domain} is already enabled ({link})")
             return 0
-        raise CtlError(f"{link} exists and is not a link to {avail}")
+        raise CtlError(f"{link} exists and is not a link to {avail}; remove it first")
     link.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(os.path.relpath(avail, link.parent), link)
-    print(f"enabled {args.domain}: {link} -> {os.readlink(link)}; restart xmppd to apply")
+    print(f"enabled {domain}: {link} -> {os.readlink(link)}; restart xmppd to apply")
     return 0
 
 
 def cmd_disable(args, cfg) -> int:
-    avail, link = _conf_paths(cfg, args.domain)
+    domain, avail, link = _conf_paths(cfg, args.domain)
     if not link.is_symlink():
         if link.exists():
-            raise CtlError(f"{link} is a regular file, not a link into conf.avail; move it there first")
-        raise CtlError(f"{args.domain} is not enabled (no {link})")
+            raise CtlError(f"{link} is a regular file, not a link into conf.avail; "
+                           f"move it to {avail.parent}/ first")
+        raise CtlError(f"{domain} is not enabled (no {link})")
     link.unlink()
-    print(f"disabled {args.domain} (removed {link}); restart xmppd to apply")
+    print(f"disabled {domain} (removed {link}); restart xmppd to apply")
     return 0
 
 
@@ -301,7 +363,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("disable", cmd_disable, "disable a domain: remove its conf.d/ link")
     p.add_argument("domain", metavar="DOMAIN")
     add("about", cmd_about, "versions and paths")
+    register_feature_commands(sub, common)
     return ap
+
+
+def register_feature_commands(subparsers, common) -> None:
+    """Let feature packages (``xmppd/modules/NAME/cli.py``) add their commands.
+
+    A package whose ``cli`` fails to import or register is reported on stderr and
+    skipped: one broken feature must not take the admin's tool down.
+    """
+    import importlib
+    import importlib.util
+    from ..core.modules import available_modules
+    for name in available_modules():
+        pkg = f"xmppd.modules.{name}"
+        try:
+            spec = importlib.util.find_spec(pkg)
+            if spec is None or spec.submodule_search_locations is None:
+                continue  # a one-file module: no commands
+            if importlib.util.find_spec(f"{pkg}.cli") is None:
+                continue
+            register = getattr(importlib.import_module(f"{pkg}.cli"), "register", None)
+            if register is None:
+                continue
+            register(subparsers, common)
+        except Exception as exc:
+            print(f"xmppctl: warning: the commands of module {name!r} are unavailable: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,13 +403,16 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args, cfg)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
-        return result
+        return int(result or 0)
     except CtlError as exc:
         print(f"xmppctl: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("xmppctl: interrupted", file=sys.stderr)
+        print("\nxmppctl: interrupted", file=sys.stderr)
         return 130
+    except EOFError:  # Ctrl-D at a password prompt
+        print("\nxmppctl: no password given", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

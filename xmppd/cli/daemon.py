@@ -28,6 +28,28 @@ def find_config(explicit: str | None) -> str:
     return DEFAULT_CONFIGS[0]
 
 
+def diagnose(cfg) -> tuple[list, list[str]]:
+    """``(warnings, errors)`` about a loaded configuration: the loader's warnings,
+    unknown or misplaced options, modules xmppd lacks (what ``xmppctl check config``
+    prints and the daemon logs at start). An option of the wrong type raises
+    :class:`~xmppd.config.ConfigError` (file:line:col)."""
+    from ..config import ConfigWarning
+    from ..config.options import OptionRegistry, check
+    from ..core.modules import BUILTIN, all_declared_options, available_modules
+    reg = OptionRegistry()
+    for opt in all_declared_options():
+        try:
+            reg.declare(opt)
+        except ValueError:  # declared twice, differently: the first one wins
+            pass
+    warnings = list(cfg.warnings) + list(check(cfg, reg, set(available_modules()) | set(BUILTIN)))
+    errors: list[str] = []
+    if not cfg.virtual_hosts():
+        warnings.append(ConfigWarning(cfg.path, 0, 0, "no enabled VirtualHost (write "
+                                      "conf.avail/DOMAIN.cfg.lua and run `xmppctl enable DOMAIN`)"))
+    return warnings, errors
+
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -72,19 +94,20 @@ def setup_logging(cfg, verbose: bool, base_dir: str) -> None:
     root.setLevel(low)
 
 
-async def serve(config_path: str) -> int:
-    from ..config import load_config
+async def serve(cfg) -> int:
     from ..core.server import Server
-    cfg = load_config(config_path)
-    for w in cfg.warnings:
-        log.warning("%s", w)
     server = Server(cfg)
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop()   # close what was opened (storage, listeners already bound)
+        raise
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.info("SIGHUP: configuration reload is not supported yet; restart to apply changes"))
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.info(
+        "SIGHUP: configuration reload is not supported yet; restart to apply changes"))
     pidfile = cfg.get("pidfile")
     if pidfile:
         pidpath = str(server.resolve_path(pidfile))
@@ -92,8 +115,11 @@ async def serve(config_path: str) -> int:
         with open(pidpath, "w") as f:
             f.write(f"{os.getpid()}\n")
     hosts = ", ".join(h.name for h in server.hosts.values() if h.is_virtualhost)
-    log.info("xmppd %s serving %s; c2s on port(s) %s", __version__, hosts or "no hosts",
-             ", ".join(map(str, server.ports("c2s"))) or "-")
+    direct = server.ports("c2s_direct_tls")
+    log.info("xmppd %s serving %s; c2s on port(s) %s%s; data in %s", __version__,
+             hosts or "no hosts", ", ".join(map(str, server.ports("c2s"))) or "-",
+             f"; direct TLS on port(s) {', '.join(map(str, direct))}" if direct else "",
+             server.data_path)
     await stop.wait()
     log.info("shutting down")
     await server.stop()
@@ -102,12 +128,14 @@ async def serve(config_path: str) -> int:
             os.unlink(pidpath)
         except OSError:
             pass
+    log.info("stopped")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="xmppd", description="The xmppd XMPP server.")
-    ap.add_argument("--config", "-c", help="main configuration file (default: /etc/xmppd/xmppd.cfg.lua, then ./xmppd.cfg.lua)")
+    ap.add_argument("--config", "-c", help="main configuration file (default: $XMPPD_CONFIG, "
+                    "then /etc/xmppd/xmppd.cfg.lua, then ./xmppd.cfg.lua)")
     ap.add_argument("--verbose", "-v", action="store_true", help="log debug messages to the console")
     ap.add_argument("--version", action="version", version=f"xmppd {__version__}")
     args = ap.parse_args(argv)
@@ -115,18 +143,27 @@ def main(argv: list[str] | None = None) -> int:
     from ..config import ConfigError, load_config
     try:
         cfg = load_config(path)
+        warnings, errors = diagnose(cfg)
     except ConfigError as exc:
         print(f"xmppd: {exc}", file=sys.stderr)
         return 1
-    setup_logging(cfg, args.verbose, os.path.dirname(os.path.abspath(path)))
+    try:
+        setup_logging(cfg, args.verbose, cfg.config_dir)
+    except OSError as exc:
+        print(f"xmppd: cannot open the log: {exc}", file=sys.stderr)
+        return 1
+    for w in warnings:
+        log.log(logging.INFO if getattr(w, "level", "") == "info" else logging.WARNING, "%s", w)
     try:
         try:
             import uvloop
         except ImportError:
-            return asyncio.run(serve(path))
-        return uvloop.run(serve(path))
-    except OSError as exc:
-        print(f"xmppd: {exc}", file=sys.stderr)
+            return asyncio.run(serve(cfg))
+        return uvloop.run(serve(cfg))
+    except (OSError, ValueError, ConfigError) as exc:
+        # a port in use, an unreadable certificate, an unknown storage driver...
+        log.debug("startup failed", exc_info=True)
+        print(f"xmppd: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

@@ -283,7 +283,8 @@ def _o(name, type, default=None, scope="both", doc="", **kw) -> Option:
 # Core options, with Prosody's names and defaults where the meaning is the same.
 CORE_OPTIONS: list[Option] = [
     _o("admins", "list", [], "both", "JIDs of the server's administrators"),
-    _o("modules_enabled", "list", [], "both", "modules to load (on every host if global)"),
+    _o("modules_enabled", "list", ["disco", "ping", "version", "time"], "both",
+       "modules to load (on every host if global); message and presence are always loaded"),
     _o("modules_disabled", "list", [], "both", "modules not to load, even if enabled globally "
        "or loaded by default"),
     _o("interfaces", "list", ["*", "::"], "global", "addresses to listen on ('*' = all IPv4, "
@@ -309,7 +310,8 @@ CORE_OPTIONS: list[Option] = [
     _o("ssl", "table", None, "both", "TLS settings: key, certificate, ..."),
     _o("certificates", "path", "certs", "global", "directory searched for certificates, "
        "relative to the main configuration file"),
-    _o("data_path", "path", "var", "global", "where data lives (the SQLite database)"),
+    _o("data_path", "path", "var", "global", "where data lives (the SQLite database), relative "
+       "to the main configuration file; /var/lib/xmppd when that file is under /etc"),
     _o("storage", "any", "sqlite", "both", "storage backend: \"sqlite\" (default) or "
        "\"memory\"; Prosody's per-store table { roster = \"sql\" } is accepted"),
     _o("sql", "table", None, "both", "SQL backend settings: driver, database, ..."),
@@ -322,8 +324,8 @@ CORE_OPTIONS: list[Option] = [
        "send, in bytes", min=10000),
     _o("s2s_stanza_size_limit", "integer", 524288, "global", "largest stanza a server may "
        "send, in bytes", min=10000),
-    _o("c2s_timeout", "integer", 300, "global", "seconds a client has to authenticate",
-       min=1),
+    _o("c2s_timeout", "integer", 60, "global", "seconds a client has to authenticate and bind "
+       "a resource", min=1),
     _o("s2s_timeout", "integer", 90, "global", "seconds to establish a server connection",
        min=1),
     _o("enabled", "boolean", True, "host", "false disables the host"),

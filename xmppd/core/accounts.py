@@ -68,6 +68,10 @@ class Accounts:
         """Remove the account and every stored item of it."""
         if not await self.exists(host, user):
             raise NoSuchAccount(f"{user}@{host} does not exist")
+        # credentials first, so nobody can log in while the rest goes; then the
+        # sessions close and modules clean up (they still see the user's data:
+        # the roster knows whose rosters to update); then every store is emptied
+        await self._kv(host).delete(user)
         if self.on_deleted is not None:
             await self.on_deleted(host, user)
         await self.storage.delete_user(host, user)

@@ -34,6 +34,7 @@ class Server:
         self.global_modules: dict[str, Any] = {}
         self.started_at = time.time()
         self.c2s_stanza_size_limit = int(config.get("c2s_stanza_size_limit", default=262144))
+        self.c2s_timeout = float(config.get("c2s_timeout", default=60))
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
         self.version = __version__
@@ -41,8 +42,8 @@ class Server:
     # -- paths and options -------------------------------------------------
     @property
     def config_dir(self) -> Path:
-        path = getattr(self.config, "path", None)
-        return Path(path).resolve().parent if path else Path.cwd()
+        d = getattr(self.config, "config_dir", None)
+        return Path(d) if d else Path.cwd()
 
     def resolve_path(self, p: str | os.PathLike) -> Path:
         p = Path(p)
@@ -79,7 +80,8 @@ class Server:
 
     async def _start_listeners(self) -> None:
         from ..protocol.c2s import C2SSession
-        ifaces = listener.resolve_interfaces(self.config.get("interfaces", default=["*", "::"]))
+        ifaces = listener.resolve_interfaces(
+            self.config.get("c2s_interfaces") or self.config.get("interfaces", default=["*", "::"]))
         for port in _ports(self.config.get("c2s_ports", default=[5222])):
             self.listeners.setdefault("c2s", []).extend(
                 await listener.listen(lambda: C2SSession(self), ifaces, port, name="c2s"))

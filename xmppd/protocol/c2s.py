@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("xmppd.c2s")
 
 QUEUE_HIGH = 64          # pause reading above this many queued events
-NEGOTIATION_TIMEOUT = 60.0
 MAX_SASL_FAILURES = 5
 CLIENT_KINDS = {"{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"}
 
@@ -108,7 +107,7 @@ class C2SSession(asyncio.Protocol):
             except (OSError, AttributeError):
                 pass
         self.server.c2s_sessions.add(self)
-        self._timeout = asyncio.get_running_loop().call_later(NEGOTIATION_TIMEOUT, self._negotiation_timeout)
+        self._timeout = asyncio.get_running_loop().call_later(self.server.c2s_timeout, self._negotiation_timeout)
         log.debug("%s connected from %s%s", self.id, self.peer, " (direct TLS)" if self.direct_tls else "")
 
     def data_received(self, data: bytes) -> None:

@@ -1,0 +1,139 @@
+"""``xmppd``, the daemon, as systemd or ``make run`` starts it: a real process."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from xmppd.config import load_config
+
+from .conftest import DOMAIN, free_port, program, run_ctl, write_tree
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def login(d, jid, password, **kw):
+    from tests.e2e.clients import slix_connect
+    return await slix_connect(d, jid, password, **kw)
+
+
+async def test_accounts_survive_kill_9(cfg, start_daemon):
+    from tests.e2e.clients import slix_close
+    d = start_daemon(cfg).wait_ready()
+    # created by xmppctl while the server runs, in the same database
+    r = await asyncio.to_thread(run_ctl, "--config", str(cfg), "adduser", f"alice@{DOMAIN}",
+                                "--password-stdin", input="first pass\n")
+    assert r.returncode == 0, r.stderr
+    c = await login(d, f"alice@{DOMAIN}", "first pass")
+    await slix_close(c)
+    c = await login(d, f"alice@{DOMAIN}", "first pass", direct_tls=True, send_presence=False)
+    await slix_close(c)
+
+    d.proc.send_signal(signal.SIGKILL)
+    assert d.wait() == -signal.SIGKILL
+
+    d2 = start_daemon(cfg).wait_ready()
+    c = await login(d2, f"alice@{DOMAIN}", "first pass")
+    await slix_close(c)
+
+
+async def test_sigterm_clean_exit_and_system_shutdown(cfg, start_daemon):
+    from tests.e2e.clients import slix_close
+    assert run_ctl("--config", str(cfg), "adduser", f"bob@{DOMAIN}", "--password-stdin",
+                   input="pw\n").returncode == 0
+    d = start_daemon(cfg).wait_ready()
+    c = await login(d, f"bob@{DOMAIN}", "pw")
+    errors: list = []
+    c.add_event_handler("stream_error", errors.append)
+    closed = c.disconnected
+    try:
+        d.proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(closed, 10)
+        assert [e["condition"] for e in errors] == ["system-shutdown"]
+        assert await asyncio.to_thread(d.wait) == 0
+    finally:
+        await slix_close(c)
+    out = d.output()
+    assert "shutting down" in out and "stopped" in out
+    assert "Traceback" not in out
+
+
+def test_syntax_error_exits_1_with_position(tmp_path, cert_files):
+    cfg = write_tree(tmp_path, cert_files, extra='admins = { "joe@falcot.com" \n')
+    r = subprocess.run(program("xmppd") + ["--config", str(cfg)], capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    # the unclosed table opened at 8:10 is found out at the next line's Include
+    assert r.stderr.startswith(f"xmppd: {cfg}:10:1: expected ")
+    assert "table opened at 8:10" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_config_exits_1(tmp_path):
+    r = subprocess.run(program("xmppd") + ["--config", str(tmp_path / "nope.cfg.lua")],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    assert "nope.cfg.lua: cannot read configuration file" in r.stderr
+
+
+def test_port_in_use(tmp_path, cert_files, start_daemon):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = write_tree(tmp_path, cert_files, c2s_port=port)
+        d = start_daemon(cfg)
+        assert d.wait(30) == 1
+    out = d.output()
+    assert f"xmppd: cannot start: c2s: could not listen on any interface: 127.0.0.1:{port}: " in out
+    assert "address already in use" in out.lower()
+    assert "Traceback" not in out
+
+
+async def test_self_signed_certificate_on_first_start(tmp_path, start_daemon):
+    from tests.e2e.clients import slix_close
+    from cryptography import x509
+    cfg = write_tree(tmp_path, None, ssl=False)
+    generated = tmp_path / "var" / "certs" / f"{DOMAIN}.crt"
+    assert not generated.exists()
+    d = start_daemon(cfg).wait_ready()
+    assert generated.exists() and (tmp_path / "var" / "certs" / f"{DOMAIN}.key").exists()
+    assert "generating a self-signed one" in d.output()
+    cert = x509.load_pem_x509_certificate(generated.read_bytes())
+    assert cert.issuer == cert.subject
+    # a client that trusts this certificate logs in over it
+    d.cafile = str(generated)
+    assert run_ctl("--config", str(cfg), "adduser", f"carol@{DOMAIN}", "--password-stdin",
+                   input="pw\n").returncode == 0
+    c = await login(d, f"carol@{DOMAIN}", "pw", send_presence=False)
+    await slix_close(c)
+    # second start: the same certificate is used again, not regenerated
+    before = generated.read_bytes()
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    d2 = start_daemon(cfg).wait_ready()
+    assert generated.read_bytes() == before
+    assert "generating a self-signed one" not in d2.output()
+
+
+def test_repository_config_serves_localhost():
+    """``make run`` serves the repository's own xmppd.cfg.lua: it loads, localhost
+    is enabled through the conf.d link, and nothing is worth a warning."""
+    from xmppd.cli.daemon import diagnose
+    cfg = load_config(REPO / "xmppd.cfg.lua")
+    assert [h.name for h in cfg.virtual_hosts()] == ["localhost"]
+    assert (REPO / "conf.d" / "localhost.cfg.lua").is_symlink()
+    warnings, errors = diagnose(cfg)
+    assert (warnings, errors) == ([], [])
+    assert cfg.get("data_path") == "var"
+
+
+def test_unknown_storage_driver_is_a_clear_error(tmp_path, cert_files):
+    cfg = write_tree(tmp_path, cert_files, extra='storage = "mongodb"\n')
+    r = subprocess.run(program("xmppd") + ["--config", str(cfg)], capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    assert "xmppd: cannot start: unknown storage driver 'mongodb'" in r.stderr
+    assert "Traceback" not in r.stderr
