@@ -1,0 +1,137 @@
+"""Entity capabilities (XEP-0115) as PEP uses them: which ``NODE+notify``
+features each available entity advertises.
+
+* ``parse_caps(presence)`` reads ``<c xmlns='http://jabber.org/protocol/caps'/>``;
+* ``verification_string`` / ``verify`` implement the §5 algorithm on a
+  disco#info ``<query/>``;
+* ``CapsCache`` remembers verified feature sets by (hash, ver) — in memory and
+  in a store, so a restart does not refetch them — and tracks the disco#info
+  requests in flight (one per ver, matched by IQ id).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+NS_CAPS = "http://jabber.org/protocol/caps"
+NS_INFO = "http://jabber.org/protocol/disco#info"
+NS_DATA = "jabber:x:data"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+HASHES = {"sha-1": "sha1", "sha-224": "sha224", "sha-256": "sha256", "sha-384": "sha384",
+          "sha-512": "sha512"}
+NOTIFY = "+notify"
+
+
+@dataclass(frozen=True)
+class Caps:
+    node: str
+    ver: str
+    hash: str      # "" for legacy caps (no verification possible)
+
+    @property
+    def key(self) -> str:
+        return f"{self.hash}:{self.ver}" if self.hash else f"legacy:{self.node}#{self.ver}"
+
+
+def parse_caps(stanza: ET.Element) -> Caps | None:
+    c = stanza.find(f"{{{NS_CAPS}}}c")
+    if c is None:
+        return None
+    node, ver = c.get("node"), c.get("ver")
+    if not node or not ver:
+        return None
+    h = c.get("hash") or ""
+    if h and h not in HASHES:
+        return None
+    return Caps(node, ver, h)
+
+
+def _form_string(form: ET.Element) -> tuple[str, str] | None:
+    fields = {}
+    form_type = None
+    for f in form.findall(f"{{{NS_DATA}}}field"):
+        var = f.get("var")
+        values = sorted(v.text or "" for v in f.findall(f"{{{NS_DATA}}}value"))
+        if var == "FORM_TYPE":
+            form_type = values[0] if values else ""
+            continue
+        if var is not None:
+            fields[var] = values
+    if form_type is None:
+        return None   # forms without FORM_TYPE are ignored (§5.4)
+    s = form_type + "<"
+    for var in sorted(fields):
+        s += var + "<" + "".join(v + "<" for v in fields[var])
+    return form_type, s
+
+
+def verification_string(query: ET.Element) -> str:
+    idents = []
+    for i in query.findall(f"{{{NS_INFO}}}identity"):
+        idents.append("/".join((i.get("category", ""), i.get("type", ""),
+                                i.get(XML_LANG, ""), i.get("name", ""))) + "<")
+    s = "".join(sorted(idents))
+    feats = sorted(f.get("var", "") for f in query.findall(f"{{{NS_INFO}}}feature"))
+    s += "".join(f + "<" for f in feats)
+    forms = [fs for fs in (_form_string(x) for x in query.findall(f"{{{NS_DATA}}}x")) if fs]
+    for _t, fs in sorted(forms):
+        s += fs
+    return s
+
+
+def compute_ver(query: ET.Element, algo: str = "sha-1") -> str:
+    digest = hashlib.new(HASHES[algo], verification_string(query).encode("utf-8")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify(caps: Caps, query: ET.Element) -> bool:
+    if not caps.hash:
+        return True
+    return compute_ver(query, caps.hash) == caps.ver
+
+
+def features_of(query: ET.Element) -> frozenset[str]:
+    return frozenset(f.get("var", "") for f in query.findall(f"{{{NS_INFO}}}feature"))
+
+
+def notify_nodes(features: frozenset[str]) -> frozenset[str]:
+    """``{'urn:xmpp:avatar:metadata', ...}`` from ``urn:xmpp:avatar:metadata+notify`` ..."""
+    return frozenset(f[:-len(NOTIFY)] for f in features if f.endswith(NOTIFY))
+
+
+class CapsCache:
+    """Verified caps -> the nodes they want notifications for."""
+
+    def __init__(self, limit: int = 4096):
+        self.limit = limit
+        self.known: dict[str, frozenset[str]] = {}
+        self.pending: dict[str, tuple[Caps, str]] = {}     # iq id -> (caps, full jid asked)
+        self.pending_keys: dict[str, str] = {}             # caps key -> iq id
+
+    def get(self, key: str) -> frozenset[str] | None:
+        return self.known.get(key)
+
+    def put(self, key: str, nodes: frozenset[str]) -> None:
+        if len(self.known) >= self.limit:
+            self.known.pop(next(iter(self.known)))
+        self.known[key] = nodes
+
+    def request(self, caps: Caps, full: str, from_: str) -> ET.Element | None:
+        """The disco#info IQ to send for unknown ``caps`` (None: one is in flight)."""
+        if caps.key in self.pending_keys:
+            return None
+        iq_id = "caps-" + secrets.token_hex(6)
+        self.pending[iq_id] = (caps, full)
+        self.pending_keys[caps.key] = iq_id
+        iq = ET.Element("{jabber:client}iq", {"type": "get", "id": iq_id, "to": full, "from": from_})
+        ET.SubElement(iq, f"{{{NS_INFO}}}query", {"node": f"{caps.node}#{caps.ver}"})
+        return iq
+
+    def take(self, iq_id: str) -> tuple[Caps, str] | None:
+        got = self.pending.pop(iq_id, None)
+        if got is not None:
+            self.pending_keys.pop(got[0].key, None)
+        return got
