@@ -1,0 +1,521 @@
+"""Run the same load against xmppd and Prosody (and ejabberd, when installed) and compare.
+
+    .venv/bin/python bench/run.py [--quick] [--scenarios a,b] [--servers xmppd,prosody] [--runs 3]
+
+Every server is started afresh for every run of every scenario, from a config
+generated under a temporary directory (same certificates from a trustme CA, same
+users, SCRAM-SHA-1 over STARTTLS, rate limits off), pinned to CPU 0 with
+``taskset``; this process and the load generator run on CPU 1. Prints one table
+(median, min–max, ratio xmppd/Prosody per row) and writes the raw numbers and a
+description of the machine to ``bench/results/<date>-<host>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import loadgen  # noqa: E402
+from loadgen import Phase, Target  # noqa: E402
+
+DOMAIN = "bench.test"
+MUC = f"conference.{DOMAIN}"
+PASSWORD = "secret"
+ITERATIONS = 10000            # both servers' default for new accounts
+SERVER_CPU = "0"
+CLIENT_CPU = 1
+
+
+# ------------------------------------------------------------------ scenarios
+@dataclass
+class Scenario:
+    name: str
+    kind: str                     # loadgen scenario
+    size: int
+    metrics: list                 # [(key, label, higher_is_better)]
+    users: int
+    kw: dict = field(default_factory=dict)
+    needs: str | None = None      # "muc" or "roster": a module the server must have
+
+
+MSG_METRICS = [("msgs_per_s", "messages routed/s", True),
+               ("p50_latency_ms", "p50 latency ms", False),
+               ("p99_latency_ms", "p99 latency ms", False)]
+
+
+def scenarios(mode: str) -> list[Scenario]:
+    """The scenarios at the size of *mode*: ``full``, ``quick`` or ``tiny`` (smoke test)."""
+    full = mode == "full"
+    tiny = mode == "tiny"
+    after = 10000 if full else (20 if tiny else 1000)
+    pairs = 3 if tiny else 100
+    pairs10 = 2 if tiny else 10
+    occupants = 4 if tiny else 50
+    items = 20 if tiny else 500
+    idle = [10, 20] if tiny else ([1000, 5000] if full else [200, 1000])
+    logins = 4 if tiny else 50
+    out = [
+        Scenario("login", "login", logins, [("logins_per_s", "SCRAM-SHA-1 logins/s", True)], logins),
+        Scenario("msg100", "msg", pairs, MSG_METRICS, 2 * pairs),
+        Scenario("msg10", "msg", pairs10, MSG_METRICS, 2 * pairs10),
+        Scenario("msg_after_logins", "msg_after_logins", pairs, MSG_METRICS[:1], max(50, 2 * pairs),
+                 {"logins": after}),
+        Scenario("muc50", "muc", occupants, [("delivered_per_s", "stanzas delivered/s", True),
+                                             ("p50_latency_ms", "p50 latency ms", False)],
+                 occupants, {"senders": min(5, occupants)}, needs="muc"),
+        Scenario("roster500", "roster", items, [("p50_ms", "roster fetch p50 ms", False)], 1,
+                 {"fetches": 10 if tiny else 200}, needs="roster"),
+    ]
+    for n in idle:
+        out.append(Scenario(f"idle_mem{n}", "idle_mem", n, [("kib_per_conn", "KiB per idle connection", False)], n,
+                            {"settle": 0.2 if tiny else 1.0}))
+    return out
+
+
+def phase_for(mode: str) -> Phase:
+    return {"full": Phase(2.0, 10.0), "quick": Phase(1.0, 3.0), "tiny": Phase(0.2, 0.5)}[mode]
+
+
+# ------------------------------------------------------------------ helpers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0, what: str = "server") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout:.0f}s")
+
+
+def taskset(cmd: list[str], pin: bool) -> list[str]:
+    return (["taskset", "-c", SERVER_CPU] + cmd) if pin and shutil.which("taskset") else cmd
+
+
+def make_certs(d: Path) -> dict:
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert(DOMAIN, f"*.{DOMAIN}")
+    out = {"cert": d / "bench.crt", "key": d / "bench.key", "ca": d / "ca.pem"}
+    cert.private_key_pem.write_to_path(str(out["key"]))
+    cert.cert_chain_pems[0].write_to_path(str(out["cert"]))
+    ca.cert_pem.write_to_path(str(out["ca"]))
+    for p in out.values():
+        os.chmod(p, 0o644)
+    return out
+
+
+def scram_sha1_keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
+    import hashlib
+    import hmac
+    salted = hashlib.pbkdf2_hmac("sha1", password.encode(), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", "sha1")
+    return hashlib.sha1(client_key).digest(), hmac.digest(salted, b"Server Key", "sha1")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+# ------------------------------------------------------------------ servers
+class Server:
+    name = "?"
+    proc: subprocess.Popen | None = None
+
+    def __init__(self, workdir: Path, certs: dict, pin: bool):
+        self.dir = workdir
+        self.certs = certs
+        self.pin = pin
+        self.port = free_port()
+
+    @classmethod
+    def available(cls) -> str | None:
+        """None if this server can run here, else why not."""
+        return None
+
+    def has(self, feature: str | None) -> bool:
+        return True
+
+    def version(self) -> str:
+        return "?"
+
+    def target(self) -> Target:
+        return Target(port=self.port, domain=DOMAIN, cafile=str(self.certs["ca"]), password=PASSWORD,
+                      muc=MUC if self.has("muc") else None, server_pid=self.proc.pid if self.proc else None)
+
+    def _output(self, name: str):
+        self._out = open(self.dir / name, "ab")
+        return self._out
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+        if getattr(self, "_out", None) is not None:
+            self._out.close()
+            self._out = None
+
+
+class Xmppd(Server):
+    name = "xmppd"
+
+    def has(self, feature):
+        if feature is None:
+            return True
+        from xmppd.core.modules import available_modules
+        return feature in available_modules()
+
+    def version(self):
+        import xmppd
+        return xmppd.__version__
+
+    def start(self, users: int) -> None:
+        d = self.dir
+        mods = [m for m in ("disco", "ping", "version", "time", "roster") if self.has(m)]
+        comp = f'Component "{MUC}" "muc"\n' if self.has("muc") else ""
+        cfg = textwrap.dedent(f"""\
+            interfaces = {{ "127.0.0.1" }}
+            c2s_ports = {{ {self.port} }}
+            data_path = "{d}/data"
+            pidfile = "{d}/xmppd.pid"
+            storage = "sqlite"
+            log = {{ warn = "{d}/xmppd.log" }}
+            c2s_require_encryption = true
+            modules_enabled = {{ {", ".join(f'"{m}"' for m in mods)} }}
+            VirtualHost "{DOMAIN}"
+                ssl = {{ certificate = "{self.certs['cert']}"; key = "{self.certs['key']}"; }}
+            """) + comp
+        (d / "xmppd.cfg.lua").write_text(cfg)
+        asyncio.run(self._seed(users))
+        exe = ROOT / ".venv" / "bin" / "xmppd"
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "xmppd"]
+        self.proc = subprocess.Popen(taskset(cmd + ["--config", str(d / "xmppd.cfg.lua")], self.pin),
+                                     stdout=self._output("xmppd.out"), stderr=subprocess.STDOUT,
+                                     preexec_fn=_raise_nofile_child)
+        wait_port(self.port, self.proc, what="xmppd")
+
+    async def _seed(self, users: int) -> None:
+        """Accounts through the storage API (one PBKDF2 for all: same password and salt)."""
+        from xmppd.core.credentials import make_credentials
+        from xmppd.storage import open_storage
+        creds = make_credentials(PASSWORD, ITERATIONS)
+        st = await open_storage("sqlite", path=str(self.dir / "data" / "xmppd.sqlite"))
+        try:
+            kv = st.keyval(DOMAIN, "accounts")
+            for i in range(users):
+                await kv.set(f"u{i}", creds)
+        finally:
+            await st.close()
+
+
+class Prosody(Server):
+    name = "prosody"
+
+    @classmethod
+    def available(cls):
+        if not shutil.which("prosody"):
+            return "prosody is not installed (apt-get install prosody)"
+        return None
+
+    def version(self):
+        try:
+            out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "prosody"], capture_output=True,
+                                 text=True, timeout=10).stdout.strip()
+            return out or "?"
+        except Exception:
+            return "?"
+
+    def start(self, users: int) -> None:
+        d = self.dir
+        cfg = textwrap.dedent(f"""\
+            daemonize = false
+            pidfile = "{d}/prosody.pid"
+            data_path = "{d}/data"
+            certificates = "{d}/certs"
+            interfaces = {{ "127.0.0.1" }}
+            c2s_ports = {{ {self.port} }}
+            s2s_ports = {{ }}
+            authentication = "internal_hashed"
+            storage = "internal"
+            c2s_require_encryption = true
+            log = {{ warn = "{d}/prosody.log" }}
+            network_settings = {{ nagle = false }}
+            modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version", "time" }}
+            modules_disabled = {{ "s2s", "offline" }}
+            muc_room_locking = false
+            VirtualHost "{DOMAIN}"
+                ssl = {{ certificate = "{self.certs['cert']}"; key = "{self.certs['key']}"; }}
+            Component "{MUC}" "muc"
+            """)
+        (d / "certs").mkdir(exist_ok=True)
+        (d / "prosody.cfg.lua").write_text(cfg)
+        self._seed(users)
+        cmd = ["prosody", "--config", str(d / "prosody.cfg.lua"), "-F"]
+        if os.geteuid() == 0:   # Prosody refuses to run as root: drop to its own user
+            subprocess.run(["chown", "-R", "prosody:prosody", str(d)], check=True)
+            os.chmod(d, 0o755)
+            cmd = ["setpriv", "--reuid=prosody", "--regid=prosody", "--init-groups"] + cmd
+        self.proc = subprocess.Popen(taskset(cmd, self.pin), stdout=self._output("prosody.out"),
+                                     stderr=subprocess.STDOUT, preexec_fn=_raise_nofile_child)
+        wait_port(self.port, self.proc, what="prosody")
+
+    def _seed(self, users: int) -> None:
+        """Accounts as mod_auth_internal_hashed stores them (hex keys, salt a string)."""
+        salt = "bench-salt-0123456789"
+        stored, server = scram_sha1_keys(PASSWORD, salt.encode(), ITERATIONS)
+        text = (f'return {{\n\t["stored_key"] = "{stored.hex()}";\n\t["iteration_count"] = {ITERATIONS};\n'
+                f'\t["server_key"] = "{server.hex()}";\n\t["salt"] = "{salt}";\n}};\n')
+        acc = self.dir / "data" / DOMAIN.replace(".", "%2e").replace("-", "%2d") / "accounts"
+        acc.mkdir(parents=True, exist_ok=True)
+        for i in range(users):
+            (acc / f"u{i}.dat").write_text(text)
+
+
+def _raise_nofile_child():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+SERVERS = {"xmppd": Xmppd, "prosody": Prosody}
+
+
+def stop_system_prosody() -> None:
+    """The Debian service instance must not share the CPU (or ports) with the benchmark.
+    Only the service's own pid is stopped: other Prosody processes may be other people's."""
+    if not shutil.which("prosody"):
+        return
+    subprocess.run(["service", "prosody", "stop"], capture_output=True, timeout=60)
+    pidfile = Path("/run/prosody/prosody.pid")
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+# ------------------------------------------------------------------ machine
+def machine() -> dict:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {"host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "loadavg_at_start": load,
+            "mem_total_kib": _meminfo("MemTotal")}
+
+
+def _meminfo(key: str):
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+
+
+# ------------------------------------------------------------------ running
+def run_one(server_cls, sc: Scenario, mode: str, certs: dict, base: Path, pin: bool,
+            procs: int) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"{server_cls.name}-{sc.name}-", dir=base))
+    srv = server_cls(workdir, certs, pin)
+    if not srv.has(sc.needs):
+        return {"skipped": f"{sc.needs} module not available in {srv.name}"}
+    try:
+        srv.start(sc.users)
+        kw = dict(sc.kw, phase=phase_for(mode))
+        p = procs if sc.kind in ("login", "msg", "msg_after_logins") else 1
+        return loadgen.run_scenario(sc.kind, srv.target(), sc.size, procs=p, **kw)
+    finally:
+        srv.stop()
+        log = workdir / f"{srv.name}.log"
+        if log.exists() and log.stat().st_size:
+            tail = [ln for ln in log.read_text(errors="replace").strip().splitlines() if "Received SIG" not in ln][-3:]
+            if tail:
+                print(f"    ({srv.name} logged warnings; last: {' | '.join(tail)[:300]})", file=sys.stderr)
+
+
+def fmt(v: float) -> str:
+    if v != v:
+        return "nan"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def summarise(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def table(results: dict, servers: list[str], scs: list[Scenario]) -> str:
+    head = ["scenario"] + [f"{s} median (min–max)" for s in servers]
+    if "xmppd" in servers and "prosody" in servers:
+        head.append("xmppd/Prosody")
+    head.append("loadgen CPU% max")
+    rows = [head]
+    for sc in scs:
+        for key, label, higher in sc.metrics:
+            row = [f"{sc.name}: {label} {'↑' if higher else '↓'}"]
+            meds = {}
+            cpu = []
+            for s in servers:
+                runs = results.get(sc.name, {}).get(s, [])
+                skipped = next((r["skipped"] for r in runs if "skipped" in r), None)
+                errors = [r["error"] for r in runs if "error" in r]
+                vals = [r[key] for r in runs if key in r]
+                cpu += [r["client_cpu_pct"] for r in runs if "client_cpu_pct" in r]
+                if vals:
+                    m = summarise(vals)
+                    meds[s] = m["median"]
+                    row.append(f"{fmt(m['median'])} ({fmt(m['min'])}–{fmt(m['max'])})"
+                               + (f" [{len(errors)} failed]" if errors else ""))
+                elif skipped:
+                    row.append(f"skipped: {skipped}")
+                elif errors:
+                    row.append(f"failed: {errors[0][:60]}")
+                else:
+                    row.append("-")
+            if "xmppd" in servers and "prosody" in servers:
+                if meds.get("prosody") and "xmppd" in meds:
+                    row.append(f"{meds['xmppd'] / meds['prosody']:.2f}")
+                else:
+                    row.append("-")
+            row.append(f"{max(cpu):.0f}" if cpu else "-")
+            rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes and 3 s windows")
+    ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--scenarios", help="comma-separated (default: all): "
+                    + ",".join(s.name for s in scenarios("full")))
+    ap.add_argument("--servers", default="xmppd,prosody,ejabberd",
+                    help="comma-separated (default: xmppd,prosody,ejabberd; missing ones are skipped)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--procs", type=int, default=1, help="load generator processes (all on CPU 1) for the login and msg scenarios")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin to CPUs (taskset)")
+    ap.add_argument("--out", help="JSON results file (default: bench/results/<date>-<host>.json)")
+    args = ap.parse_args(argv)
+    mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2
+    all_sc = scenarios(mode)
+    if args.scenarios:
+        want = args.scenarios.split(",")
+        unknown = [w for w in want if w not in {s.name for s in all_sc}]
+        if unknown:
+            ap.error(f"unknown scenario(s): {', '.join(unknown)}")
+        all_sc = [s for s in all_sc if s.name in want]
+    servers = []
+    for name in args.servers.split(","):
+        cls = SERVERS.get(name)
+        if cls is None:
+            if name != "ejabberd":   # the optional third column: quietly absent
+                ap.error(f"unknown server {name!r} (known: {', '.join(SERVERS)})")
+            continue
+        why = cls.available()
+        if why:
+            print(f"note: {name} skipped: {why}", file=sys.stderr)
+            continue
+        servers.append(name)
+    if pin:
+        os.sched_setaffinity(0, {CLIENT_CPU})
+    loadgen.raise_nofile()
+    if "prosody" in servers:
+        stop_system_prosody()
+    info = {"machine": machine(), "mode": mode, "runs": args.runs, "pinned": pin,
+            "started": datetime.datetime.now().isoformat(timespec="seconds"),
+            "versions": {s: SERVERS[s](Path("/tmp"), {}, False).version() for s in servers},
+            "scenarios": {}}
+    results: dict = info["scenarios"]
+    with tempfile.TemporaryDirectory(prefix="xmppd-bench-") as tmp:
+        base = Path(tmp)
+        os.chmod(base, 0o755)
+        certs = make_certs(base)
+        for sc in all_sc:
+            results[sc.name] = {s: [] for s in servers}
+            skipped: set = set()
+            for run in range(args.runs):
+                for s in servers:   # interleaved, so a noisy minute hits both servers
+                    if s in skipped:
+                        continue
+                    t0 = time.monotonic()
+                    try:
+                        r = run_one(SERVERS[s], sc, mode, certs, base, pin, args.procs)
+                    except Exception as e:
+                        r = {"error": f"{type(e).__name__}: {e}"}
+                    results[sc.name][s].append(r)
+                    shown = {k: round(v, 2) for k, v in r.items() if isinstance(v, float)}
+                    print(f"  {sc.name} run {run + 1}/{args.runs} {s}: "
+                          f"{r.get('error') or r.get('skipped') or shown} ({time.monotonic() - t0:.0f}s)",
+                          file=sys.stderr, flush=True)
+                    if "skipped" in r:
+                        skipped.add(s)
+    out = table(results, servers, all_sc)
+    print(out)
+    info["table"] = out
+    info["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+    path = Path(args.out) if args.out else (
+        HERE / "results" / f"{datetime.date.today().isoformat()}-{socket.gethostname()}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=1, default=str) + "\n")
+    print(f"results: {path}", file=sys.stderr)
+    failed = any("error" in r for sc in results.values() for rs in sc.values() for r in rs)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
