@@ -48,6 +48,12 @@ class StanzaEv:
         return f"<StanzaEv {self.kind}/{self.to_type} to={self.to_bare}/{self.to_resource} from={self.from_jid}>"
 
 
+# event names per (kind, to_type), built once by the helpers in events.py
+_TO_TYPES = ("host", "bare", "full", "broadcast", "remote")
+_EVENTS = {(k, t): ev.stanza_event(k, t) for k in st.KINDS for t in _TO_TYPES}
+_PRE_EVENTS = {(k, t): ev.stanza_event(k, t, pre=True) for k in st.KINDS for t in _TO_TYPES}
+
+
 class Router:
     def __init__(self, server: "Server"):
         self.server = server
@@ -89,14 +95,17 @@ class Router:
         try:
             # Outbound: the sender's own host sees the stanza first
             # (``pre-message/bare`` ...): blocking, carbons of sent messages, archives.
-            origin_host = getattr(origin, "host", None)
-            if getattr(origin, "kind", None) == "c2s" and origin_host is not None:
-                if await origin_host.events.fire(ev.stanza_event(kind, to_type, pre=True), sev):
+            if getattr(origin, "kind", None) == "c2s":
+                bus = origin.host.events
+                name = _PRE_EVENTS[kind, to_type]
+                if bus.has(name) and await bus.fire(name, sev):
                     return
             if host is None:
                 await self.route_remote(stanza, domain, origin)
                 return
-            if await host.events.fire(ev.stanza_event(kind, to_type), sev):
+            bus = host.events
+            name = _EVENTS[kind, to_type]
+            if bus.has(name) and await bus.fire(name, sev):
                 return
             await self.default(sev)
         except StanzaError as err:
