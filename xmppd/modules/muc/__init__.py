@@ -1,0 +1,161 @@
+"""Multi-User Chat (XEP-0045) and its companions, as an internal component::
+
+    Component "conference.falcot.com" "muc"
+        restrict_room_creation = "local"
+
+One file per room feature: ``room`` (occupants, roles, affiliations; no
+sockets), ``service`` (rooms, creation rules, service disco, one ordered queue
+per room), ``config``, ``history``, ``subject``, ``moderation``, ``invites``,
+``persistence``, ``archive``, ``selfping``, ``occupant_id``, ``vcard``,
+``permissions`` (the §5 tables) and ``cli`` (``xmppctl muc``).
+"""
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+
+from xmppd.config.options import Option
+from xmppd.core import events as ev
+
+from .archive import RoomArchive
+from .config import ALLOW_PM, RoomConfig
+from .ns import DISCO_INFO, DISCO_ITEMS, UNIQUE, q
+from .persistence import RoomStore
+from .room import RoomEnv, bare_of
+from .service import FEATURES, MucService
+
+PROTOCOLS = ["XEP-0045", "XEP-0249", "XEP-0313", "XEP-0359", "XEP-0410", "XEP-0421",
+             "XEP-0425", "XEP-0486"]
+DEPENDS: list = []
+
+OPTIONS = [
+    Option("restrict_room_creation", "any", False, "host",
+           "who may create rooms: false (anyone), \"local\" (users of the parent domain, "
+           "e.g. falcot.com for conference.falcot.com), true or \"admin\" (server admins only)"),
+    Option("muc_room_locking", "boolean", True, "host",
+           "a room created with the MUC protocol stays locked (nobody else may enter) until "
+           "its owner submits the configuration form (an empty form makes an instant room)"),
+    Option("max_history_messages", "integer", 20, "host",
+           "the most messages a room keeps for new occupants (rooms choose up to this)", min=0),
+    Option("muc_max_nick_length", "integer", 23, "host", "longest nickname, in characters",
+           min=1),
+    Option("muc_room_default_public", "boolean", True, "host",
+           "new rooms are listed in the service's room list"),
+    Option("muc_room_default_persistent", "boolean", False, "host",
+           "new rooms survive their last occupant and restarts"),
+    Option("muc_room_default_members_only", "boolean", False, "host",
+           "new rooms admit members only"),
+    Option("muc_room_default_moderated", "boolean", False, "host",
+           "in new rooms only occupants with voice may speak"),
+    Option("muc_room_default_public_jids", "boolean", False, "host",
+           "new rooms are non-anonymous (everyone sees real JIDs)"),
+    Option("muc_room_default_change_subject", "boolean", False, "host",
+           "participants (not only moderators) may change the subject of new rooms"),
+    Option("muc_room_default_allow_invites", "boolean", False, "host",
+           "participants (not only moderators) may invite to new rooms"),
+    Option("muc_room_default_allow_pm", "string", "anyone", "host",
+           "who may send private messages in new rooms", choices=ALLOW_PM),
+    Option("muc_room_default_history_length", "integer", 20, "host",
+           "history length of new rooms", min=0),
+    Option("muc_room_default_max_occupants", "integer", 0, "host",
+           "occupant limit of new rooms (0: none)", min=0),
+    Option("muc_log_by_default", "boolean", True, "host",
+           "new rooms archive their messages (XEP-0313); owners can turn it off"),
+    Option("muc_log_all_rooms", "boolean", False, "host",
+           "every room archives its messages, whatever its configuration"),
+    Option("muc_queue_limit", "integer", 1000, "host",
+           "stanzas waiting for one room before senders get resource-constraint", min=1),
+    Option("component_admins_as_room_owners", "boolean", True, "host",
+           "server admins (the admins option) are owners of every room"),
+]
+
+# The running service of each MUC host, by domain (tests and tools look here).
+services: dict[str, MucService] = {}
+
+
+def _admins(m) -> frozenset[str]:
+    if not m.get_option("component_admins_as_room_owners"):
+        return frozenset()
+    out = set()
+    for j in m.host.get_option("admins") or ():
+        if isinstance(j, str):
+            out.add(bare_of(j))
+    return frozenset(out)
+
+
+def setup(m) -> None:
+    host = m.host
+    if getattr(host, "kind", "component") != "component":
+        m.log.warning("%s: muc is meant for a Component \"conference.%s\" \"muc\"; "
+                      "rooms are served on this VirtualHost's domain anyway", host.name, host.name)
+    env = RoomEnv(host.name, admins=_admins(m), max_history=m.get_option("max_history_messages"),
+                  locking=m.get_option("muc_room_locking"),
+                  max_nick_length=m.get_option("muc_max_nick_length"))
+
+    def defaults() -> RoomConfig:
+        return RoomConfig(
+            public=m.get_option("muc_room_default_public"),
+            persistent=m.get_option("muc_room_default_persistent"),
+            members_only=m.get_option("muc_room_default_members_only"),
+            moderated=m.get_option("muc_room_default_moderated"),
+            whois="anyone" if m.get_option("muc_room_default_public_jids") else "moderators",
+            change_subject=m.get_option("muc_room_default_change_subject"),
+            allow_invites=m.get_option("muc_room_default_allow_invites"),
+            allow_pm=m.get_option("muc_room_default_allow_pm"),
+            history_length=min(m.get_option("muc_room_default_history_length"), env.max_history),
+            max_users=m.get_option("muc_room_default_max_occupants"),
+            logging=m.get_option("muc_log_by_default"),
+        )
+
+    name = host.get_option("name") or "Chatrooms"
+    svc = MucService(
+        host.name, env, send=m.send,
+        rooms_store=RoomStore(m.open_store("muc_rooms", "keyval")),
+        archive=RoomArchive(m.open_store("muc_log", "archive")),
+        defaults=defaults, restrict_creation=m.get_option("restrict_room_creation"),
+        queue_limit=m.get_option("muc_queue_limit"), name=name,
+        log_all_rooms=m.get_option("muc_log_all_rooms"),
+    )
+    services[host.name] = svc
+    m.add_identity("conference", "text", name)
+    for f in FEATURES:
+        m.add_feature(f)
+
+    for kind in ("presence", "message", "iq"):
+        for to_type in ("bare", "full"):
+            m.hook(ev.stanza_event(kind, to_type), svc.submit)
+
+    def info(event):
+        from xmppd.errors import StanzaError
+        if event.payload.get("node"):
+            raise StanzaError("item-not-found")
+        qel = ET.Element(q(DISCO_INFO, "query"))
+        for cat, typ, nm in host.identities:
+            attrs = {"category": cat, "type": typ}
+            if nm:
+                attrs["name"] = nm
+            ET.SubElement(qel, q(DISCO_INFO, "identity"), attrs)
+        for var in sorted(set(host.features)):
+            ET.SubElement(qel, q(DISCO_INFO, "feature"), {"var": var})
+        return qel
+
+    async def items(event):
+        await svc.ready.wait()
+        return svc.disco_items()
+
+    async def unique(event):
+        await svc.ready.wait()
+        return svc.unique_name()
+
+    m.hook_iq("get", DISCO_INFO, "query", info)
+    m.hook_iq("get", DISCO_ITEMS, "query", items)
+    m.hook_iq("get", UNIQUE, "unique", unique)
+    m.hook_iq("get", "urn:xmpp:ping", "ping", lambda event: None)
+
+    svc.load_task = asyncio.get_running_loop().create_task(svc.load())
+
+
+def teardown(m) -> None:
+    svc = services.pop(m.host.name, None)
+    if svc is not None:
+        svc.close()

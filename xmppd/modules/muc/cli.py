@@ -1,0 +1,116 @@
+"""``xmppctl muc``: the persistent rooms of a MUC component, from storage.
+
+    xmppctl muc list conference.falcot.com
+    xmppctl muc destroy lobby@conference.falcot.com --reason "moved to #general"
+
+These work on the stored rooms (configuration, affiliations, archive). A running
+xmppd keeps the rooms it has loaded in memory: destroy a room while the server
+is stopped, or restart it afterwards, so the room does not come back.
+"""
+from __future__ import annotations
+
+from .persistence import RoomStore
+
+ROOMS_STORE = "muc_rooms"
+ARCHIVE_STORE = "muc_log"
+
+
+async def list_rooms(storage, domain: str) -> list[dict]:
+    """``[{"jid", "name", "public", "members_only", "password", "affiliations"}...]``."""
+    store = RoomStore(storage.keyval(domain, ROOMS_STORE))
+    out = []
+    for node in await store.names():
+        data = await store.get(node) or {}
+        cfg = data.get("config") or {}
+        out.append({
+            "jid": f"{node}@{domain}",
+            "name": cfg.get("name") or "",
+            "public": bool(cfg.get("public", True)),
+            "members_only": bool(cfg.get("members_only")),
+            "password": bool(cfg.get("password")),
+            "affiliations": dict(data.get("affiliations") or {}),
+        })
+    return out
+
+
+async def destroy_room(storage, domain: str, node: str) -> bool:
+    """Delete a stored room and its archive; False if there was no such room."""
+    existed = await RoomStore(storage.keyval(domain, ROOMS_STORE)).delete(node)
+    deleted = await storage.archive(domain, ARCHIVE_STORE).delete(node)
+    return existed or bool(deleted)
+
+
+def _muc_domain(cfg, domain: str) -> str:
+    from xmppd.cli.ctl import CtlError
+    from xmppd.jid import InvalidJID, nameprep
+    try:
+        domain = nameprep(domain)
+    except InvalidJID:
+        raise CtlError(f"invalid domain {domain!r}") from None
+    hc = cfg.hosts.get(domain)
+    if hc is None or getattr(hc, "component_module", None) != "muc":
+        known = ", ".join(h.name for h in cfg.hosts.values()
+                          if getattr(h, "component_module", None) == "muc") or "none"
+        raise CtlError(f"{domain!r} is not a MUC component in {cfg.path} "
+                       f"(Component \"{domain}\" \"muc\"; configured: {known})")
+    return domain
+
+
+async def cmd_list(args, cfg) -> int:
+    from xmppd.cli.ctl import open_storage
+    domain = _muc_domain(cfg, args.domain)
+    storage = await open_storage(cfg)
+    try:
+        rooms = await list_rooms(storage, domain)
+    finally:
+        await storage.close()
+    for r in rooms:
+        flags = [("public" if r["public"] else "hidden")]
+        if r["members_only"]:
+            flags.append("members-only")
+        if r["password"]:
+            flags.append("password")
+        owners = sorted(j for j, a in r["affiliations"].items() if a == "owner")
+        line = f"{r['jid']}\t{','.join(flags)}\towners={','.join(owners) or '-'}"
+        if r["name"]:
+            line += f"\t{r['name']}"
+        print(line)
+    if not rooms:
+        print(f"no persistent rooms on {domain}")
+    return 0
+
+
+async def cmd_destroy(args, cfg) -> int:
+    from xmppd.cli.ctl import CtlError, open_storage
+    from xmppd.jid import InvalidJID, split
+    try:
+        node, domain, res = split(args.room)
+    except InvalidJID:
+        node, domain, res = "", "", ""
+    if not node or res:
+        raise CtlError(f"invalid room {args.room!r}: expected room@conference.domain")
+    domain = _muc_domain(cfg, domain)
+    storage = await open_storage(cfg)
+    try:
+        if not await destroy_room(storage, domain, node):
+            raise CtlError(f"no stored room {node}@{domain}")
+    finally:
+        await storage.close()
+    reason = f" ({args.reason})" if args.reason else ""
+    print(f"destroyed {node}@{domain} and its archive{reason}")
+    print("(restart a running xmppd so it forgets the room)")
+    return 0
+
+
+def register(subparsers, common_parser) -> None:
+    p = subparsers.add_parser("muc", parents=[common_parser], help="multi-user chat rooms",
+                              description="Persistent rooms of a MUC component.")
+    sub = p.add_subparsers(dest="muc_command", metavar="ACTION")
+    sub.required = True
+    pl = sub.add_parser("list", parents=[common_parser], help="list the stored rooms of a MUC domain")
+    pl.add_argument("domain", metavar="DOMAIN", help="e.g. conference.falcot.com")
+    pl.set_defaults(func=cmd_list)
+    pd = sub.add_parser("destroy", parents=[common_parser], help="destroy a stored room and its archive")
+    pd.add_argument("room", metavar="ROOM", help="room@conference.domain")
+    pd.add_argument("--reason", default=None, help="why (shown in the output)")
+    pd.set_defaults(func=cmd_destroy)

@@ -1,0 +1,95 @@
+"""Invitations: mediated (XEP-0045 §7.8.2) through the room, and declines.
+
+Direct invitations (XEP-0249, ``<x xmlns='jabber:x:conference'/>``) go from one
+client to another and need nothing from the room; the room's part is to let the
+invitee in (a members-only room adds the invitee to the member list when the
+inviter may do so).
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from xmppd.errors import StanzaError
+from xmppd.jid import InvalidJID, split as jid_split
+
+from . import permissions as perm
+from .ns import CLIENT, USER, q
+
+INVITE = q(USER, "invite")
+DECLINE = q(USER, "decline")
+REASON = q(USER, "reason")
+
+
+def is_invite_or_decline(stanza: ET.Element) -> bool:
+    x = stanza.find(q(USER, "x"))
+    return x is not None and (x.find(INVITE) is not None or x.find(DECLINE) is not None)
+
+
+def may_invite(room, occ) -> bool:
+    if occ.role == "moderator":
+        return True
+    return room.config.allow_invites and perm.has_role_privilege(occ.role, "invite")
+
+
+def _norm(jid: str) -> str:
+    try:
+        node, domain, res = jid_split(jid)
+    except InvalidJID:
+        raise StanzaError("jid-malformed", f"invalid JID {jid!r}") from None
+    s = f"{node}@{domain}" if node else domain
+    return f"{s}/{res}" if res else s
+
+
+def handle(room, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
+    x = stanza.find(q(USER, "x"))
+    out: list[ET.Element] = []
+    for inv in x.findall(INVITE):
+        out.extend(_invite(room, inv, from_jid))
+    for dec in x.findall(DECLINE):
+        out.extend(_decline(room, dec, from_jid))
+    return out
+
+
+def _invite(room, inv: ET.Element, from_jid: str) -> list[ET.Element]:
+    occ = room.by_jid.get(from_jid)
+    if occ is None:
+        raise StanzaError("not-acceptable", "only occupants may invite")
+    if not may_invite(room, occ):
+        raise StanzaError("forbidden", "you may not invite others to this room")
+    to = inv.get("to")
+    if not to:
+        raise StanzaError("bad-request", "an invitation needs a 'to'")
+    to = _norm(to)
+    from .room import bare_of
+    invitee = bare_of(to)
+    inviter_aff = room.affiliation(occ.bare)
+    if room.config.members_only and room.affiliation(invitee) == "none":
+        if perm.has_affiliation_privilege(inviter_aff, "edit-member-list") or room.config.allow_invites:
+            room.affiliations[invitee] = "member"
+            room.dirty = True
+    reason = inv.findtext(REASON)
+    m = ET.Element(q(CLIENT, "message"), {"from": room.jid, "to": to})
+    ux = ET.SubElement(m, q(USER, "x"))
+    out_inv = ET.SubElement(ux, INVITE, {"from": occ.jid})
+    if reason:
+        ET.SubElement(out_inv, REASON).text = reason
+    if room.config.password:
+        ET.SubElement(ux, q(USER, "password")).text = room.config.password
+    ET.SubElement(m, q(CLIENT, "body")).text = (
+        f"{occ.bare} invites you to the room {room.jid}" + (f": {reason}" if reason else ""))
+    return [m]
+
+
+def _decline(room, dec: ET.Element, from_jid: str) -> list[ET.Element]:
+    to = dec.get("to")
+    if not to:
+        raise StanzaError("bad-request", "a decline needs a 'to'")
+    to = _norm(to)
+    m = ET.Element(q(CLIENT, "message"), {"from": room.jid, "to": to})
+    ux = ET.SubElement(m, q(USER, "x"))
+    from .room import bare_of
+    d = ET.SubElement(ux, DECLINE, {"from": bare_of(from_jid)})
+    reason = dec.findtext(REASON)
+    if reason:
+        ET.SubElement(d, REASON).text = reason
+    return [m]

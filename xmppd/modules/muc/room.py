@@ -1,0 +1,607 @@
+"""The Room: occupants, roles and affiliations of one chat room (XEP-0045).
+
+No sockets and no storage here: every method takes a stanza (and the real JID
+it came from) and returns the stanzas to send, in order, so the room is
+unit-testable on its own. What must be written to storage is left on the room
+for its service to flush before sending (``dirty`` for the persistent state,
+``archive_out``/``archive_edits`` for the message archive).
+
+Room features live in their own files and act on a Room: ``subject``,
+``invites``, ``moderation``, ``config``, ``history``, ``archive``,
+``selfping``, ``occupant_id``, ``vcard``; the §5 tables are in ``permissions``.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from typing import Callable, Iterable
+
+from xmppd.errors import StanzaError
+from xmppd.jid import InvalidJID, split as jid_split
+
+from . import history as hist
+from . import occupant_id as oid
+from . import permissions as perm
+from . import subject as subj
+from .config import RoomConfig
+from .ns import (CLIENT, DATA, DISCO_INFO, MAM, MODERATE, MODERATE_0, MUC, OCCUPANT_ID,
+                 PING, ROOMINFO, SELF_PING, SID, STABLE_ID, USER, VCARD, q)
+
+PRESENCE = q(CLIENT, "presence")
+MESSAGE = q(CLIENT, "message")
+IQ = q(CLIENT, "iq")
+BODY = q(CLIENT, "body")
+SUBJECT = q(CLIENT, "subject")
+STATUS = q(CLIENT, "status")
+MUC_X = q(MUC, "x")
+USER_X = q(USER, "x")
+STANZA_ID = q(SID, "stanza-id")
+OCC_ID = q(OCCUPANT_ID, "occupant-id")
+
+MAX_PENDING_IQS = 1000
+
+
+def bare_of(jid: str) -> str:
+    try:
+        node, domain, _ = jid_split(jid)
+    except InvalidJID:
+        return jid
+    return f"{node}@{domain}" if node else domain
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class RoomEnv:
+    """What a room needs from its service: its domain, the server admins, limits,
+    and a clock (tests pass their own)."""
+
+    def __init__(self, domain: str, *, admins: Iterable[str] = (), max_history: int = 20,
+                 locking: bool = True, max_nick_length: int = 23,
+                 now: Callable[[], float] = time.time):
+        self.domain = domain
+        self.admins = frozenset(admins)
+        self.max_history = max_history
+        self.locking = locking
+        self.max_nick_length = max_nick_length
+        self.now = now
+
+
+class Occupant:
+    __slots__ = ("nick", "jid", "bare", "_role", "presence", "oid", "oid_el", "xcache")
+
+    def __init__(self, nick: str, jid: str, bare: str, role: str, presence: list, oid_: str):
+        self.nick = nick
+        self.jid = jid            # real full JID
+        self.bare = bare
+        self._role = role
+        self.presence = presence  # children of the last available presence
+        self.oid = oid_
+        self.oid_el = oid.element(oid_)
+        self.xcache: dict[bool, ET.Element] = {}  # plain <x/> of its presence, by with_jid
+
+    @property
+    def role(self) -> str:
+        return self._role
+
+    @role.setter
+    def role(self, value: str) -> None:
+        self._role = value
+        self.xcache.clear()
+
+    def __repr__(self) -> str:
+        return f"<Occupant {self.nick} {self.jid} {self.role}>"
+
+
+class Room:
+    def __init__(self, node: str, env: RoomEnv, config: RoomConfig | None = None, *,
+                 secret: str | None = None):
+        self.node = node
+        self.env = env
+        self.jid = f"{node}@{env.domain}"
+        self.config = config or RoomConfig()
+        self.affiliations: dict[str, str] = {}
+        self.occupants: dict[str, Occupant] = {}
+        self.by_jid: dict[str, Occupant] = {}
+        self.subject = ""
+        self.subject_from = ""
+        self.locked = False
+        self.destroyed = False
+        self.history = hist.History(self.config.history_length)
+        self.secret = secret or oid.new_secret()
+        self.vcard: str | None = None
+        self.avatar_hash: str | None = None
+        self.created = env.now()
+        self.dirty = False
+        self.stored = False   # a copy is in storage (persistent rooms)
+        self.archive_out: list[tuple[str, float, str, ET.Element]] = []
+        self.archive_edits: list[tuple[str, ET.Element]] = []
+        self.pending_iqs: dict[str, tuple[str, str, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Room {self.jid} {len(self.occupants)} occupants>"
+
+    # -- lookups --------------------------------------------------------------
+    def occupant_jid(self, nick: str) -> str:
+        return f"{self.jid}/{nick}"
+
+    def affiliation(self, bare: str) -> str:
+        if bare in self.env.admins:
+            return "owner"
+        return self.affiliations.get(bare, "none")
+
+    def sees_jids(self, viewer: Occupant) -> bool:
+        return not self.config.anonymous or viewer.role == "moderator"
+
+    @property
+    def empty(self) -> bool:
+        return not self.occupants
+
+    @property
+    def gone(self) -> bool:
+        """Nothing left to keep: destroyed, or a temporary room nobody is in."""
+        return self.destroyed or (not self.occupants and not self.config.persistent)
+
+    def occupant_id(self, bare: str) -> str:
+        return oid.occupant_id(self.secret, bare)
+
+    # -- building stanzas --------------------------------------------------
+    def _user_x(self, occ: Occupant, *, with_jid: bool, codes: Iterable[int] = (),
+                role: str | None = None, affiliation: str | None = None,
+                nick: str | None = None, actor: str | None = None,
+                reason: str | None = None, extra: ET.Element | None = None) -> ET.Element:
+        x = ET.Element(USER_X)
+        item = ET.SubElement(x, q(USER, "item"), {
+            "affiliation": affiliation or self.affiliation(occ.bare),
+            "role": role or occ.role})
+        if with_jid:
+            item.set("jid", occ.jid)
+        if nick:
+            item.set("nick", nick)
+        if actor:
+            ET.SubElement(item, q(USER, "actor"), {"nick": actor})
+        if reason:
+            ET.SubElement(item, q(USER, "reason")).text = reason
+        if extra is not None:
+            x.append(extra)
+        for c in codes:
+            ET.SubElement(x, q(USER, "status"), {"code": str(c)})
+        return x
+
+    def presences(self, occ: Occupant, recipients: Iterable[Occupant], *,
+                  type: str | None = None, children: Iterable[ET.Element] | None = None,
+                  codes: Iterable[int] = (), self_codes: Iterable[int] = (),
+                  from_nick: str | None = None, **item) -> list[ET.Element]:
+        """``occ``'s presence for each recipient: with the real JID for those who
+        may see it, status 110 and ``self_codes`` for ``occ`` itself."""
+        codes = list(codes)
+        frm = self.occupant_jid(from_nick or occ.nick)
+        kids = list(occ.presence if children is None else children)
+        kids.append(occ.oid_el)
+        x_plain = x_jid = None
+        out = []
+        attrs = {"from": frm}
+        if type:
+            attrs["type"] = type
+        for r in recipients:
+            if r is occ:
+                x = self._user_x(occ, with_jid=True,
+                                 codes=sorted({*codes, *self_codes, 110}), **item)
+            elif self.sees_jids(r):
+                x = x_jid = x_jid if x_jid is not None else \
+                    self._user_x(occ, with_jid=True, codes=codes, **item)
+            else:
+                x = x_plain = x_plain if x_plain is not None else \
+                    self._user_x(occ, with_jid=False, codes=codes, **item)
+            el = ET.Element(PRESENCE, attrs)
+            el.set("to", r.jid)
+            el.extend(kids)
+            el.append(x)
+            out.append(el)
+        return out
+
+    def fanout(self, template: ET.Element, recipients: Iterable[Occupant] | None = None) -> list[ET.Element]:
+        """One copy of ``template`` per occupant (children are shared, not copied)."""
+        kids = list(template)
+        attrib = template.attrib
+        tag = template.tag
+        out = []
+        for o in (self.occupants.values() if recipients is None else recipients):
+            el = ET.Element(tag, attrib)
+            el.set("to", o.jid)
+            el.extend(kids)
+            out.append(el)
+        return out
+
+    def status_message(self, codes: Iterable[int]) -> list[ET.Element]:
+        """A groupchat message from the room bearing status codes (config changes)."""
+        codes = list(codes)
+        if not codes:
+            return []
+        m = ET.Element(MESSAGE, {"type": "groupchat", "from": self.jid, "id": new_id()})
+        x = ET.SubElement(m, USER_X)
+        for c in codes:
+            ET.SubElement(x, q(USER, "status"), {"code": str(c)})
+        return self.fanout(m)
+
+    def subject_message(self, to: str) -> ET.Element:
+        frm = self.occupant_jid(self.subject_from) if self.subject_from else self.jid
+        m = ET.Element(MESSAGE, {"type": "groupchat", "from": frm, "to": to, "id": new_id()})
+        ET.SubElement(m, SUBJECT).text = self.subject
+        return m
+
+    # -- presence ------------------------------------------------------------
+    def handle_presence(self, stanza: ET.Element, from_jid: str, nick: str, *,
+                        created: bool = False, nick_modified: bool = False) -> list[ET.Element]:
+        t = stanza.get("type")
+        occ = self.by_jid.get(from_jid)
+        if t == "error":
+            return self.remove(occ, [333]) if occ is not None else []
+        if t == "unavailable":
+            if occ is None:
+                return []
+            keep = [c for c in stanza if c.tag == STATUS]
+            return self.remove(occ, children=keep)
+        if t is not None:
+            return []  # subscriptions and probes mean nothing to a room
+        if occ is None:
+            return self.join(stanza, from_jid, nick, created=created, nick_modified=nick_modified)
+        if occ.nick != nick:
+            return self.change_nick(occ, nick, stanza)
+        if stanza.find(MUC_X) is not None:
+            return self.rejoin(occ, stanza)
+        occ.presence = _presence_children(stanza)
+        return self.presences(occ, self.occupants.values())
+
+    def check_nick(self, nick: str) -> None:
+        if not nick.strip() or len(nick) > self.env.max_nick_length:
+            raise StanzaError("jid-malformed", f"nicknames are 1 to {self.env.max_nick_length} "
+                              "characters long and not blank")
+
+    def join(self, stanza: ET.Element, from_jid: str, nick: str, *, created: bool = False,
+             nick_modified: bool = False) -> list[ET.Element]:
+        bare = bare_of(from_jid)
+        aff = self.affiliation(bare)
+        join_x = stanza.find(MUC_X)
+        self.check_nick(nick)
+        if self.locked and aff != "owner":
+            raise StanzaError("item-not-found", "this room is locked until its owner configures it")
+        if aff == "outcast":
+            raise StanzaError("forbidden", "you are banned from this room")
+        if self.config.members_only and not perm.has_affiliation_privilege(aff, "enter-members-only-room"):
+            raise StanzaError("registration-required", "this room is for members only")
+        other = self.occupants.get(nick)
+        if other is not None:
+            raise StanzaError("conflict", "that nickname is already in use")
+        if self.config.password:
+            given = join_x.findtext(q(MUC, "password")) if join_x is not None else None
+            if given != self.config.password:
+                raise StanzaError("not-authorized", "a password is required to enter this room")
+        if (self.config.max_users and len(self.occupants) >= self.config.max_users
+                and perm.AFFILIATION_RANK[aff] < perm.AFFILIATION_RANK["admin"]):
+            raise StanzaError("service-unavailable", "this room is full", type="wait")
+        role = perm.default_role(aff, moderated=self.config.moderated)
+        occ = Occupant(nick, from_jid, bare, role, _presence_children(stanza), self.occupant_id(bare))
+        out: list[ET.Element] = []
+        for o in self.occupants.values():
+            out.extend(self._presence_for(o, occ))
+        self.occupants[nick] = occ
+        self.by_jid[from_jid] = occ
+        self_codes = self.join_codes(created=created, nick_modified=nick_modified)
+        out.extend(self.presences(occ, self.occupants.values(), self_codes=self_codes))
+        out.extend(self._welcome(occ, join_x))
+        return out
+
+    def join_codes(self, *, created=False, nick_modified=False) -> list[int]:
+        codes = []
+        if not self.config.anonymous:
+            codes.append(100)
+        if self.config.logging:
+            codes.append(170)
+        if created:
+            codes.append(201)
+        if nick_modified:
+            codes.append(210)
+        return codes
+
+    def _presence_for(self, o: Occupant, viewer: Occupant) -> list[ET.Element]:
+        """``o``'s current presence for a new occupant ``viewer``."""
+        el = ET.Element(PRESENCE, {"from": self.occupant_jid(o.nick), "to": viewer.jid})
+        el.extend(o.presence)
+        el.append(o.oid_el)
+        with_jid = self.sees_jids(viewer)
+        x = o.xcache.get(with_jid)
+        if x is None:
+            x = o.xcache[with_jid] = self._user_x(o, with_jid=with_jid)
+        el.append(x)
+        return [el]
+
+    def _welcome(self, occ: Occupant, join_x: ET.Element | None) -> list[ET.Element]:
+        """History, then the subject (§7.2.15, §7.2.16)."""
+        out = []
+        request = join_x.find(hist.HISTORY) if join_x is not None else None
+        for entry in self.history.select(request, self.env.now()):
+            out.append(hist.delivered(entry, occ.jid, self.jid))
+        out.append(self.subject_message(occ.jid))
+        return out
+
+    def rejoin(self, occ: Occupant, stanza: ET.Element) -> list[ET.Element]:
+        """A join from someone already in under that nick (a client that lost
+        track): the room's state again, as on a first join."""
+        occ.presence = _presence_children(stanza)
+        out: list[ET.Element] = []
+        for o in self.occupants.values():
+            if o is not occ:
+                out.extend(self._presence_for(o, occ))
+        out.extend(self.presences(occ, self.occupants.values(), self_codes=self.join_codes()))
+        out.extend(self._welcome(occ, stanza.find(MUC_X)))
+        return out
+
+    def change_nick(self, occ: Occupant, nick: str, stanza: ET.Element) -> list[ET.Element]:
+        """§7.6: unavailable from the old nick with 303, then available from the new."""
+        self.check_nick(nick)
+        if nick in self.occupants:
+            raise StanzaError("conflict", "that nickname is already in use")
+        if not perm.has_role_privilege(occ.role, "change-nick"):
+            raise StanzaError("not-allowed", "you may not change your nickname")
+        old = occ.nick
+        out = self.presences(occ, self.occupants.values(), type="unavailable", children=(),
+                             codes=[303], nick=nick)
+        del self.occupants[old]
+        occ.nick = nick
+        self.occupants[nick] = occ
+        occ.presence = _presence_children(stanza)
+        out.extend(self.presences(occ, self.occupants.values()))
+        if self.subject_from == old:
+            self.subject_from = nick
+        return out
+
+    def remove(self, occ: Occupant, codes: Iterable[int] = (), *, children=(),
+               actor: str | None = None, reason: str | None = None,
+               affiliation: str | None = None) -> list[ET.Element]:
+        """The occupant leaves (or is made to): unavailable to everyone, itself included."""
+        out = self.presences(occ, self.occupants.values(), type="unavailable", children=children,
+                             codes=codes, role="none", actor=actor, reason=reason,
+                             affiliation=affiliation)
+        self.occupants.pop(occ.nick, None)
+        self.by_jid.pop(occ.jid, None)
+        return out
+
+    # -- messages --------------------------------------------------------------
+    def handle_groupchat(self, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
+        occ = self.by_jid.get(from_jid)
+        if occ is None:
+            raise StanzaError("not-acceptable", "you are not an occupant of this room")
+        if stanza.find(BODY) is None and stanza.find(SUBJECT) is not None:
+            return subj.change(self, occ, stanza)
+        if not perm.has_role_privilege(occ.role, "send-messages"):
+            raise StanzaError("forbidden", "you have no voice in this room")
+        return self.broadcast_message(occ, stanza)
+
+    def message_template(self, occ: Occupant | None, stanza: ET.Element) -> ET.Element:
+        frm = self.occupant_jid(occ.nick) if occ is not None else self.jid
+        tmpl = ET.Element(MESSAGE, {"type": "groupchat", "from": frm})
+        for attr in ("id", "{http://www.w3.org/XML/1998/namespace}lang"):
+            if stanza.get(attr):
+                tmpl.set(attr, stanza.get(attr))
+        for child in stanza:
+            if child.tag == OCC_ID or (child.tag == STANZA_ID and child.get("by") == self.jid):
+                continue  # never trust ids a client made up
+            tmpl.append(child)
+        if occ is not None:
+            tmpl.append(occ.oid_el)
+        return tmpl
+
+    def broadcast_message(self, occ: Occupant, stanza: ET.Element) -> list[ET.Element]:
+        tmpl = self.message_template(occ, stanza)
+        if tmpl.find(BODY) is not None:
+            sid = new_id()
+            ET.SubElement(tmpl, STANZA_ID, {"id": sid, "by": self.jid})
+            now = self.env.now()
+            self.history.add(tmpl, now, sid)
+            if self.config.logging:
+                self.archive_out.append((sid, now, self.occupant_jid(occ.nick), tmpl))
+        return self.fanout(tmpl)
+
+    def handle_private(self, stanza: ET.Element, from_jid: str, nick: str) -> list[ET.Element]:
+        """§7.5: a message to ``room/nick`` goes to that occupant's real JID."""
+        t = stanza.get("type") or "normal"
+        occ = self.by_jid.get(from_jid)
+        if t == "error":
+            # a bounce of something the room sent: the occupant is gone (§18.1.1)
+            return self.remove(occ, [333]) if occ is not None else []
+        if occ is None:
+            raise StanzaError("not-acceptable", "you are not an occupant of this room")
+        if t == "groupchat":
+            raise StanzaError("bad-request", "groupchat messages go to the room's bare JID")
+        target = self.occupants.get(nick)
+        if target is None:
+            raise StanzaError("item-not-found", "no such occupant")
+        pm = self.config.allow_pm
+        if pm == "none" or (pm == "participants" and occ.role == "visitor") or \
+                (pm == "moderators" and occ.role != "moderator"):
+            raise StanzaError("forbidden", "private messages are not allowed here")
+        el = ET.Element(MESSAGE, dict(stanza.attrib))
+        el.set("from", self.occupant_jid(occ.nick))
+        el.set("to", target.jid)
+        for child in stanza:
+            if child.tag not in (USER_X, OCC_ID):
+                el.append(child)
+        el.append(oid.element(occ.oid))
+        ET.SubElement(el, USER_X)
+        return [el]
+
+    # -- IQs to occupants ---------------------------------------------------
+    def handle_occupant_iq(self, stanza: ET.Element, from_jid: str, nick: str) -> list[ET.Element]:
+        """IQs to ``room/nick``: self-ping (XEP-0410) is answered here, other
+        requests are forwarded to the occupant's real JID and the reply brought back."""
+        t = stanza.get("type")
+        if t in ("result", "error"):
+            entry = self.pending_iqs.pop(stanza.get("id", ""), None)
+            if entry is None:
+                return []
+            orig_from, orig_id, target_nick = entry
+            target = self.occupants.get(target_nick)
+            if target is None or target.jid != from_jid:
+                return []
+            el = ET.Element(stanza.tag, dict(stanza.attrib))
+            el.extend(list(stanza))
+            el.set("from", self.occupant_jid(target_nick))
+            el.set("to", orig_from)
+            el.set("id", orig_id)
+            return [el]
+        from . import selfping
+        occ = self.by_jid.get(from_jid)
+        payload = stanza[0] if len(stanza) else None
+        if payload is not None and payload.tag == q(PING, "ping"):
+            return selfping.answer(self, stanza, occ, nick)
+        if occ is None:
+            raise StanzaError("not-acceptable", "you are not an occupant of this room")
+        target = self.occupants.get(nick)
+        if target is None:
+            raise StanzaError("item-not-found", "no such occupant")
+        new = secrets.token_hex(8)
+        if len(self.pending_iqs) >= MAX_PENDING_IQS:
+            self.pending_iqs.pop(next(iter(self.pending_iqs)))
+        self.pending_iqs[new] = (from_jid, stanza.get("id", ""), nick)
+        el = ET.Element(stanza.tag, dict(stanza.attrib))
+        el.extend(list(stanza))
+        el.set("from", self.occupant_jid(occ.nick))
+        el.set("to", target.jid)
+        el.set("id", new)
+        return [el]
+
+    # -- roles and affiliations (the effects; who may is in moderation.py) ----
+    def set_role(self, occ: Occupant, role: str, *, actor: str | None = None,
+                 reason: str | None = None) -> list[ET.Element]:
+        if role == "none":
+            return self.remove(occ, [307], actor=actor, reason=reason)
+        occ.role = role
+        return self.presences(occ, self.occupants.values(), actor=actor, reason=reason)
+
+    def set_affiliation(self, bare: str, affiliation: str, *, actor: str | None = None,
+                        reason: str | None = None) -> list[ET.Element]:
+        if affiliation == "none":
+            self.affiliations.pop(bare, None)
+        else:
+            self.affiliations[bare] = affiliation
+        self.dirty = True
+        eff = self.affiliation(bare)
+        out: list[ET.Element] = []
+        for occ in [o for o in self.occupants.values() if o.bare == bare]:
+            occ.xcache.clear()
+            if eff == "outcast":
+                out.extend(self.remove(occ, [301], actor=actor, reason=reason, affiliation="outcast"))
+            elif self.config.members_only and perm.AFFILIATION_RANK[eff] < perm.AFFILIATION_RANK["member"]:
+                out.extend(self.remove(occ, [321], actor=actor, reason=reason))
+            else:
+                occ.role = perm.default_role(eff, moderated=self.config.moderated)
+                out.extend(self.presences(occ, self.occupants.values(), actor=actor, reason=reason))
+        return out
+
+    def remove_non_members(self) -> list[ET.Element]:
+        """§10.2: a room made members-only loses its non-members (status 322)."""
+        out: list[ET.Element] = []
+        for occ in list(self.occupants.values()):
+            if perm.AFFILIATION_RANK[self.affiliation(occ.bare)] < perm.AFFILIATION_RANK["member"]:
+                out.extend(self.remove(occ, [322]))
+        return out
+
+    def configure(self, new: RoomConfig, codes: list[int]) -> list[ET.Element]:
+        old = self.config
+        self.config = new
+        self.history.resize(new.history_length)
+        self.locked = False
+        self.dirty = True
+        out = self.status_message(codes)
+        if new.members_only and not old.members_only:
+            out.extend(self.remove_non_members())
+        return out
+
+    def destroy(self, reason: str | None = None, alternate: str | None = None,
+                password: str | None = None) -> list[ET.Element]:
+        """§10.9: every occupant is told, with the alternate venue if any."""
+        d = ET.Element(q(USER, "destroy"))
+        if alternate:
+            d.set("jid", alternate)
+        if reason:
+            ET.SubElement(d, q(USER, "reason")).text = reason
+        if password:
+            ET.SubElement(d, q(USER, "password")).text = password
+        out = []
+        for occ in list(self.occupants.values()):
+            el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": occ.jid,
+                                       "type": "unavailable"})
+            x = ET.SubElement(el, USER_X)
+            ET.SubElement(x, q(USER, "item"), {"affiliation": "none", "role": "none"})
+            x.append(d)
+            out.append(el)
+        self.occupants.clear()
+        self.by_jid.clear()
+        self.destroyed = True
+        self.dirty = True
+        return out
+
+    def shutdown(self) -> list[ET.Element]:
+        """The service goes away (status 332): everyone is out."""
+        out = []
+        for occ in list(self.occupants.values()):
+            out.extend(self.remove(occ, [332]))
+        return out
+
+    # -- discovery -----------------------------------------------------------------
+    def features(self) -> list[str]:
+        c = self.config
+        feats = [MUC, DISCO_INFO, STABLE_ID, SID, OCCUPANT_ID, SELF_PING, VCARD, PING,
+                 MODERATE, MODERATE_0,
+                 "muc_persistent" if c.persistent else "muc_temporary",
+                 "muc_public" if c.public else "muc_hidden",
+                 "muc_membersonly" if c.members_only else "muc_open",
+                 "muc_moderated" if c.moderated else "muc_unmoderated",
+                 "muc_nonanonymous" if not c.anonymous else "muc_semianonymous",
+                 "muc_passwordprotected" if c.password else "muc_unsecured"]
+        if c.logging:
+            feats += [MAM, MAM + "#extended"]
+        return feats
+
+    def disco_info(self) -> ET.Element:
+        qel = ET.Element(q(DISCO_INFO, "query"))
+        attrs = {"category": "conference", "type": "text"}
+        if self.config.name:
+            attrs["name"] = self.config.name
+        ET.SubElement(qel, q(DISCO_INFO, "identity"), attrs)
+        for f in sorted(set(self.features())):
+            ET.SubElement(qel, q(DISCO_INFO, "feature"), {"var": f})
+        form = ET.SubElement(qel, q(DATA, "x"), {"type": "result"})
+
+        def field(var, value, label=None, type_=None):
+            f = ET.SubElement(form, q(DATA, "field"), {"var": var})
+            if type_:
+                f.set("type", type_)
+            if label:
+                f.set("label", label)
+            ET.SubElement(f, q(DATA, "value")).text = str(value)
+        field("FORM_TYPE", ROOMINFO, type_="hidden")
+        field("muc#roominfo_description", self.config.description, "Description")
+        field("muc#roomconfig_roomname", self.config.name, "Title")
+        field("muc#roominfo_occupants", len(self.occupants), "Number of occupants")
+        field("muc#roominfo_subject", self.subject, "Subject")
+        field("muc#roomconfig_changesubject", "1" if self.config.change_subject else "0",
+              "Participants may change the subject", "boolean")
+        field("muc#roomconfig_allowinvites", "1" if self.config.allow_invites else "0",
+              "Participants may invite", "boolean")
+        field("muc#maxhistoryfetch", self.config.history_length, "Maximum number of history messages")
+        if self.config.lang:
+            field("muc#roominfo_lang", self.config.lang, "Language")
+        if self.avatar_hash:
+            field("muc#roominfo_avatarhash", self.avatar_hash, "Avatar hash")
+        return qel
+
+
+def _presence_children(stanza: ET.Element) -> list[ET.Element]:
+    """What an occupant's presence says, minus the MUC join element and any
+    ids or MUC data a client might try to forge."""
+    return [c for c in stanza if c.tag not in (MUC_X, USER_X, OCC_ID)]

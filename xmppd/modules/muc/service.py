@@ -1,0 +1,349 @@
+"""The MUC service on a component domain: its rooms, who may create them, its
+own disco, and one ordered queue per room.
+
+Stanzas for ``room@service[/nick]`` are queued on that room's queue and handled
+one at a time by a drainer task (created when the queue fills, gone when it is
+empty), so a room sees its stanzas in arrival order even while it waits for
+storage. For each stanza: the room (or a feature file) computes the replies,
+storage is written (room state, archive), then the stanzas are sent in order.
+A StanzaError becomes the error reply (a presence error keeps the MUC ``<x/>``).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import secrets
+import xml.etree.ElementTree as ET
+from typing import Any, Awaitable, Callable
+
+from xmppd.core import events as ev
+from xmppd.core import stanza as st
+from xmppd.errors import StanzaError
+from xmppd.jid import InvalidJID, split as jid_split
+
+from . import archive as arch
+from . import config as cfgmod
+from . import invites
+from . import moderation
+from . import vcard
+from .config import RoomConfig
+from .ns import (ADMIN, DISCO_INFO, DISCO_ITEMS, FASTEN, MAM, MODERATE, MUC, OWNER, PING,
+                 UNIQUE, VCARD, q)
+from .persistence import RoomStore
+from .room import MUC_X, PRESENCE, Room, RoomEnv, bare_of
+
+log = logging.getLogger("xmppd.mod.muc")
+
+
+class Item:
+    __slots__ = ("stanza", "kind", "to_type", "node", "nick", "raw_nick", "from_jid", "origin")
+
+    def __init__(self, stanza, kind, to_type, node, nick, raw_nick, from_jid, origin):
+        self.stanza = stanza
+        self.kind = kind
+        self.to_type = to_type
+        self.node = node
+        self.nick = nick
+        self.raw_nick = raw_nick
+        self.from_jid = from_jid
+        self.origin = origin
+
+
+def creation_allowed(rule: Any, bare: str, *, admins: frozenset, parent: str) -> bool:
+    """``restrict_room_creation`` as in Prosody: false (anyone), "local" (users of
+    the parent domain), true or "admin" (server admins only)."""
+    if bare in admins:
+        return True
+    if rule in (None, False, "false", "none"):
+        return True
+    if rule == "local":
+        try:
+            _, domain, _ = jid_split(bare)
+        except InvalidJID:
+            return False
+        return domain == parent
+    return False  # True, "admin", or anything else: admins only
+
+
+class MucService:
+    def __init__(self, domain: str, env: RoomEnv, *, send: Callable[[ET.Element], Awaitable[None]],
+                 rooms_store: RoomStore | None = None, archive: arch.RoomArchive | None = None,
+                 defaults: Callable[[], RoomConfig] = RoomConfig, restrict_creation: Any = False,
+                 queue_limit: int = 1000, name: str = "Chatrooms", log_all_rooms: bool = False):
+        self.domain = domain
+        self.env = env
+        self.send = send
+        self.store = rooms_store
+        self.archive = archive
+        self.defaults = defaults
+        self.restrict_creation = restrict_creation
+        self.queue_limit = queue_limit
+        self.name = name
+        self.log_all_rooms = log_all_rooms
+        self.parent = domain.split(".", 1)[1] if "." in domain else domain
+        self.rooms: dict[str, Room] = {}
+        self._queues: dict[str, collections.deque] = {}
+        self._drainers: dict[str, asyncio.Task] = {}
+        self.ready = asyncio.Event()
+        self.load_task: asyncio.Task | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    async def load(self) -> None:
+        """Load the persistent rooms (and their recent history from the archive)."""
+        try:
+            if self.store is not None:
+                self.rooms.update(await self.store.load_all(self.env))
+            if self.archive is not None:
+                for room in self.rooms.values():
+                    if room.config.logging and room.config.history_length:
+                        for key, when, el in await self.archive.recent(room, room.config.history_length):
+                            if el.find("{jabber:client}body") is not None:
+                                room.history.add(el, when, key)
+            log.info("%s: %d persistent rooms", self.domain, len(self.rooms))
+        finally:
+            self.ready.set()
+
+    def close(self) -> None:
+        if self.load_task is not None and not self.load_task.done():
+            self.load_task.cancel()
+        for t in list(self._drainers.values()):
+            t.cancel()
+        self._drainers.clear()
+        self._queues.clear()
+
+    # -- queueing ------------------------------------------------------------
+    def submit(self, sev) -> bool:
+        """Event handler for stanzas to rooms and occupants: queue, return HANDLED."""
+        stanza = sev.stanza
+        raw_nick = ""
+        if sev.to_type == "full":
+            raw = stanza.get("to") or ""
+            raw_nick = raw.split("/", 1)[1] if "/" in raw else ""
+        item = Item(stanza, sev.kind, sev.to_type, sev.to_node, sev.to_resource, raw_nick,
+                    sev.from_jid, sev.origin)
+        q_ = self._queues.get(sev.to_node)
+        if q_ is None:
+            q_ = self._queues[sev.to_node] = collections.deque()
+        if len(q_) >= self.queue_limit:
+            raise StanzaError("resource-constraint", "this room is too busy; try again", type="wait")
+        q_.append(item)
+        if sev.to_node not in self._drainers:
+            self._drainers[sev.to_node] = asyncio.get_running_loop().create_task(
+                self._drain(sev.to_node))
+        return ev.HANDLED
+
+    async def _drain(self, node: str) -> None:
+        q_ = self._queues.get(node)
+        try:
+            await self.ready.wait()
+            while q_:
+                item = q_.popleft()
+                try:
+                    await self.process(item)
+                except Exception:
+                    log.exception("%s: failed on a %s to %s", self.domain, item.kind, node)
+                    await self._reply_error(item, StanzaError("internal-server-error"))
+        finally:
+            self._drainers.pop(node, None)
+            if q_ is not None and not q_ and self._queues.get(node) is q_:
+                del self._queues[node]
+
+    async def drained(self) -> None:
+        """Wait until every queue is empty (tests)."""
+        while self._drainers:
+            await asyncio.gather(*list(self._drainers.values()), return_exceptions=True)
+
+    # -- processing ---------------------------------------------------------------
+    def may_create(self, bare: str) -> bool:
+        return creation_allowed(self.restrict_creation, bare, admins=self.env.admins,
+                                parent=self.parent)
+
+    def create_room(self, node: str, owner: str, *, locked: bool) -> Room:
+        cfg = self.defaults()
+        if self.log_all_rooms:
+            cfg.logging = True
+        room = Room(node, self.env, cfg)
+        room.affiliations[owner] = "owner"
+        room.locked = locked
+        room.dirty = True
+        return room
+
+    async def process(self, item: Item) -> None:
+        stanza = item.stanza
+        room = self.rooms.get(item.node)
+        created = False
+        out: list[ET.Element] = []
+        try:
+            if room is None:
+                if item.kind == "presence" and item.to_type == "full" and stanza.get("type") is None:
+                    bare = bare_of(item.from_jid)
+                    if not self.may_create(bare):
+                        raise StanzaError("not-allowed", "you may not create rooms on this service")
+                    room = self.create_room(item.node, bare, locked=self.env.locking
+                                            and stanza.find(MUC_X) is not None)
+                    created = True
+                elif st.may_answer_with_error(stanza) and item.kind != "presence":
+                    raise StanzaError("item-not-found", "no such room")
+                else:
+                    return
+            out = await self.dispatch(room, item, created)
+        except StanzaError as err:
+            await self._reply_error(item, err)
+            if created or room is None:
+                return  # a room whose creation failed never existed
+            out = []
+        if created and room.occupants:
+            self.rooms[item.node] = room
+        await self.flush(room)
+        if room.gone and self.rooms.get(item.node) is room:
+            del self.rooms[item.node]
+        self._track_directed(room, item)
+        for s in out:
+            await self.send(s)
+
+    async def flush(self, room: Room) -> None:
+        """Storage first (awaited), so what occupants are told is already stored."""
+        if self.archive is not None and (room.archive_out or room.archive_edits):
+            await self.archive.flush(room)
+        elif room.archive_out:
+            room.archive_out.clear()
+        if room.destroyed and self.archive is not None:
+            await self.archive.delete(room.node)
+        if self.store is not None and (room.dirty or (room.destroyed and room.stored)):
+            await self.store.save(room)
+        room.dirty = False
+
+    def _track_directed(self, room: Room, item: Item) -> None:
+        """Presence to an occupant JID is directed presence: the user's server
+        sends unavailable there when the client goes (RFC 6121 §4.6)."""
+        origin = item.origin
+        directed = getattr(origin, "directed", None)
+        if item.kind != "presence" or getattr(origin, "kind", None) != "c2s" or directed is None:
+            return
+        occ = room.by_jid.get(item.from_jid)
+        for j in [j for j in directed if j.startswith(room.jid + "/")]:
+            directed.discard(j)
+        if occ is not None:
+            directed.add(room.occupant_jid(occ.nick))
+
+    async def _reply_error(self, item: Item, err: StanzaError) -> None:
+        stanza = item.stanza
+        if not st.may_answer_with_error(stanza) or not stanza.get("from"):
+            return
+        if item.kind == "presence":
+            if stanza.get("type") not in (None,):
+                return
+            el = ET.Element(PRESENCE, {"type": "error", "to": item.from_jid,
+                                       "from": stanza.get("to") or self.domain})
+            if stanza.get("id"):
+                el.set("id", stanza.get("id"))
+            ET.SubElement(el, MUC_X)
+            el.append(err.to_element(by=f"{item.node}@{self.domain}"))
+        else:
+            el = st.error_reply(stanza, err, from_=stanza.get("to") or self.domain)
+        await self.send(el)
+
+    async def dispatch(self, room: Room, item: Item, created: bool) -> list[ET.Element]:
+        stanza = item.stanza
+        kind = item.kind
+        if kind == "presence":
+            if item.to_type == "bare":
+                if stanza.get("type") is None:
+                    raise StanzaError("jid-malformed", "join with room@service/nickname")
+                occ = room.by_jid.get(item.from_jid)
+                if stanza.get("type") == "unavailable" and occ is not None:
+                    # some clients (aioxmpp) leave by telling the room's bare JID
+                    return room.handle_presence(stanza, item.from_jid, occ.nick)
+                return []
+            return room.handle_presence(stanza, item.from_jid, item.nick, created=created,
+                                        nick_modified=bool(item.raw_nick) and item.raw_nick != item.nick)
+        if kind == "message":
+            if item.to_type == "full":
+                return room.handle_private(stanza, item.from_jid, item.nick)
+            t = stanza.get("type") or "normal"
+            if t == "groupchat":
+                return room.handle_groupchat(stanza, item.from_jid)
+            if t == "error":
+                occ = room.by_jid.get(item.from_jid)
+                return room.remove(occ, [333]) if occ is not None else []
+            if invites.is_invite_or_decline(stanza):
+                return invites.handle(room, stanza, item.from_jid)
+            return []
+        # iq
+        if item.to_type == "full":
+            return room.handle_occupant_iq(stanza, item.from_jid, item.nick)
+        t = stanza.get("type")
+        if t not in ("get", "set"):
+            return []
+        payload = stanza[0] if len(stanza) else None
+        if payload is None:
+            raise StanzaError("bad-request", "IQ request without payload")
+        tag = payload.tag
+        f = item.from_jid
+        if t == "get" and tag == q(DISCO_INFO, "query"):
+            if payload.get("node"):
+                raise StanzaError("item-not-found")
+            return [st.iq_result(stanza, room.disco_info())]
+        if t == "get" and tag == q(DISCO_ITEMS, "query"):
+            return [st.iq_result(stanza, ET.Element(q(DISCO_ITEMS, "query")))]
+        if tag == q(OWNER, "query"):
+            if t == "get":
+                return [st.iq_result(stanza, cfgmod.owner_get(room, payload, f))]
+            out = cfgmod.owner_set(room, payload, f)
+            return out + [st.iq_result(stanza)]
+        if tag == q(ADMIN, "query"):
+            if t == "get":
+                return [st.iq_result(stanza, moderation.admin_get(room, payload, f))]
+            out = moderation.admin_set(room, payload, f)
+            return out + [st.iq_result(stanza)]
+        if tag == q(MAM, "query"):
+            if t == "get":
+                return [st.iq_result(stanza, arch.query_form())]
+            if self.archive is None:
+                raise StanzaError("service-unavailable")
+            return await self.archive.query(room, stanza, payload, f)
+        if t == "set" and tag in (q(MODERATE, "moderate"), q(FASTEN, "apply-to")):
+            async def lookup(key):
+                return await self.archive.lookup(room, key) if self.archive is not None else None
+            out = await moderation.moderate(room, payload, f, lookup)
+            return out + [st.iq_result(stanza)]
+        if tag == q(VCARD, "vCard"):
+            if t == "get":
+                return [st.iq_result(stanza, vcard.get(room))]
+            out = vcard.set_(room, payload, f)
+            return out + [st.iq_result(stanza)]
+        if t == "get" and tag == q(PING, "ping"):
+            return [st.iq_result(stanza)]
+        raise StanzaError("service-unavailable")
+
+    # -- the service's own disco (XEP-0045 §6.1-6.3) -----------------------------
+    def public_rooms(self) -> list[Room]:
+        return sorted((r for r in self.rooms.values()
+                       if r.config.public and not r.locked and not r.destroyed),
+                      key=lambda r: r.node)
+
+    def disco_items(self) -> ET.Element:
+        qel = ET.Element(q(DISCO_ITEMS, "query"))
+        for r in self.public_rooms():
+            attrs = {"jid": r.jid}
+            if r.config.name:
+                attrs["name"] = r.config.name
+            ET.SubElement(qel, q(DISCO_ITEMS, "item"), attrs)
+        return qel
+
+    def unique_name(self) -> ET.Element:
+        """XEP-0045 §10.1.4: a room name nobody uses."""
+        while True:
+            name = secrets.token_hex(8)
+            if name not in self.rooms:
+                break
+        el = ET.Element(q(UNIQUE, "unique"))
+        el.text = name
+        return el
+
+    def room_names(self) -> list[str]:
+        return sorted(self.rooms)
+
+
+FEATURES = (MUC, DISCO_INFO, DISCO_ITEMS, UNIQUE, PING)
