@@ -30,6 +30,7 @@ class Server:
         self.accounts: Accounts | None = None
         self.certs = None
         self.c2s_sessions: set = set()
+        self.s2s = None  # s2s: the federation manager (core/s2s.py), made in start()
         self.listeners: dict[str, list[asyncio.AbstractServer]] = {}
         self.global_modules: dict[str, Any] = {}
         self.started_at = time.time()
@@ -73,6 +74,10 @@ class Server:
                 continue
             self.hosts[hc.name] = Host(self, hc.name, hc)
         self._setup_certificates()
+        # s2s: federation, unless "s2s" is in the global modules_disabled (as in Prosody)
+        if "s2s" not in (self.config.get("modules_disabled") or ()):
+            from .s2s import S2SManager
+            self.s2s = S2SManager(self)
         for host in self.hosts.values():
             host.load_modules()
         await self.events.notify("server-started", self)
@@ -99,6 +104,8 @@ class Server:
                 self.listeners.setdefault("c2s_direct_tls", []).extend(
                     await listener.listen(lambda: C2SSession(self, direct_tls=True), ifaces, port,
                                           ssl_context=ctx, name="c2s (direct TLS)"))
+        if self.s2s is not None:  # s2s: listeners on s2s_ports / s2s_direct_tls_ports
+            await self.s2s.start(self.config.get("interfaces", default=["*", "::"]))
 
     def spawn(self, coro) -> asyncio.Task:
         """Run ``coro`` in the background; ``stop()`` waits for it before
@@ -120,8 +127,14 @@ class Server:
         for servers in self.listeners.values():
             for srv in servers:
                 srv.close()
+        # modules say goodbye while sessions can still hear it (e.g. MUC's 332)
+        await self.events.notify("server-stopping", self)
+        for host in self.hosts.values():
+            await host.events.notify("server-stopping", self)
         for sess in list(self.c2s_sessions):
             sess.stream_error(StreamError("system-shutdown"))
+        if self.s2s is not None:  # s2s: close federation streams
+            await self.s2s.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2
         while self.c2s_sessions and loop.time() < deadline:

@@ -122,3 +122,13 @@ async def test_nick_change(users):
     selfp = await next_matching(b.muc_presences, lambda p: p["from"] == f"{ROOM}/Bob" and p["type"] == "unavailable")
     assert {110, 303} <= codes(selfp)
 
+
+
+async def test_server_shutdown_tells_occupants(users, muc_server):
+    a = await users("alice")
+    await create_room(a, ROOM, "Alice")
+    await muc_server.server.stop()
+    # before the stream closes, the service says it is going away (status 332)
+    p = await next_matching(a.all_presences, lambda p: p["from"] == f"{ROOM}/Alice"
+                            and p["type"] == "unavailable")
+    assert 332 in codes(p) and 110 in codes(p)

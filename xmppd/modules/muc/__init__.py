@@ -152,6 +152,14 @@ def setup(m) -> None:
     m.hook_iq("get", UNIQUE, "unique", unique)
     m.hook_iq("get", "urn:xmpp:ping", "ping", lambda event: None)
 
+    async def stopping(_server):
+        # the service goes away: every occupant is told (status 332)
+        for room in list(svc.rooms.values()):
+            for stanza in room.shutdown():
+                await svc.send(stanza)
+
+    m.hook("server-stopping", stopping)
+
     svc.load_task = asyncio.get_running_loop().create_task(svc.load())
 
 
