@@ -12,10 +12,28 @@ admins = { }
 
 -- Feature modules for every VirtualHost (a host may override the list).
 modules_enabled = {
-    "disco";   -- Service discovery (XEP-0030)
-    "ping";    -- XMPP Ping (XEP-0199)
-    "version"; -- Software version (XEP-0092)
-    "time";    -- Entity time (XEP-0202)
+    -- The essentials
+    "roster";        -- Contact lists and subscriptions (RFC 6121)
+    "disco";         -- Service discovery (XEP-0030)
+    "offline";       -- Messages for offline users are kept (XEP-0160)
+    -- Account services
+    "vcard";         -- Profiles (XEP-0054)
+    "private";       -- Private XML storage (XEP-0049)
+    "blocklist";     -- Blocking (XEP-0191)
+    "lastactivity";  -- Last activity (XEP-0012)
+    "register";      -- Password change, account removal; sign-up if allow_registration (XEP-0077)
+    -- Modern multi-device clients
+    "carbons";       -- Message carbons (XEP-0280)
+    "mam";           -- Message archive (XEP-0313)
+    "pep";           -- Personal eventing: avatars, OMEMO keys, bookmarks (XEP-0163)
+    "smacks";        -- Stream management (XEP-0198)
+    "csi";           -- Client state indication (XEP-0352)
+    "cloud_notify";  -- Push notifications (XEP-0357)
+    -- Nice to have
+    "ping";          -- XMPP Ping (XEP-0199)
+    "version";       -- Software version (XEP-0092)
+    "time";          -- Entity time (XEP-0202)
+    "server_contact_info"; -- Contact addresses (XEP-0157)
 }
 
 -- Where accounts and other data are stored (SQLite database), relative to

@@ -34,9 +34,12 @@ async def srv(tmp_path, certs):
 
 
 async def own_presence(c):
-    """The next presence of the account's other resource that reaches ``c``."""
+    """The next live presence of the account's other resource that reaches ``c``
+    (not the delayed copy a new resource gets of its siblings' current presence)."""
     while True:
         p = await asyncio.wait_for(c.presences.get(), TIMEOUT)
+        if p.xml.find("{urn:xmpp:delay}delay") is not None:
+            continue
         if p["from"].bare == A and p["from"] != c.boundjid:
             return p
 

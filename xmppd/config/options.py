@@ -283,7 +283,9 @@ def _o(name, type, default=None, scope="both", doc="", **kw) -> Option:
 # Core options, with Prosody's names and defaults where the meaning is the same.
 CORE_OPTIONS: list[Option] = [
     _o("admins", "list", [], "both", "JIDs of the server's administrators"),
-    _o("modules_enabled", "list", ["disco", "ping", "version", "time"], "both",
+    _o("modules_enabled", "list", ["roster", "disco", "offline", "vcard", "private", "blocklist",
+                                    "lastactivity", "register", "carbons", "mam", "pep", "smacks",
+                                    "csi", "cloud_notify", "ping", "version", "time"], "both",
        "modules to load (on every host if global); message and presence are always loaded"),
     _o("modules_disabled", "list", [], "both", "modules not to load, even if enabled globally "
        "or loaded by default"),
@@ -328,6 +330,15 @@ CORE_OPTIONS: list[Option] = [
        "a resource", min=1),
     _o("s2s_timeout", "integer", 90, "global", "seconds to establish a server connection",
        min=1),
+    # s2s (federation, core/s2s.py)
+    _o("s2s_insecure_domains", "set", [], "both", "remote domains allowed to authenticate "
+       "with dialback alone, even when s2s_secure_auth is true"),
+    _o("s2s_secure_domains", "set", [], "both", "remote domains that must present a valid "
+       "certificate, even when s2s_secure_auth is false"),
+    _o("s2s_idle_timeout", "integer", 300, "global", "seconds after which an idle server "
+       "connection is closed (0: never)", min=0),
+    _o("dns_nameservers", "list", None, "global", "DNS servers for SRV lookups, e.g. "
+       "{ \"127.0.0.1:5353\" } (default: /etc/resolv.conf)"),
     _o("enabled", "boolean", True, "host", "false disables the host"),
     _o("component_secret", "string", None, "host", "shared secret of an external component"),
     _o("name", "string", None, "host", "the service's name in service discovery"),
@@ -339,7 +350,7 @@ IGNORED_PROSODY_OPTIONS: list[str] = [
     "plugin_paths", "use_libevent", "network_backend", "network_settings", "limits",
     "authentication", "archive_expires_after", "http_ports", "https_ports",
     "http_interfaces", "https_interfaces", "http_host", "http_external_url", "http_paths",
-    "s2s_insecure_domains", "s2s_secure_domains", "contact_info", "disco_items",
+    "contact_info", "disco_items",
     "welcome_message", "proxy65_ports", "proxy65_address", "consider_bosh_secure",
     "consider_websocket_secure", "cross_domain_bosh", "cross_domain_websocket",
     "http_files_dir", "legacy_ssl_ports", "smacks_hibernation_time", "smacks_max_queue_size",

@@ -1,114 +1,437 @@
-"""Presence of connected resources (RFC 6121 §4): availability, priority,
-broadcast to the account's own resources, directed presence, and unavailable
-on logout or connection loss.
+"""Presence (RFC 6121 §4) and presence subscriptions (§3), always loaded.
+
+* A client's presence without 'to' is its availability: reflected to the
+  account's own available resources and broadcast to every contact with a
+  subscription of ``from``/``both``; the initial one also probes the contacts the
+  user is subscribed to (``to``/``both``), brings the new resource the presence of
+  the account's other resources and the subscription requests still waiting for an
+  answer, re-sends unanswered outgoing requests (as Prosody does), and fires
+  ``resource-available`` (``session.priority`` already set).
+* Unavailable (sent, or on connection loss via ``resource-unbind``) is broadcast the
+  same way and undoes directed presence.
+* Subscription stanzas drive the Appendix A state machine of ``roster.py``:
+  outbound on the sender's host (``pre-presence/*``), inbound on the contact's host
+  (``presence/*``), with the roster pushes and presence the RFC requires.
+* Probes are answered with the presence of every available resource when the
+  prober is subscribed, ``unavailable`` when none is, ``unsubscribed`` otherwise.
+
+Every stanza meant for another account goes through the router (with the user's
+session as origin for the user's own presence), so the blocking module's
+``pre-presence/*``/``presence/*`` hooks at ``EARLY`` can drop it. Handlers here run
+at ``NORMAL`` (subscriptions, probes, broadcast) and ``LATE`` (delivery,
+directed-presence tracking).
 """
 from __future__ import annotations
 
+import contextvars
+import time
 import xml.etree.ElementTree as ET
 
 from xmppd.core import events as ev
 from xmppd.core import stanza as st
 from xmppd.errors import StanzaError
+from xmppd.jid import InvalidJID, split as jid_split
+from xmppd.modules import roster as rm
 
-PROTOCOLS = ["RFC 6121 §4"]
+PROTOCOLS = ["RFC 6121 §3", "RFC 6121 §4"]
 OPTIONS: list = []
 
-PRIORITY = "{jabber:client}priority"
+C = "{jabber:client}"
+PRIORITY = f"{C}priority"
+NS_DELAY = "urn:xmpp:delay"
+
+# Set while this module routes presence it generated on a user's behalf (broadcasts,
+# probe answers): the outbound hooks must not take those for client-sent directed
+# presence or subscription stanzas.
+_generated: contextvars.ContextVar[bool] = contextvars.ContextVar("xmppd_presence_generated", default=False)
 
 
 def parse_priority(stanza: ET.Element) -> int:
+    """``<priority/>`` as Prosody reads it: an integer clamped to -128..127, else 0."""
     el = stanza.find(PRIORITY)
-    if el is None or not (el.text or "").strip():
-        return 0
+    text = (el.text or "").strip() if el is not None else ""
     try:
-        p = int(el.text.strip())
+        p = int(text, 10)
     except ValueError:
-        raise StanzaError("bad-request", "priority must be an integer") from None
-    if not -128 <= p <= 127:
-        raise StanzaError("bad-request", "priority must be between -128 and 127")
-    return p
+        return 0
+    return max(-128, min(127, p))
 
 
+def copy_to(stanza: ET.Element, to: str | None, **attrs: str) -> ET.Element:
+    out = ET.Element(stanza.tag, dict(stanza.attrib))
+    out.text = stanza.text
+    out.extend(list(stanza))
+    if to is None:
+        out.attrib.pop("to", None)
+    else:
+        out.set("to", to)
+    for k, v in attrs.items():
+        out.set(k, v)
+    return out
+
+
+def bare_of(jid: str) -> str | None:
+    try:
+        node, domain, _ = jid_split(jid)
+    except InvalidJID:
+        return None
+    return f"{node}@{domain}" if node else domain
+
+
+def available_sessions(host, user: str) -> list:
+    return [s for s in host.sessions_of(user).values() if s.available and not s.closed]
+
+
+async def route_as(server, stanza: ET.Element, origin) -> None:
+    """Route a stanza this module generated (not a client's own directed presence)."""
+    tok = _generated.set(True)
+    try:
+        await server.router.route(stanza, origin)
+    finally:
+        _generated.reset(tok)
+
+
+async def send_presence_of_available(host, user: str, to: str, template: ET.Element | None = None) -> int:
+    """Send each available resource's presence (or ``template``) from it to ``to``."""
+    count = 0
+    for sess in available_sessions(host, user):
+        base = template if template is not None else sess.presence
+        if base is None:
+            continue
+        await route_as(host.server, copy_to(base, to, **{"from": sess.full_jid}), sess)
+        count += 1
+    return count
+
+
+def _presence(attrs: dict) -> ET.Element:
+    return st.make("presence", attrs)
+
+
+# ---------------------------------------------------------------- outbound subscriptions
+async def process_outbound(host, user: str, contact: str, ptype: str, stanza: ET.Element) -> None:
+    """The user's server on an outbound subscription stanza (§3.1.2, §3.1.5, §3.2.2,
+    §3.3.2, §3.4): update the roster, push, route (or not), send presence."""
+    server = host.server
+    bare = f"{user}@{host.name}"
+    stanza.set("from", bare)       # §3.1.2: stamped with the bare JID
+    stanza.set("to", contact)
+    info: dict = {}
+
+    def change(item):
+        before = rm.state_of(item)
+        new_state, passes = rm.transition("outbound", ptype, before)
+        info.update(before=before, passes=passes, preapprove=False, unapprove=False)
+        if ptype == "subscribe":
+            item = item or rm.new_item()
+            item["listed"] = True     # §3.1.2: the contact goes on the roster
+        elif item is None:
+            if ptype == "subscribed":
+                item = rm.new_item()  # §3.4: pre-approval of someone not on the roster
+            else:
+                return None
+        if ptype == "subscribed" and not passes and before in (rm.NONE, rm.NONE_OUT, rm.TO):
+            item["listed"] = True
+            item["approved"] = True
+            info["preapprove"] = True
+            return item
+        if ptype == "unsubscribed" and not passes and item.get("approved"):
+            item["approved"] = False  # §3.4: a pre-approval is cancelled, nothing is routed
+            info["unapprove"] = True
+            return item
+        if ptype == "subscribed" and passes:
+            item["listed"] = True     # approving a stranger puts them on the roster
+        return rm.set_state(item, new_state)
+
+    old, new, ver = await rm.update(host, user, contact, change)
+    pushed = rm._visible(old) != rm._visible(new)
+    if ptype == "unsubscribed" and info["passes"] and rm.is_subscribed(old, "from"):
+        # §3.2.2: unavailable from every resource while the contact is still subscribed
+        await send_presence_of_available(host, user, contact, _presence({"type": "unavailable"}))
+    if info["passes"]:
+        await server.router.route(stanza, host)
+    if pushed:
+        rm.push(host, user, contact, new, ver)
+    if ptype == "subscribed" and info["passes"]:
+        # §3.1.5: the new subscriber gets the current presence of every resource
+        await send_presence_of_available(host, user, contact)
+
+
+# ---------------------------------------------------------------- inbound subscriptions and probes
+async def process_inbound(host, user: str, sender: str, sender_full: str, ptype: str,
+                          stanza: ET.Element) -> None:
+    """The contact's server on an inbound subscription stanza or probe (§3.1.3,
+    §3.1.6, §3.2.3, §3.3.3, §4.3.2). ``user`` is local, ``sender`` a bare JID."""
+    server = host.server
+    bare = f"{user}@{host.name}"
+
+    if ptype in ("subscribe", "probe") and not await server.accounts.exists(host.name, user):
+        # §8.5.1: no such user
+        await server.router.route(_presence({"type": "unsubscribed", "from": bare, "to": sender}), host)
+        return
+
+    if ptype == "probe":
+        item = await rm.get_item(host, user, sender)
+        if sender == bare or rm.is_subscribed(item, "from"):
+            if await send_presence_of_available(host, user, sender_full) == 0:
+                await server.router.route(_presence({"type": "unavailable", "from": bare, "to": sender_full}), host)
+        else:
+            await server.router.route(_presence({"type": "unsubscribed", "from": bare, "to": sender}), host)
+        return
+
+    if sender == bare:
+        return   # one's own subscription is implicit
+
+    stanza = copy_to(stanza, bare, **{"from": sender})
+    info: dict = {}
+
+    def change(item):
+        before = rm.state_of(item)
+        info.update(before=before, auto=None)
+        if ptype == "subscribe":
+            if rm.is_subscribed(item, "from"):
+                info["auto"] = "already"          # §3.1.3: already subscribed
+                return item
+            if item is not None and item.get("approved"):
+                info["auto"] = "preapproved"      # §3.4
+                return rm.set_state(item, {rm.NONE: rm.FROM, rm.NONE_OUT: rm.FROM_OUT,
+                                           rm.TO: rm.BOTH}.get(before, before))
+        new_state, deliver = rm.transition("inbound", ptype, before)
+        info["deliver"] = deliver
+        if item is None:
+            if new_state == rm.NONE:
+                return None
+            item = rm.new_item(listed=False)      # a stranger's request: not a roster item
+        item = rm.set_state(item, new_state)
+        if ptype == "subscribe" and deliver:
+            item["request"] = rm.stanza_to_text(stanza)
+        return item
+
+    old, new, ver = await rm.update(host, user, sender, change)
+    auto = info.get("auto")
+    if auto:
+        if rm._visible(old) != rm._visible(new):
+            rm.push(host, user, sender, new, ver)
+        await server.router.route(_presence({"type": "subscribed", "from": bare, "to": sender}), host)
+        if await send_presence_of_available(host, user, sender) == 0 and auto == "already":
+            await server.router.route(_presence({"type": "unavailable", "from": bare, "to": sender}), host)
+        return
+    if not info.get("deliver"):
+        return
+    if ptype == "subscribe":
+        targets = available_sessions(host, user)      # others get it at their next login
+    else:
+        targets = rm.interested(host, user)
+    for sess in targets:
+        sess.send(copy_to(stanza, sess.full_jid))
+    if rm._visible(old) != rm._visible(new):
+        rm.push(host, user, sender, new, ver)
+    if ptype == "unsubscribe" and rm.is_subscribed(old, "from"):
+        # §3.3.3: the former subscriber sees the user go offline
+        await send_presence_of_available(host, user, sender, _presence({"type": "unavailable"}))
+
+
+# ---------------------------------------------------------------- roster removal and account deletion
+async def after_remove(host, user: str, contact: str, old: dict, session=None) -> None:
+    """§2.5.3: after ``contact`` left the roster, cancel what there was."""
+    server = host.server
+    bare = f"{user}@{host.name}"
+    sub = old.get("subscription") or "none"
+    if sub in ("from", "both"):
+        await send_presence_of_available(host, user, contact, _presence({"type": "unavailable"}))
+    if sub in ("from", "both") or old.get("pending_in"):
+        await server.router.route(_presence({"type": "unsubscribed", "from": bare, "to": contact}), host)
+    if sub in ("to", "both") or old.get("ask"):
+        await server.router.route(_presence({"type": "unsubscribe", "from": bare, "to": contact}), host)
+
+
+async def user_deleted(host, user: str) -> None:
+    """Account deletion: contacts see the user go, local rosters forget the user,
+    remote contacts are told the subscriptions are over."""
+    server = host.server
+    bare = f"{user}@{host.name}"
+    sessions = available_sessions(host, user)
+    for s in sessions:
+        s.available = False   # their resource-unbind must not broadcast again
+    records = await rm._records(host, user)
+    for contact, item in records.items():
+        if rm.is_subscribed(item, "from"):
+            for s in sessions:
+                await route_as(server, _presence({"type": "unavailable", "from": s.full_jid, "to": contact}), s)
+        chost = server.hosts.get(contact.rpartition("@")[2])
+        if chost is not None and chost.is_virtualhost:
+            continue   # handled below, with every local roster that holds the user
+        if item.get("subscription") in ("from", "both") or item.get("pending_in"):
+            await server.router.route(_presence({"type": "unsubscribed", "from": bare, "to": contact}), host)
+        if item.get("subscription") in ("to", "both") or item.get("ask"):
+            await server.router.route(_presence({"type": "unsubscribe", "from": bare, "to": contact}), host)
+    for other in list(server.hosts.values()):
+        if not other.is_virtualhost:
+            continue
+        for u in await rm._store(other).users():
+            if other is host and u == user:
+                continue
+            old, _new, ver = await rm.update(other, u, bare, lambda item: None)
+            if old is not None and old.get("listed"):
+                rm.push(other, u, bare, None, ver)
+    await rm.remove_all(host, user)
+
+
+# ---------------------------------------------------------------- the module
 def setup(m) -> None:
     host = m.host
+    server = m.server
 
-    def own_resources(user):
-        return [s for s in host.sessions_of(user).values() if s.available]
-
-    def copy_to(stanza, to):
-        out = ET.Element(stanza.tag, dict(stanza.attrib))
-        out.extend(list(stanza))
-        out.text = stanza.text
-        out.set("to", to)
-        return out
-
-    async def broadcast(sev):
-        origin = sev.origin
-        stanza = sev.stanza
+    async def own_presence(sess, stanza: ET.Element) -> None:
+        """Availability of one of our resources, from the client or on connection loss."""
         t = stanza.get("type")
-        if getattr(origin, "kind", None) != "c2s":
-            return ev.HANDLED
+        user = sess.username
+        stanza.attrib.pop("to", None)
+        stanza.set("from", sess.full_jid)
         initial = False
         if t is None:
-            origin.priority = parse_priority(stanza)
-            initial = not origin.available
-            origin.available = True
-            origin.presence = stanza
-        elif t == "unavailable":
-            origin.available = False
-            origin.presence = None
+            initial = not sess.available
+            sess.priority = parse_priority(stanza)
+            sess.available = True
+            stored = copy_to(stanza, None)
+            ET.SubElement(stored, f"{{{NS_DELAY}}}delay",
+                          {"from": host.name, "stamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            sess.presence = stored
         else:
-            raise StanzaError("bad-request", f"presence of type {t} needs a 'to'")
-        for s in own_resources(origin.username) + ([origin] if t == "unavailable" else []):
+            sess.available = False
+            sess.presence = None
+        # the account's own resources, the sender included (§4.2.2, §4.5.2)
+        own = available_sessions(host, user)
+        if t == "unavailable" and sess not in own:
+            own.append(sess)
+        for s in own:
             s.send(copy_to(stanza, s.full_jid))
+        roster = await rm.get_roster(host, user)
+        subscribers = {c for c, item in roster.items() if rm.is_subscribed(item, "from")}
+        for contact in sorted(subscribers):
+            await route_as(server, copy_to(stanza, contact), sess)
         if initial:
-            # e.g. offline messages are delivered now (if priority >= 0)
-            await host.events.notify("resource-available", origin)
+            for contact, item in sorted(roster.items()):
+                if rm.is_subscribed(item, "to"):
+                    await route_as(server, _presence({"type": "probe", "from": sess.full_jid, "to": contact}), sess)
+            for s in available_sessions(host, user):
+                if s is not sess and s.presence is not None:
+                    sess.send(copy_to(s.presence, sess.full_jid))
+            for request in (await rm.pending_requests(host, user)).values():
+                request.set("to", sess.full_jid)
+                sess.send(request)
+            for contact, item in sorted(roster.items()):
+                if item.get("ask"):
+                    # §3.1.2: unanswered requests are sent again (Prosody does it at login)
+                    await server.router.route(_presence({"type": "subscribe", "from": sess.bare_jid,
+                                                         "to": contact}), host)
+            await host.events.notify("resource-available", sess)
         if t == "unavailable":
-            await _undo_directed(origin)
+            await undo_directed(sess, skip=subscribers, template=stanza)
+
+    async def undo_directed(sess, skip=(), template=None) -> None:
+        directed, sess.directed = set(sess.directed), set()
+        for jid in sorted(directed):
+            if bare_of(jid) in skip:
+                continue
+            base = template if template is not None else _presence({"type": "unavailable"})
+            await route_as(server, copy_to(base, jid, **{"from": sess.full_jid}), sess)
+
+    # -- from our clients --------------------------------------------------
+    async def on_broadcast(sev):
+        origin = sev.origin
+        if getattr(origin, "kind", None) != "c2s":
+            return ev.HANDLED
+        t = sev.stanza.get("type")
+        if t == "error":
+            return ev.HANDLED
+        if t not in (None, "unavailable"):
+            raise StanzaError("bad-request", f"presence of type {t} needs a 'to'")
+        await own_presence(origin, sev.stanza)
         return ev.HANDLED
 
-    async def _undo_directed(sess):
-        for jid in list(sess.directed):
-            out = st.make("presence", {"type": "unavailable", "from": sess.full_jid, "to": jid})
-            await m.server.router.route(out, sess)
-        sess.directed.clear()
+    async def outbound(sev):
+        """pre-presence/*: a client's subscription stanza (not our own traffic)."""
+        if _generated.get() or getattr(sev.origin, "kind", None) != "c2s":
+            return None
+        t = sev.stanza.get("type")
+        if t not in rm.SUBSCRIPTION_TYPES:
+            return None
+        sess = sev.origin
+        contact = sev.to_bare
+        if contact == sess.bare_jid:
+            return ev.HANDLED     # no subscription to oneself
+        await process_outbound(host, sess.username, contact, t, sev.stanza)
+        return ev.HANDLED
 
     def track_directed(sev):
-        origin = sev.origin
-        if getattr(origin, "kind", None) != "c2s" or not origin.available:
-            return
+        """pre-presence/*, after blocking: remember directed presence (§4.6)."""
+        if _generated.get() or getattr(sev.origin, "kind", None) != "c2s":
+            return None
+        sess = sev.origin
         t = sev.stanza.get("type")
-        to = sev.stanza.get("to")
+        to = f"{sev.to_bare}/{sev.to_resource}" if sev.to_resource else sev.to_bare
+        if sev.to_bare == sess.bare_jid:
+            return None
         if t is None:
-            origin.directed.add(to)
+            sess.directed.add(to)     # even before initial presence, as Prosody
         elif t == "unavailable":
-            origin.directed.discard(to)
+            sess.directed.discard(to)
+        return None
 
-    async def to_bare(sev):
-        track_directed(sev)
-        stanza = sev.stanza
-        for s in own_resources(sev.to_node):
-            s.send(stanza)
+    # -- to our accounts and to the host -----------------------------------
+    async def inbound(sev):
+        t = sev.stanza.get("type")
+        if t not in rm.SUBSCRIPTION_TYPES and t != "probe":
+            return None
+        sender = sev.from_bare
+        if not sender:
+            return ev.HANDLED
+        await process_inbound(host, sev.to_node, sender, sev.from_jid, t, sev.stanza)
         return ev.HANDLED
 
+    async def to_host(sev):
+        t = sev.stanza.get("type")
+        sender = sev.from_bare
+        if sender and t == "probe":
+            await m.send(_presence({"from": host.name, "to": sev.from_jid}))
+        elif sender and t == "subscribe":
+            await m.send(_presence({"type": "subscribed", "from": host.name, "to": sender}))
+            await m.send(_presence({"from": host.name, "to": sender}))
+        return ev.HANDLED
+
+    async def to_bare(sev):
+        t = sev.stanza.get("type")
+        if t in (None, "unavailable"):
+            for s in available_sessions(host, sev.to_node):
+                s.send(sev.stanza)
+        return ev.HANDLED     # errors to a bare JID are dropped
+
     async def to_full(sev):
-        track_directed(sev)
-        sess = host.get_session(sev.to_node, sev.to_resource)
-        if sess is not None:
-            sess.send(sev.stanza)
+        t = sev.stanza.get("type")
+        if t in (None, "unavailable", "error"):
+            sess = host.get_session(sev.to_node, sev.to_resource)
+            if sess is not None:
+                sess.send(sev.stanza)
         return ev.HANDLED
 
     async def unbound(arg):
         sess, _exc = arg
         if sess.available:
-            sess.available = False
-            out = st.make("presence", {"type": "unavailable", "from": sess.full_jid})
-            for s in own_resources(sess.username):
-                s.send(copy_to(out, s.full_jid))
-            await _undo_directed(sess)
+            await own_presence(sess, _presence({"type": "unavailable"}))
+        elif sess.directed:
+            await undo_directed(sess)
 
-    m.hook(ev.stanza_event("presence", "broadcast"), broadcast, ev.LAST)
-    m.hook(ev.stanza_event("presence", "bare"), to_bare, ev.LAST)
-    m.hook(ev.stanza_event("presence", "full"), to_full, ev.LAST)
+    async def deleted(user):
+        await user_deleted(host, user)
+
+    for to_type in ("bare", "full", "host"):
+        m.hook(ev.stanza_event("presence", to_type, pre=True), outbound, ev.NORMAL)
+        m.hook(ev.stanza_event("presence", to_type, pre=True), track_directed, ev.LATE)
+    m.hook(ev.stanza_event("presence", "broadcast"), on_broadcast, ev.NORMAL)
+    m.hook(ev.stanza_event("presence", "bare"), inbound, ev.NORMAL)
+    m.hook(ev.stanza_event("presence", "full"), inbound, ev.NORMAL)
+    m.hook(ev.stanza_event("presence", "host"), to_host, ev.NORMAL)
+    m.hook(ev.stanza_event("presence", "bare"), to_bare, ev.LATE)
+    m.hook(ev.stanza_event("presence", "full"), to_full, ev.LATE)
     m.hook("resource-unbind", unbound)
+    m.hook("user-deleted", deleted)
