@@ -30,6 +30,15 @@ system-deps:
 	    echo "note: prosody is not installed (apt-get install prosody); tests that need it will be skipped"; \
 	  fi; \
 	fi
+	@if ! command -v ejabberdctl >/dev/null 2>&1 && [ ! -x /usr/sbin/ejabberdctl ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ejabberd >/dev/null) \
+	      || echo "warning: could not install ejabberd; tests that need it will be skipped"; \
+	    systemctl stop ejabberd >/dev/null 2>&1 || service ejabberd stop >/dev/null 2>&1 || true; \
+	  else \
+	    echo "note: ejabberd is not installed (apt-get install ejabberd); tests that need it will be skipped"; \
+	  fi; \
+	fi
 
 run: $(BIN)/.installed
 	@echo "xmppd: serving the domains enabled in conf.d/ (localhost) from $(CONFIG)."

@@ -59,6 +59,7 @@ def make_config(tmp_path, certs, extra: str = "", host_extra: str = "") -> str:
         interfaces = {{ "127.0.0.1" }}
         c2s_ports = {{ 0 }}
         c2s_direct_tls_ports = {{ 0 }}
+        s2s_ports = {{ 0 }}
         data_path = "{tmp_path}/data"
         storage = "sqlite"
         modules_enabled = {{ "disco", "ping", "version", "time" }}

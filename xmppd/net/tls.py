@@ -386,6 +386,12 @@ class CertificateStore:
         entry = self._by_ctx.get(id(ssl_object.context))
         return entry.end_point_hash if entry is not None else None
 
+    def files_for(self, server_name: str | None) -> tuple[Path, Path]:
+        """``(certificate, key)`` paths served to *server_name* (s2s builds its own
+        contexts from them: they request and check the peer's certificate)."""
+        entry = self._entry_for(server_name)
+        return entry.cert_path, entry.key_path
+
     def cert_der_for(self, server_name: str | None) -> bytes:
         """The DER certificate served to *server_name*."""
         return self._entry_for(server_name).cert_der
