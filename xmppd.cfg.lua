@@ -15,6 +15,7 @@ modules_enabled = {
     -- The essentials
     "roster";        -- Contact lists and subscriptions (RFC 6121)
     "disco";         -- Service discovery (XEP-0030)
+    "dialback";      -- Federation with servers whose certificates can't be checked (XEP-0220)
     "offline";       -- Messages for offline users are kept (XEP-0160)
     -- Account services
     "vcard";         -- Profiles (XEP-0054)
@@ -51,6 +52,12 @@ interfaces = { "*", "::" }
 c2s_ports = { 5222 }
 c2s_direct_tls_ports = { 5223 }
 c2s_require_encryption = true
+
+-- Server-to-server connections (federation with the public XMPP network).
+s2s_ports = { 5269 }
+-- Require valid certificates from remote servers; with false, servers with
+-- self-signed certificates are accepted through dialback.
+s2s_secure_auth = true
 
 log = {
     info = "*console";

@@ -54,3 +54,24 @@ async def test_check_dns(dns):
     assert problems == 3
     assert "_xmpp-client._tcp.bad.test: missing" in text
     assert "port 5270" in text or "no A/AAAA" in text
+
+
+def test_xmppctl_check_dns(dns, tmp_path):
+    """The admin's command: exit 0 when DNS is right, 1 with what to fix."""
+    import subprocess
+    import sys
+    cfg = tmp_path / "xmppd.cfg.lua"
+    cfg.write_text('VirtualHost "good.test"\nVirtualHost "bad.test"\n')
+    dns.srv("_xmpp-client._tcp.good.test", "xmpp.good.test", 5222)
+    dns.srv("_xmpp-server._tcp.good.test", "xmpp.good.test", 5269)
+    dns.a("xmpp.good.test")
+
+    def ctl(domain):
+        return subprocess.run([sys.executable, "-m", "xmppd.cli.ctl", "--config", str(cfg), "check", "dns",
+                               domain, "--nameserver", dns.spec], capture_output=True, text=True, timeout=60)
+    r = ctl("good.test")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "_xmpp-server._tcp.good.test" in r.stdout
+    r = ctl("bad.test")
+    assert r.returncode == 1
+    assert "_xmpp-client._tcp.bad.test: missing" in r.stdout

@@ -222,8 +222,13 @@ async def cmd_users(args, cfg) -> int:
 
 
 def cmd_check(args, cfg) -> int:
+    if args.what == "dns":
+        if not args.domain:
+            raise CtlError("check dns needs a DOMAIN (e.g. xmppctl check dns falcot.com)")
+        from .dns_check import run_check
+        return run_check(args, cfg)
     if args.what != "config":
-        raise CtlError(f"unknown check {args.what!r} (available: config)")
+        raise CtlError(f"unknown check {args.what!r} (available: config, dns)")
     from ..config import ConfigError
     try:
         warnings, errors = diagnose(cfg)
@@ -353,7 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("users", cmd_users, "list the accounts of a domain")
     p.add_argument("domain", metavar="DOMAIN")
     p = add("check", cmd_check, "check the configuration")
-    p.add_argument("what", nargs="?", default="config", choices=["config"])
+    p.add_argument("what", nargs="?", default="config", choices=["config", "dns"],
+                   help="config (the default), or dns DOMAIN: the SRV records the domain needs")
+    p.add_argument("domain", nargs="?", metavar="DOMAIN")
+    p.add_argument("--nameserver", action="append", metavar="ADDR[:PORT]",
+                   help="for check dns: ask this DNS server")
     p = add("cert", cmd_cert, "certificates: `cert generate DOMAIN` makes a self-signed one")
     p.add_argument("action", choices=["generate"])
     p.add_argument("domain", metavar="DOMAIN")

@@ -283,7 +283,7 @@ def _o(name, type, default=None, scope="both", doc="", **kw) -> Option:
 # Core options, with Prosody's names and defaults where the meaning is the same.
 CORE_OPTIONS: list[Option] = [
     _o("admins", "list", [], "both", "JIDs of the server's administrators"),
-    _o("modules_enabled", "list", ["roster", "disco", "offline", "vcard", "private", "blocklist",
+    _o("modules_enabled", "list", ["roster", "disco", "dialback", "offline", "vcard", "private", "blocklist",
                                     "lastactivity", "register", "carbons", "mam", "pep", "smacks",
                                     "csi", "cloud_notify", "ping", "version", "time"], "both",
        "modules to load (on every host if global); message and presence are always loaded"),

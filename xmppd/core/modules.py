@@ -32,7 +32,7 @@ log = logging.getLogger("xmppd.modules")
 # Modules every host loads, whatever modules_enabled says: the RFC 6120/6121 core.
 AUTOLOAD = ("message", "presence")
 # Loaded when modules_enabled is not set at all.
-DEFAULT_ENABLED = ("roster", "disco", "offline", "vcard", "private", "blocklist", "lastactivity",
+DEFAULT_ENABLED = ("roster", "disco", "dialback", "offline", "vcard", "private", "blocklist", "lastactivity",
                    "register", "carbons", "mam", "pep", "smacks", "csi", "cloud_notify",
                    "ping", "version", "time")
 # Prosody module names whose job is done by xmppd's core: accepted silently.
