@@ -401,6 +401,19 @@ class _Archive(_Store, ArchiveStore):
                   before_pos: tuple[float, int] | None = None,
                   limit: int | None = None, reverse: bool = False) -> tuple[str, list[Any]]:
         """The SELECT behind ``query`` (public so tests can EXPLAIN it)."""
+        # Keep one lower and one upper bound: the tighter one implies the other, and
+        # SQLite's planner drops the (with_jid, when) index when ``"when" >= ?`` and a
+        # row-value bound on ("when", id) are both given.
+        if start is not None and after_pos is not None:
+            if after_pos[0] >= start:
+                start = None
+            else:
+                after_pos = None
+        if end is not None and before_pos is not None:
+            if before_pos[0] <= end:
+                end = None
+            else:
+                before_pos = None
         where, params = self._where(user, with_jid, start, end)
         if after_pos is not None:
             where.append('("when", id) > (?, ?)')
