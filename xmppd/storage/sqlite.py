@@ -154,6 +154,32 @@ async def open_sqlite(path: str | os.PathLike[str], *, synchronous: str = "norma
     return SQLiteStorage(path, writer, reader)
 
 
+def _run_batch(conn: sqlite3.Connection, stmts: list[tuple[str, tuple]]) -> list:
+    """In the database thread: run ``stmts`` in one transaction; per statement
+    its row count or the exception it raised."""
+    out: list = []
+    if len(stmts) == 1:
+        sql, params = stmts[0]
+        try:
+            out.append(conn.execute(sql, params).rowcount)
+        except sqlite3.Error as e:
+            out.append(e)
+        return out
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params in stmts:
+            try:
+                out.append(conn.execute(sql, params).rowcount)
+            except sqlite3.Error as e:
+                out.append(e)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return out
+
+
 class SQLiteStorage(Storage):
     kind = "sqlite"
 
@@ -165,6 +191,11 @@ class SQLiteStorage(Storage):
         self._shared = reader is writer
         self._lock = asyncio.Lock()
         self._closed = False
+        # group commit: single-statement writes that arrive while one batch is
+        # being written go together into the next transaction (one thread hop,
+        # one commit); each caller's future resolves only after that commit
+        self._pending: list[tuple[str, tuple, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
 
     # ------------------------------------------------------------ plumbing
     def _check_open(self) -> None:
@@ -182,14 +213,37 @@ class SQLiteStorage(Storage):
             raise StorageError(f"{self.path}: {e}") from e
 
     async def write(self, sql: str, params: tuple = ()) -> int:
-        """Run one write statement (committed on return); return the changed row count."""
+        """Run one write statement (committed on return); return the changed row count.
+
+        Writes from many coroutines are grouped: those that arrive while a batch
+        is being written are committed together in the next one, in order. A
+        statement that fails fails alone (SQLite rolls back just that statement).
+        """
         self._check_open()
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((sql, params, fut))
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_writes())
+        result = await asyncio.shield(fut)
+        if isinstance(result, BaseException):
+            raise StorageError(f"{self.path}: {result}") from result
+        return result
+
+    async def _flush_writes(self) -> None:
         try:
-            async with self._lock:
-                cur = await self._w.execute(sql, params)
-                return cur.rowcount
-        except sqlite3.Error as e:
-            raise StorageError(f"{self.path}: {e}") from e
+            while self._pending:
+                batch, self._pending = self._pending, []
+                stmts = [(sql, params) for sql, params, _ in batch]
+                try:
+                    async with self._lock:
+                        results = await self._w._execute(_run_batch, self._w._conn, stmts)
+                except BaseException as e:  # the whole batch failed (disk full, closed...)
+                    results = [e] * len(batch)
+                for (_, _, fut), r in zip(batch, results):
+                    if not fut.done():
+                        fut.set_result(r)
+        finally:
+            self._flusher = None
 
     async def transaction(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run ``fn(conn)`` in one write transaction, committed on return.
@@ -255,6 +309,8 @@ class SQLiteStorage(Storage):
         if self._closed:
             return
         self._closed = True
+        if self._flusher is not None:  # writes already accepted are committed first
+            await self._flusher
         async with self._lock:  # let in-flight writes finish
             try:
                 await self._w.execute("PRAGMA optimize")
