@@ -39,6 +39,16 @@ class C2SSession(asyncio.Protocol):
 
     kind = "c2s"
     stream_ns = ns.CLIENT
+    # typed fields only (and less memory per idle connection)
+    __slots__ = (
+        "server", "direct_tls", "transport", "parser", "id", "peer", "host", "lang", "tls",
+        "header_sent", "authenticated", "username", "resource", "full_jid", "bare_jid", "sasl",
+        "sasl_mechanism", "sasl_failures", "closed", "closing", "available", "presence",
+        "priority", "directed", "interested", "state", "send_filters", "delivery_hooks",
+        "inbound_hooks", "lost_hooks", "hibernating", "replaced", "clean_close",
+        "closed_by_server", "_queue", "_drainer", "_out", "_flush_scheduled", "_paused",
+        "_timeout", "_tls_server_name", "log", "__weakref__",
+    )
 
     def __init__(self, server: "Server", *, direct_tls: bool = False):
         self.server = server

@@ -125,6 +125,9 @@ class StreamParser:
         p = ParserCreate("UTF-8", _SEP)
         if hasattr(p, "SetReparseDeferralEnabled"):  # expat >= 2.6: no latency games
             p.SetReparseDeferralEnabled(False)
+        # buffered character data, in a 1 KiB buffer rather than the default 8 KiB:
+        # idle connections keep their parser, and longer text just arrives in pieces
+        p.buffer_size = 1024
         p.buffer_text = True
         p.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
         p.StartElementHandler = self._start
