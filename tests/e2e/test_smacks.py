@@ -144,3 +144,40 @@ async def test_hibernation_timeout_bounces_or_stores(sm_server):
     finally:
         await slix_close(b)
         a.disconnect(wait=0)
+
+
+async def test_hibernation_timeout_stores_offline_and_nothing_is_lost(tmp_path, certs):
+    """With offline storage loaded, what the phone never acknowledged is kept
+    and delivered at its next login — nothing is lost."""
+    srv = await start_server(tmp_path, certs, host_extra=host_modules("offline")
+                             + "    smacks_hibernation_time = 1\n")
+    try:
+        await srv.adduser("alice@xmppd.test")
+        await srv.adduser("bob@xmppd.test")
+        a = await connect_sm(srv, "alice@xmppd.test/phone")
+        b = await slix_connect(srv, "bob@xmppd.test")
+        try:
+            b.send_message(mto="alice@xmppd.test", mbody="seen", mtype="chat")
+            assert (await a.next_message())["body"] == "seen"
+            a.transport.pause_reading()
+            b.send_message(mto="alice@xmppd.test", mbody="in flight", mtype="chat")
+            await wait_for(lambda: len(sm_state(srv, "alice@xmppd.test/phone").queue) >= 1)
+            a.transport.abort()
+            await wait_for(lambda: srv.server.hosts["xmppd.test"].get_session("alice", "phone")
+                           is not None and srv.server.hosts["xmppd.test"].get_session("alice", "phone").hibernating)
+            b.send_message(mto="alice@xmppd.test", mbody="while hibernating", mtype="chat")
+            # the hibernation ends after 1 s: the session is gone, the messages are stored
+            await wait_for(lambda: srv.server.hosts["xmppd.test"].get_session("alice", "phone") is None)
+            await asyncio.sleep(0.2)
+            assert b.errors.empty()
+            a.disconnect(wait=0)
+            again = await slix_connect(srv, "alice@xmppd.test/phone2")
+            try:
+                got = [(await again.next_message())["body"] for _ in range(2)]
+                assert got == ["in flight", "while hibernating"]
+            finally:
+                await slix_close(again)
+        finally:
+            await slix_close(b)
+    finally:
+        await srv.server.stop()
