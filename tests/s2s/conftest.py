@@ -82,6 +82,7 @@ class Node:
         self.port = server.ports("c2s")[0]
         self.s2s_port = server.ports("s2s")[0]
         self.tls_port = None
+        self.clients: list = []   # for tests.e2e.imhelpers.connect
 
     async def adduser(self, jid: str, password: str = "secret") -> str:
         user, host = jid.split("@")
@@ -98,7 +99,7 @@ class Node:
 
 async def start_node(tmp_path, dns: TestDNS, domain: str, cert: tuple[str, str], cafile: str, *,
                      extra: str = "", modules=("dialback", "ping", "disco"), publish: bool = True,
-                     direct_tls: bool = False) -> Node:
+                     direct_tls: bool = False, host_extra: str = "") -> Node:
     d = tmp_path / domain
     d.mkdir(exist_ok=True)
     mods = ", ".join(f'"{m}"' for m in modules)
@@ -116,7 +117,7 @@ async def start_node(tmp_path, dns: TestDNS, domain: str, cert: tuple[str, str],
     """) + textwrap.dedent(extra) + textwrap.dedent(f"""
         VirtualHost "{domain}"
             ssl = {{ certificate = "{cert[0]}"; key = "{cert[1]}"; cafile = "{cafile}"; }}
-    """)
+    """) + textwrap.dedent(host_extra)
     path = d / "xmppd.cfg.lua"
     path.write_text(text)
     cfg = parse_config_text(text, filename=str(path), base_dir=str(d))

@@ -68,7 +68,7 @@ def _encode_prosody(s: str) -> str:
 
 class Prosody:
     def __init__(self, base: Path, domain: str, cert: tuple[str, str], cafile: str, dns_port: int,
-                 *, secure_auth: bool = True, muc: str | None = None):
+                 *, secure_auth: bool = True, muc: str | None = None, modules: tuple[str, ...] = ()):
         self.base = base / f"prosody-{domain}"
         self.base.mkdir(parents=True, exist_ok=True)
         self.domain = domain
@@ -76,6 +76,7 @@ class Prosody:
         self.dns_port = dns_port
         self.secure_auth = secure_auth
         self.muc = muc
+        self.modules = modules
         self.c2s_port = free_port()
         self.s2s_port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -89,7 +90,11 @@ class Prosody:
         return f"{user}@{self.domain}"
 
     def config(self) -> str:
-        muc = f'Component "{self.muc}" "muc"\n    modules_enabled = {{ "muc_mam" }}\n' if self.muc else ""
+        muc = textwrap.dedent(f"""
+            Component "{self.muc}" "muc"
+                modules_enabled = {{ "muc_mam" }}
+                ssl = {{ certificate = "{self.cert[0]}"; key = "{self.cert[1]}"; cafile = "{self.cafile}"; }}
+        """) if self.muc else ""
         return textwrap.dedent(f"""
             run_as_root = true
             daemonize = false
@@ -104,7 +109,7 @@ class Prosody:
             https_ports = {{ }}
             authentication = "internal_plain"
             storage = "internal"
-            modules_enabled = {{ "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "presence"; "posix"; }}
+            modules_enabled = {{ "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "presence"; "posix"; {"".join(f'"{m}"; ' for m in self.modules)}}}
             s2s_secure_auth = {"true" if self.secure_auth else "false"}
             s2s_require_encryption = true
             c2s_require_encryption = true
@@ -150,6 +155,7 @@ class Ejabberd:
     def __init__(self, base: Path, domain: str, cert: tuple[str, str], cafile: str, dns_port: int,
                  *, secure_auth: bool = True):
         self.base = base / f"ejabberd-{domain}"
+        self.muc = f"conference.{domain}"  # mod_muc's service
         self.base.mkdir(parents=True, exist_ok=True)
         self.domain = domain
         self.cert, self.cafile = cert, cafile
@@ -191,6 +197,10 @@ class Ejabberd:
               mod_ping: {{}}
               mod_roster: {{}}
               mod_s2s_dialback: {{}}
+              mod_muc:
+                host: "{self.muc}"
+                access_create: all
+                access_persistent: all
         """)
 
     def env(self) -> dict:

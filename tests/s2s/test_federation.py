@@ -193,12 +193,13 @@ async def test_spoofed_from_closes_the_stream(pair_external):
         spoof = ET.Element("{jabber:client}message", {"from": "mallory@evil.test", "to": f"alice@{A}",
                                                       "type": "chat"})
         ET.SubElement(spoof, "{jabber:client}body").text = "spoof"
-        link.session.send(spoof)
+        sess = link.session
+        sess.send(spoof)
         for _ in range(50):
-            if link.session.closed:
+            if sess.closed:
                 break
             await asyncio.sleep(0.1)
-        assert link.session.closed
+        assert sess.closed
         with pytest.raises(asyncio.TimeoutError):
             await ca_.next_message(timeout=1)
     finally:

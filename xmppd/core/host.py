@@ -54,9 +54,15 @@ class Host:
 
     # -- modules -----------------------------------------------------------
     def wanted_modules(self) -> list[str]:
-        if self.kind == "component":
-            return [self.component_module or "component"]
         cfg = self.server.config
+        if self.kind == "component":
+            # a component federates under its own name: it inherits the global
+            # modules that authenticate s2s streams (as Prosody's components do)
+            enabled = cfg.get("modules_enabled")
+            enabled = modmgr.DEFAULT_ENABLED if enabled is None else enabled
+            disabled = set(cfg.get("modules_disabled") or ())
+            return [self.component_module or "component",
+                    *(n for n in modmgr.COMPONENT_INHERITED if n in enabled and n not in disabled)]
         enabled = cfg.get("modules_enabled", host=self.name)
         if enabled is None:
             enabled = list(modmgr.DEFAULT_ENABLED)

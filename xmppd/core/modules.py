@@ -35,6 +35,8 @@ AUTOLOAD = ("message", "presence")
 DEFAULT_ENABLED = ("roster", "disco", "dialback", "offline", "vcard", "private", "blocklist", "lastactivity",
                    "register", "carbons", "mam", "pep", "smacks", "csi", "cloud_notify",
                    "ping", "version", "time")
+# Global modules a Component loads too (s2s authentication under the component's name).
+COMPONENT_INHERITED = ("dialback", "s2s_bidi")
 # Prosody module names whose job is done by xmppd's core: accepted silently.
 BUILTIN = frozenset({
     "saslauth", "tls", "c2s", "posix", "auth_internal_hashed", "auth_internal_plain",

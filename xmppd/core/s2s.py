@@ -11,6 +11,13 @@
   ``remote-server-not-found`` (``remote-server-timeout`` after a timeout) — never an
   error or an IQ result, which the router refuses to answer.
 * Links and incoming streams idle for ``s2s_idle_timeout`` seconds are closed.
+* A link whose stream drops while stanzas wait (queued meanwhile, or handed to the
+  stream but never written to the socket) connects once more and sends them; if that
+  fails they are bounced. Stanzas already written are not tracked (no XEP-0198 on
+  s2s): a connection lost with data in flight loses it.
+* Bidirectional streams (XEP-0288): an incoming stream on which the peer asked for
+  bidi becomes the link for the reverse of each pair it authenticated (no second
+  connection); an outgoing one that negotiated it also receives (``protocol/s2s.py``).
 * Policy: ``s2s_require_encryption``, ``s2s_secure_auth``, ``s2s_insecure_domains``,
   ``s2s_secure_domains``; trust anchors from ``ssl = { cafile = ..., capath = ... }``
   (else the system store).
@@ -30,7 +37,7 @@ import dns.exception
 from ..errors import StanzaError
 from ..net import listener
 from ..net.dns import NoService, S2SResolver
-from ..net.peercert import client_context, server_context
+from ..net.peercert import client_context, identity_matches, server_context
 from ..protocol.s2s import S2SFailure, S2SSession
 
 if TYPE_CHECKING:
@@ -55,6 +62,7 @@ class OutgoingLink:
         self.failure: Exception | None = None
         self.task: asyncio.Task | None = None
         self.attempts: list[str] = []
+        self.reconnects = 0   # after an established stream dropped with stanzas waiting
 
     def send(self, stanza) -> bool:
         sess = self.session
@@ -68,8 +76,37 @@ class OutgoingLink:
         return True
 
     def start(self) -> None:
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._run())
+        """Connect, unless connecting already (or, done before, once the stream
+        it made has gone)."""
+        if self.task is not None and not self.task.done():
+            return
+        if self.task is not None and self.session is not None and not self.session.closing:
+            return
+        self.attempts = []
+        self.failure = None
+        self.stream_event.clear()
+        self.stream_session = None
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def use(self, sess: S2SSession) -> None:
+        """Send over ``sess`` (an incoming bidirectional stream) from now on."""
+        self.session = sess
+        while self.queue and not sess.closing:
+            sess.send(self.queue.popleft())
+
+    def lost(self, sess: S2SSession) -> bool:
+        """``sess``, this link's stream, is gone: connect again if stanzas are waiting
+        (the ones it never wrote first). False: nothing waits, the link can go."""
+        self.session = None
+        unsent = sess.take_unsent()
+        self.queue.extendleft(reversed(unsent))
+        if not self.queue:
+            return False
+        self.reconnects += 1
+        log.info("s2s %s -> %s: stream lost with %d stanza(s) waiting; connecting again",
+                 self.local, self.remote, len(self.queue))
+        self.start()
+        return True
 
     async def _run(self) -> None:
         try:
@@ -81,7 +118,8 @@ class OutgoingLink:
             self._failed(exc, "remote-server-timeout" if timeout else "remote-server-not-found")
             return
         self.session = sess
-        log.info("s2s %s -> %s established (%s, %s)", self.local, self.remote, sess.auth_method, sess.target)
+        log.info("s2s %s -> %s established (%s, %s%s)", self.local, self.remote, sess.auth_method, sess.target,
+                 ", bidirectional" if sess.bidi else "")
         while self.queue and not sess.closing:
             sess.send(self.queue.popleft())
 
@@ -166,7 +204,11 @@ class OutgoingLink:
             asyncio.get_running_loop().create_task(router.bounce(stanza, StanzaError(condition, text)))
 
     async def stream(self) -> S2SSession:
-        """A session to the remote server usable for dialback verification."""
+        """A session to the remote server usable for dialback verification (our own
+        outgoing stream: never an incoming bidirectional one, XEP-0288 §2)."""
+        sess = self.stream_session
+        if sess is not None and not sess.closing:
+            return sess
         self.start()
         await asyncio.wait_for(self.stream_event.wait(), self.manager.timeout * 2)
         sess = self.stream_session
@@ -186,8 +228,10 @@ class S2SManager:
                                     timeout=min(self.timeout, 10.0))
         self.dialback_secret = secrets.token_bytes(32)   # per start (XEP-0185)
         self.links: dict[tuple[str, str], OutgoingLink] = {}
+        self._stopping = False
         self.sessions: set[S2SSession] = set()
         self._contexts: dict[tuple, ssl.SSLContext] = {}
+        self._cert_names: dict[str, str | None] = {}
         self._undo = None
         self._idle_handle: asyncio.TimerHandle | None = None
 
@@ -213,8 +257,29 @@ class S2SManager:
     def can_tls_out(self, local: str | None) -> bool:
         return True
 
+    def cert_name(self, local: str | None) -> str | None:
+        """The name whose certificate ``local`` presents: its own, else (a component
+        such as ``conference.example.com``) the nearest parent domain's, if that
+        certificate is valid for ``local`` (a ``*.example.com`` or explicit name)."""
+        certs = self.server.certs
+        if not local or not certs:
+            return None
+        if certs.has_name(local):
+            return local
+        cached = self._cert_names.get(local, False)
+        if cached is not False:
+            return cached
+        found = None
+        parent = local
+        while "." in parent and found is None:
+            parent = parent.split(".", 1)[1]
+            if certs.has_name(parent) and identity_matches(certs.cert_der_for(parent), local):
+                found = parent
+        self._cert_names[local] = found
+        return found
+
     def has_certificate(self, local: str | None) -> bool:
-        return bool(local) and self.server.certs is not None and self.server.certs.has_name(local)
+        return self.cert_name(local) is not None
 
     def _trust(self, local: str | None) -> tuple[str | None, str | None]:
         ssl_opt = self._opt("ssl", local, None)
@@ -234,7 +299,7 @@ class S2SManager:
         key = ("server", local, direct_tls)
         ctx = self._contexts.get(key)
         if ctx is None:
-            cert, keyfile = self.server.certs.files_for(local)
+            cert, keyfile = self.server.certs.files_for(self.cert_name(local) or local)
             cafile, capath = self._trust(local)
             ctx = server_context(str(cert), str(keyfile), request_cert=self._request_client_cert(local),
                                  cafile=cafile, capath=capath, direct_tls=direct_tls)
@@ -247,7 +312,7 @@ class S2SManager:
         if ctx is None:
             cert = keyfile = None
             if self.has_certificate(local):
-                cert, keyfile = self.server.certs.files_for(local)
+                cert, keyfile = self.server.certs.files_for(self.cert_name(local))
             cafile, capath = self._trust(local)
             ctx = client_context(cert, keyfile, verify=verify, cafile=cafile, capath=capath,
                                  direct_tls=direct_tls)
@@ -309,6 +374,7 @@ class S2SManager:
 
     async def stop(self) -> None:
         from ..errors import StreamError
+        self._stopping = True
         if self._undo:
             self._undo()
             self._undo = None
@@ -328,9 +394,22 @@ class S2SManager:
     def remove_session(self, sess: S2SSession) -> None:
         self.sessions.discard(sess)
         if sess.direction == "out":
-            link = self.links.get((sess.local, sess.remote))
+            keys = [(sess.local, sess.remote)]
+        else:  # an incoming bidirectional stream may carry links too
+            keys = [(local, remote) for remote, local in sess.pairs] if sess.bidi else []
+        for key in keys:
+            link = self.links.get(key)
             if link is not None and link.session is sess:
-                self.drop_link(link)
+                if self._stopping or not link.lost(sess):
+                    self.drop_link(link)
+
+    def bidi_incoming(self, sess: S2SSession, local: str, remote: str) -> None:
+        """XEP-0288: ``remote`` asked for bidi and is authenticated on ``sess``:
+        stanzas from ``local`` to it go over that stream unless a link already works."""
+        link = self.link(local, remote)
+        if link.session is None or link.session.closing:
+            log.info("s2s %s -> %s over %r (bidirectional)", local, remote, sess)
+            link.use(sess)
 
     def drop_link(self, link: OutgoingLink) -> None:
         if self.links.get((link.local, link.remote)) is link:
@@ -346,7 +425,7 @@ class S2SManager:
         from . import events as ev
         from ..jid import InvalidJID, split
         stanza = sev.stanza
-        if getattr(sev.origin, "kind", None) == "s2sin":
+        if getattr(sev.origin, "kind", None) in ("s2sin", "s2sout"):
             log.info("dropping a %s from %s for %s: servers do not relay", stanza.tag,
                      stanza.get("from"), sev.to_domain)
             return ev.HANDLED
@@ -373,7 +452,8 @@ class S2SManager:
         out = []
         for s in sorted(self.sessions, key=lambda s: (s.direction, s.local or "", s.remote or "")):
             out.append({"direction": s.direction, "local": s.local, "remote": s.remote,
-                        "auth": s.auth_method, "tls": s.tls, "peer": s.peer,
+                        "auth": s.auth_method, "tls": s.tls, "bidi": s.bidi, "peer": s.peer,
                         "pairs": sorted(s.pairs), "age": int(time.monotonic() - s.created),
+                        "idle": int(time.monotonic() - s.last_activity),
                         "stanzas_in": s.counters["in"], "stanzas_out": s.counters["out"]})
         return out

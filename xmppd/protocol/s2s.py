@@ -16,6 +16,13 @@ by one drain task, writes are coalesced per event-loop turn.
   the peer's certificate (chain and RFC 6125 identity), authenticates with SASL
   EXTERNAL when offered, otherwise with dialback, and resolves ``ready``.
 
+Bidirectional streams (XEP-0288), where the ``s2s_bidi`` module is loaded on the
+local host: an incoming stream offers ``<bidi xmlns='urn:xmpp:features:bidi'/>``
+after TLS; a peer that sends ``<bidi xmlns='urn:xmpp:bidi'/>`` may then receive our
+stanzas on it, for the reverse of each authenticated pair (the manager registers the
+stream as the link for them). An outgoing stream whose peer offers the feature
+sends the request before authenticating and then accepts stanzas for (peer, us).
+
 Namespaces: stanzas travel as ``jabber:server`` on the wire but are
 ``{jabber:client}message`` etc. inside the server. Incoming stanzas are renamed here,
 after parsing (:func:`to_client_ns`); outgoing ones are serialized with the default
@@ -49,9 +56,12 @@ log = logging.getLogger("xmppd.s2s")
 
 DB = "jabber:server:dialback"
 DB_FEATURE = "urn:xmpp:features:dialback"
+BIDI = "urn:xmpp:bidi"                     # XEP-0288: the request
+BIDI_FEATURE = "urn:xmpp:features:bidi"    # XEP-0288: the stream feature
 PREFIXES = {DB: "db"}
 QUEUE_HIGH = 64
 SERVER_KINDS = {"{jabber:server}message", "{jabber:server}presence", "{jabber:server}iq"}
+CLIENT_KINDS = {"{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"}
 _S = "{jabber:server}"
 _C = "{jabber:client}"
 
@@ -108,7 +118,8 @@ class S2SSession(asyncio.Protocol):
         self.peer_dialback = False           # peer declared xmlns:db or the feature
         self.auth_method: str | None = None  # "sasl-external" / "dialback"
         self.authenticated = False           # out: we may send stanzas
-        self.pairs: set[tuple[str, str]] = set()  # in: (remote, local) authenticated
+        self.pairs: set[tuple[str, str]] = set()  # (remote, local) the peer may send for
+        self.bidi = False                    # XEP-0288 negotiated on this stream
         self.closed = False
         self.closing = False
         self.created = time.monotonic()
@@ -124,6 +135,7 @@ class S2SSession(asyncio.Protocol):
         self._queue: collections.deque = collections.deque()
         self._drainer: asyncio.Task | None = None
         self._out: list[str] = []
+        self._unflushed: list[ET.Element] = []  # stanzas in _out, handed back if never written
         self._flush_scheduled = False
         self._paused = False
         self._sasl_started = False
@@ -235,6 +247,8 @@ class S2SSession(asyncio.Protocol):
             return
         self.counters["out"] += 1
         self.last_activity = time.monotonic()
+        if el.tag in CLIENT_KINDS:
+            self._unflushed.append(el)
         self._write(serialize(el, ns.CLIENT, PREFIXES))
 
     def _write(self, data: str) -> None:
@@ -247,7 +261,14 @@ class S2SSession(asyncio.Protocol):
         self._flush_scheduled = False
         if self._out and self.transport is not None and not self.transport.is_closing():
             self.transport.write("".join(self._out).encode())
+            self._unflushed.clear()
         self._out.clear()
+
+    def take_unsent(self) -> list[ET.Element]:
+        """Stanzas queued on this stream that never reached the socket (it closed
+        first); the manager sends them again over a new link."""
+        unsent, self._unflushed = self._unflushed, []
+        return unsent
 
     def _send_header(self) -> None:
         if self.header_sent:
@@ -370,6 +391,10 @@ class S2SSession(asyncio.Protocol):
         host = self.server.hosts.get(local or "")
         return host is not None and "dialback" in host.modules
 
+    def bidi_enabled(self, local: str | None) -> bool:
+        host = self.server.hosts.get(local or "")
+        return host is not None and "s2s_bidi" in host.modules
+
     # ============================== incoming =====================================
     async def _in_stream_open(self, so: StreamOpen) -> None:
         attrs = so.attrs
@@ -448,6 +473,15 @@ class S2SSession(asyncio.Protocol):
         if tag == f"{{{ns.SASL}}}abort":
             self.send(_sasl_failure("aborted"))
             return
+        if tag == f"{{{BIDI}}}bidi":
+            if not self.bidi_enabled(self.local):
+                raise StreamError("unsupported-stanza-type", "bidirectional streams are not enabled here")
+            if not self.tls and self.manager.require_encryption(self.local) and self.manager.can_tls(self.local):
+                raise StreamError("policy-violation", "use TLS first")
+            self.bidi = True
+            for remote, local in self.pairs:  # requested after authentication: fine too
+                self.manager.bidi_incoming(self, local, remote)
+            return
         if tag in (f"{{{DB}}}result", f"{{{DB}}}verify"):
             if not self.dialback_enabled(self.local):
                 raise StreamError("unsupported-stanza-type", "dialback is not enabled on this host")
@@ -485,6 +519,8 @@ class S2SSession(asyncio.Protocol):
         self.auth_method = "sasl-external"
         self.pairs.add((domain, self.local))
         self._authenticated_in()
+        if self.bidi:
+            self.manager.bidi_incoming(self, self.local, domain)
         self._queue.clear()
         self.parser.reset()
         self.header_sent = False
@@ -500,6 +536,8 @@ class S2SSession(asyncio.Protocol):
             self.remote = remote
         self._authenticated_in()
         log.info("%r: %s authenticated for %s with %s", self, remote, local, method)
+        if self.bidi:
+            self.manager.bidi_incoming(self, local, remote)
 
     def _authenticated_in(self) -> None:
         if self._timeout:
@@ -563,8 +601,10 @@ class S2SSession(asyncio.Protocol):
         elif tag in (f"{{{DB}}}result", f"{{{DB}}}verify"):
             await self._dialback().outgoing(self, el)
         elif tag in SERVER_KINDS:
-            # RFC 6120 allows nothing inbound here; XEP-0288 (bidi) is not offered
-            raise StreamError("unsupported-stanza-type", "stanzas go over our incoming stream")
+            if not self.bidi:
+                # RFC 6120 allows nothing inbound here without XEP-0288
+                raise StreamError("unsupported-stanza-type", "stanzas go over our incoming stream")
+            await self._in_stanza(el)
         elif tag == f"{{{ns.STREAM}}}error":
             cond = _first_local(el) or "undefined-condition"
             text = el.findtext(f"{{{ns.STREAMS_ERR}}}text")
@@ -591,6 +631,11 @@ class S2SSession(asyncio.Protocol):
                 raise S2SFailure(f"{self.remote} does not offer TLS, so it cannot be authenticated", final=True)
         if not self.stream_ready.done():
             self.stream_ready.set_result(self)
+        if (not self.bidi and feats.find(f"{{{BIDI_FEATURE}}}bidi") is not None
+                and self.bidi_enabled(self.local)):
+            # XEP-0288: no answer comes; authentication goes on at once
+            self.bidi = True
+            self.send(ET.Element(f"{{{BIDI}}}bidi"))
         mechs = [m.text for m in feats.iter(f"{{{ns.SASL}}}mechanism")]
         if (self.tls and "EXTERNAL" in mechs and not self._sasl_started
                 and self.manager.has_certificate(self.local)):
@@ -618,6 +663,8 @@ class S2SSession(asyncio.Protocol):
 
     def _out_authenticated(self) -> None:
         self.authenticated = True
+        if self.bidi:
+            self.pairs.add((self.remote, self.local))  # the peer may answer on this stream
         if self._timeout:
             self._timeout.cancel()
             self._timeout = None
