@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import collections
 import logging
 import secrets
-import socket
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
@@ -22,6 +20,7 @@ from ..jid import InvalidJID, resourceprep
 from ..core import events as ev
 from ..core import stanza as st
 from ..stream import StanzaEvent, StreamClose, StreamOpen, StreamParser, serialize, stream_header
+from .base import XMLStreamProtocol
 
 if TYPE_CHECKING:
     from ..core.host import Host
@@ -29,12 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("xmppd.c2s")
 
-QUEUE_HIGH = 64          # pause reading above this many queued events
 MAX_SASL_FAILURES = 5
 CLIENT_KINDS = {"{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"}
 
 
-class C2SSession(asyncio.Protocol):
+class C2SSession(XMLStreamProtocol):
     """One client connection and, once bound, one resource of an account."""
 
     kind = "c2s"
@@ -53,10 +51,9 @@ class C2SSession(asyncio.Protocol):
     def __init__(self, server: "Server", *, direct_tls: bool = False):
         self.server = server
         self.direct_tls = direct_tls
-        self.transport: asyncio.Transport | None = None
+        self._init_io()
         self.parser = StreamParser(max_stanza_size=server.c2s_stanza_size_limit)
         self.id = secrets.token_hex(8)
-        self.peer = "?"
         self.host: Host | None = None
         self.lang = "en"
         self.tls = direct_tls
@@ -70,7 +67,6 @@ class C2SSession(asyncio.Protocol):
         self.sasl_mechanism: str | None = None
         self.sasl_failures = 0
         self.closed = False
-        self.closing = False
         # presence state (RFC 6121), set by the presence module
         self.available = False
         self.presence: ET.Element | None = None
@@ -92,11 +88,6 @@ class C2SSession(asyncio.Protocol):
         self.replaced = False
         self.clean_close = False
         self.closed_by_server = False
-        self._queue: collections.deque = collections.deque()
-        self._drainer: asyncio.Task | None = None
-        self._out: list[str] = []
-        self._flush_scheduled = False
-        self._paused = False
         self._timeout: asyncio.TimerHandle | None = None
         self._tls_server_name: str | None = None
         self.log = log
@@ -106,39 +97,10 @@ class C2SSession(asyncio.Protocol):
 
     # -- asyncio.Protocol --------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.peer = f"{peer[0]}:{peer[1]}"
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (OSError, AttributeError):
-                pass
+        self._connected(transport)
         self.server.c2s_sessions.add(self)
         self._timeout = asyncio.get_running_loop().call_later(self.server.c2s_timeout, self._negotiation_timeout)
         log.debug("%s connected from %s%s", self.id, self.peer, " (direct TLS)" if self.direct_tls else "")
-
-    def data_received(self, data: bytes) -> None:
-        if self.closing:
-            return
-        try:
-            events = self.parser.feed(data)
-        except StreamError as err:
-            self._queue.append(err)
-            events = ()
-        if events:
-            self._queue.extend(events)
-        if self._queue:
-            if self._drainer is None:
-                self._drainer = asyncio.get_running_loop().create_task(self._drain())
-            if len(self._queue) > QUEUE_HIGH and not self._paused and self.transport is not None:
-                self._paused = True
-                self.transport.pause_reading()
-
-    def eof_received(self):
-        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -186,29 +148,13 @@ class C2SSession(asyncio.Protocol):
             self._timeout = None
 
     # -- the ordered event queue -------------------------------------------
-    async def _drain(self) -> None:
-        try:
-            while self._queue and not self.closing:
-                item = self._queue.popleft()
-                try:
-                    if isinstance(item, StanzaEvent):
-                        await self._on_element(item.element)
-                    elif isinstance(item, StreamOpen):
-                        await self._on_stream_open(item)
-                    elif isinstance(item, StreamClose):
-                        self._on_stream_close()
-                    elif isinstance(item, StreamError):
-                        self.stream_error(item)
-                except StreamError as err:
-                    self.stream_error(err)
-                except Exception:
-                    log.exception("%s: internal error", self.id)
-                    self.stream_error(StreamError("internal-server-error"))
-                if self._paused and len(self._queue) < QUEUE_HIGH // 2 and not self.closing:
-                    self._paused = False
-                    self.transport.resume_reading()
-        finally:
-            self._drainer = None
+    async def _handle(self, item) -> None:
+        if isinstance(item, StanzaEvent):
+            await self._on_element(item.element)
+        elif isinstance(item, StreamOpen):
+            await self._on_stream_open(item)
+        elif isinstance(item, StreamClose):
+            self._on_stream_close()
 
     # -- output ---------------------------------------------------------------
     def send(self, el: ET.Element) -> None:
@@ -235,18 +181,6 @@ class C2SSession(asyncio.Protocol):
         if self.closing:
             return
         self._write(serialize(el))
-
-    def _write(self, data: str) -> None:
-        self._out.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write("".join(self._out).encode())
-        self._out.clear()
 
     def _send_header(self, from_: str | None) -> None:
         if self.header_sent:

@@ -34,10 +34,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import collections
 import logging
 import secrets
-import socket
 import ssl
 import time
 import xml.etree.ElementTree as ET
@@ -48,6 +46,7 @@ from ..errors import StreamError
 from ..jid import InvalidJID, nameprep, split as jid_split
 from ..net.peercert import identity_matches, peer_cert_der
 from ..stream import StanzaEvent, StreamClose, StreamOpen, StreamParser, serialize, stream_header
+from .base import XMLStreamProtocol
 
 if TYPE_CHECKING:
     from ..core.s2s import S2SManager
@@ -59,7 +58,6 @@ DB_FEATURE = "urn:xmpp:features:dialback"
 BIDI = "urn:xmpp:bidi"                     # XEP-0288: the request
 BIDI_FEATURE = "urn:xmpp:features:bidi"    # XEP-0288: the stream feature
 PREFIXES = {DB: "db"}
-QUEUE_HIGH = 64
 SERVER_KINDS = {"{jabber:server}message", "{jabber:server}presence", "{jabber:server}iq"}
 CLIENT_KINDS = {"{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"}
 _S = "{jabber:server}"
@@ -92,12 +90,13 @@ class S2SFailure(Exception):
         self.timeout = timeout
 
 
-class S2SSession(asyncio.Protocol):
+class S2SSession(XMLStreamProtocol):
     def __init__(self, manager: "S2SManager", direction: str, *, local: str | None = None,
                  remote: str | None = None, direct_tls: bool = False, verify_chain: bool = True,
                  target: str = ""):
         self.manager = manager
         self.server = manager.server
+        self._init_io()
         self.direction = direction
         self.kind = "s2sin" if direction == "in" else "s2sout"
         self.local = local            # our domain (in: the stream's 'to')
@@ -108,8 +107,6 @@ class S2SSession(asyncio.Protocol):
         self.id = secrets.token_hex(8)
         self.stream_id: str | None = None   # in: ours; out: the peer's (dialback keys)
         self.parser = StreamParser(max_stanza_size=manager.stanza_size_limit)
-        self.transport: asyncio.Transport | None = None
-        self.peer = "?"
         self.tls = direct_tls
         self.cert_der: bytes | None = None
         self.cert_chain_valid = False        # the peer's chain validated (CA store)
@@ -121,7 +118,6 @@ class S2SSession(asyncio.Protocol):
         self.pairs: set[tuple[str, str]] = set()  # (remote, local) the peer may send for
         self.bidi = False                    # XEP-0288 negotiated on this stream
         self.closed = False
-        self.closing = False
         self.created = time.monotonic()
         self.last_activity = self.created
         self.counters = {"in": 0, "out": 0}
@@ -132,12 +128,7 @@ class S2SSession(asyncio.Protocol):
         self.stream_ready: asyncio.Future = loop.create_future()
         self.verify_waiters: dict[tuple[str, str, str], asyncio.Future] = {}
         self.db_tasks: set[asyncio.Task] = set()
-        self._queue: collections.deque = collections.deque()
-        self._drainer: asyncio.Task | None = None
-        self._out: list[str] = []
         self._unflushed: list[ET.Element] = []  # stanzas in _out, handed back if never written
-        self._flush_scheduled = False
-        self._paused = False
         self._sasl_started = False
         self._dialback_started = False
         self._timeout: asyncio.TimerHandle | None = None
@@ -152,16 +143,7 @@ class S2SSession(asyncio.Protocol):
 
     # -- asyncio.Protocol --------------------------------------------------
     def connection_made(self, transport) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.peer = f"{peer[0]}:{peer[1]}"
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (OSError, AttributeError):
-                pass
+        self._connected(transport)
         self._timeout = asyncio.get_running_loop().call_later(self.manager.timeout, self._negotiation_timeout)
         self.manager.add_session(self)
         if self.direction == "in":
@@ -176,25 +158,9 @@ class S2SSession(asyncio.Protocol):
         log.debug("%r connected (%s)", self, self.peer)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
-            return
-        self.last_activity = time.monotonic()
-        try:
-            events = self.parser.feed(data)
-        except StreamError as err:
-            self._queue.append(err)
-            events = ()
-        if events:
-            self._queue.extend(events)
-        if self._queue:
-            if self._drainer is None:
-                self._drainer = asyncio.get_running_loop().create_task(self._drain())
-            if len(self._queue) > QUEUE_HIGH and not self._paused and self.transport is not None:
-                self._paused = True
-                self.transport.pause_reading()
-
-    def eof_received(self):
-        return False
+        if not self.closing:
+            self.last_activity = time.monotonic()
+        super().data_received(data)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -212,33 +178,18 @@ class S2SSession(asyncio.Protocol):
         log.debug("%r closed (%s)", self, exc or "clean")
 
     # -- the ordered event queue -------------------------------------------
-    async def _drain(self) -> None:
+    async def _handle(self, item) -> None:
         try:
-            while self._queue and not self.closing:
-                item = self._queue.popleft()
-                try:
-                    if isinstance(item, StanzaEvent):
-                        await self._on_element(item.element)
-                    elif isinstance(item, StreamOpen):
-                        await self._on_stream_open(item)
-                    elif isinstance(item, StreamClose):
-                        self._fail(S2SFailure("the peer closed the stream"))
-                        self.close()
-                    elif isinstance(item, StreamError):
-                        self.stream_error(item)
-                except StreamError as err:
-                    self.stream_error(err)
-                except S2SFailure as f:
-                    self._fail(f)
-                    self.close()
-                except Exception:
-                    log.exception("%r: internal error", self)
-                    self.stream_error(StreamError("internal-server-error"))
-                if self._paused and len(self._queue) < QUEUE_HIGH // 2 and not self.closing:
-                    self._paused = False
-                    self.transport.resume_reading()
-        finally:
-            self._drainer = None
+            if isinstance(item, StanzaEvent):
+                await self._on_element(item.element)
+            elif isinstance(item, StreamOpen):
+                await self._on_stream_open(item)
+            elif isinstance(item, StreamClose):
+                self._fail(S2SFailure("the peer closed the stream"))
+                self.close()
+        except S2SFailure as f:
+            self._fail(f)
+            self.close()
 
     # -- output ---------------------------------------------------------------
     def send(self, el: ET.Element) -> None:
@@ -250,12 +201,6 @@ class S2SSession(asyncio.Protocol):
         if el.tag in CLIENT_KINDS:
             self._unflushed.append(el)
         self._write(serialize(el, ns.CLIENT, PREFIXES))
-
-    def _write(self, data: str) -> None:
-        self._out.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
