@@ -61,6 +61,7 @@ def make_config(tmp_path, certs, extra: str = "", host_extra: str = "") -> str:
         c2s_direct_tls_ports = {{ 0 }}
         s2s_ports = {{ 0 }}
         data_path = "{tmp_path}/data"
+        control_socket = false
         storage = "sqlite"
         modules_enabled = {{ "disco", "ping", "version", "time" }}
     """) + extra + textwrap.dedent(f"""

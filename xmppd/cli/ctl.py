@@ -1,4 +1,6 @@
-"""``xmppctl``: the admin's day — accounts, configuration checks, certificates, domains.
+"""``xmppctl``: the admin's day — accounts, configuration checks, certificates, domains,
+and the running server (``status``, ``c2s``, ``s2s``, ``kick``, ``reload``) through
+its control socket (``xmppd/core/control.py``).
 
 Every command takes ``--config PATH`` (before or after the command). Errors name the
 problem and exit non-zero.
@@ -150,6 +152,145 @@ def _password_refused(exc: ValueError) -> CtlError:
                     f"Unicode characters are not allowed in XMPP passwords)")
 
 
+# -- the running server: the control socket ---------------------------------------------
+
+NOT_RUNNING = object()
+
+
+def control_path(cfg) -> Path | None:
+    """The daemon's control socket (None if ``control_socket = false``)."""
+    from ..core.control import socket_path
+    return socket_path(_server(cfg))
+
+
+def call_running(cfg, cmd: str, cmd_args: dict | None = None, *, required: bool = True):
+    """The running xmppd's answer to ``cmd``. When it is not running: CtlError if
+    ``required``, else :data:`NOT_RUNNING` (the caller works on storage instead)."""
+    from ..core import control
+    path = control_path(cfg)
+    if path is None:
+        if not required:
+            return NOT_RUNNING
+        where = cfg.where("control_socket")
+        raise CtlError(f"the control socket is disabled (control_socket = false at "
+                       f"{where.location if where else cfg.path}): xmppctl cannot reach xmppd")
+    try:
+        return control.request(path, cmd, cmd_args)
+    except control.NotRunning:
+        if not required:
+            return NOT_RUNNING
+        raise CtlError(f"xmppd is not running (no control socket at {path})") from None
+    except control.Denied:
+        owner = ""
+        try:
+            import pwd
+            owner = f" ({pwd.getpwuid(path.stat().st_uid).pw_name})"
+        except (OSError, KeyError, ImportError):
+            pass
+        raise CtlError(f"permission denied on {path}: run xmppctl as root or as the "
+                       f"user xmppd runs as{owner}") from None
+    except control.ControlError as exc:
+        raise CtlError(str(exc)) from None
+    except OSError as exc:  # e.g. a path too long for a Unix socket
+        raise CtlError(f"cannot reach xmppd at {path}: {exc}") from None
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    parts = [f"{d}d"] if d else []
+    if d or h:
+        parts.append(f"{h}h")
+    if d or h or m:
+        parts.append(f"{m}m")
+    parts.append(f"{s}s")
+    return " ".join(parts)
+
+
+def _print_json(result) -> int:
+    import json
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_status(args, cfg) -> int:
+    r = call_running(cfg, "status")
+    if args.json:
+        return _print_json(r)
+    print(f"xmppd {r['version']} is running (pid {r['pid']}), up {_duration(r['uptime'])}")
+    print(f"hosts: {', '.join(r['hosts']) or 'none'}")
+    if r.get("components"):
+        print(f"components: {', '.join(r['components'])}")
+    print(f"client sessions: {r['c2s']}")
+    print(f"server connections: {r['s2s']} ({r['s2s_in']} incoming, {r['s2s_out']} outgoing)")
+    return 0
+
+
+def cmd_c2s(args, cfg) -> int:
+    sessions = call_running(cfg, "c2s")
+    if args.json:
+        return _print_json(sessions)
+    for s in sessions:
+        tls = ("direct TLS" if s["direct_tls"] else "TLS") if s["tls"] else "plain"
+        sm = s.get("sm")
+        if sm is None:
+            smt = "-"
+        else:
+            smt = "sm" + (" resumable" if sm["resumable"] else "")
+            if sm["hibernating"]:
+                smt += f" hibernating ({sm['unacked']} unacked)"
+        print(f"{s['jid'] or '(not authenticated)'}	{s['ip']}	{tls}	{smt}")
+    if not sessions:
+        print("no client sessions")
+    return 0
+
+
+def cmd_s2s(args, cfg) -> int:
+    links = call_running(cfg, "s2s")
+    if args.json:
+        return _print_json(links)
+    for s in links:
+        arrow = "->" if s.get("direction") == "out" else "<-"
+        when = f"idle {s['idle']}s" if "idle" in s else f"up {s.get('age', 0)}s"
+        print(f"{s.get('direction')}	{s.get('local') or '?'} {arrow} {s.get('remote') or '?'}	"
+              f"{s.get('auth') or 'unauthenticated'}	{'TLS' if s.get('tls') else 'plain'}	{when}")
+    if not links:
+        print("no server-to-server connections")
+    return 0
+
+
+def cmd_kick(args, cfg) -> int:
+    r = call_running(cfg, "kick", {"jid": args.jid, "reason": args.reason})
+    for jid in r["closed"]:
+        print(f"disconnected {jid}")
+    return 0
+
+
+def cmd_reload(args, cfg) -> int:
+    r = call_running(cfg, "reload")
+    failed = False
+    for c in r["certificates"]:
+        if c["error"]:
+            failed = True
+            state = f"NOT reloaded, the old one stays: {c['error']}"
+        else:
+            state = "reloaded" if c["changed"] else "unchanged"
+        until = f", valid until {c['not_after'][:10]}" if c.get("not_after") else ""
+        print(f"certificate for {', '.join(c['names'])}: {state} ({c['certificate']}{until})")
+    if r["config_error"]:
+        failed = True
+        print(f"configuration: {r['config_error']}")
+    elif r["config_changes"]:
+        print("configuration changes since xmppd started; they apply at the next restart:")
+        for change in r["config_changes"]:
+            print(f"  {change}")
+    else:
+        print("configuration: unchanged since xmppd started")
+    return 1 if failed else 0
+
+
 # -- commands ----------------------------------------------------------------------
 
 async def cmd_adduser(args, cfg) -> int:
@@ -193,6 +334,12 @@ async def cmd_passwd(args, cfg) -> int:
 async def cmd_deluser(args, cfg) -> int:
     from ..core.accounts import NoSuchAccount
     user, domain = split_account(cfg, args.jid)
+    r = call_running(cfg, "deluser", {"jid": f"{user}@{domain}"}, required=False)
+    if r is not NOT_RUNNING:
+        print(f"deleted {user}@{domain} and everything stored for it")
+        print(f"(on the running xmppd: {r['sessions']} session(s) closed, "
+              f"contacts' rosters updated)")
+        return 0
     storage, accounts = await open_accounts(cfg)
     try:
         await accounts.delete(domain, user)
@@ -201,7 +348,7 @@ async def cmd_deluser(args, cfg) -> int:
     finally:
         await storage.close()
     print(f"deleted {user}@{domain} and everything stored for it")
-    print("(sessions already open on a running xmppd stay open until they disconnect)")
+    print("(xmppd is not running: deleted from the storage)")
     return 0
 
 
@@ -353,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, func, help_)
         p.add_argument("jid", metavar="JID", help="user@domain")
         p.add_argument("--password-stdin", action="store_true", help="read the password from one line of standard input")
-    p = add("deluser", cmd_deluser, "delete an account and everything stored for it")
+    p = add("deluser", cmd_deluser, "delete an account and everything stored for it "
+            "(through the running xmppd when it runs: its sessions close, rosters are updated)")
     p.add_argument("jid", metavar="JID")
     p = add("users", cmd_users, "list the accounts of a domain")
     p.add_argument("domain", metavar="DOMAIN")
@@ -372,6 +520,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("disable", cmd_disable, "disable a domain: remove its conf.d/ link")
     p.add_argument("domain", metavar="DOMAIN")
     add("about", cmd_about, "versions and paths")
+    # the running server, through the control socket
+    for name, func, help_ in (("status", cmd_status, "is xmppd running: version, uptime, hosts, connections"),
+                              ("c2s", cmd_c2s, "list the client sessions of the running xmppd"),
+                              ("s2s", cmd_s2s, "list the server-to-server connections of the running xmppd")):
+        p = add(name, func, help_)
+        p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("kick", cmd_kick, "disconnect the sessions of a JID (bare: all of them) with a stream error")
+    p.add_argument("jid", metavar="JID", help="user@domain or user@domain/resource")
+    p.add_argument("--reason", default=None, help="text sent with the stream error")
+    add("reload", cmd_reload, "reload the certificates; show configuration changes that need a restart")
     register_feature_commands(sub, common)
     return ap
 

@@ -86,7 +86,7 @@ def setup_logging(cfg, verbose: bool, base_dir: str) -> None:
         else:
             path = target if os.path.isabs(target) else os.path.join(base_dir, target)
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            h = logging.FileHandler(path)
+            h = logging.handlers.WatchedFileHandler(path)  # reopened after logrotate moves it
         h.setLevel(level)
         h.setFormatter(fmt)
         root.addHandler(h)
@@ -106,8 +106,15 @@ async def serve(cfg) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.info(
-        "SIGHUP: configuration reload is not supported yet; restart to apply changes"))
+    if server.control is not None:
+        server.control.on_shutdown = stop.set  # xmppctl's shutdown: the same way out as SIGTERM
+    reloads: set[asyncio.Task] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload_and_log(server))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     pidfile = cfg.get("pidfile")
     if pidfile:
         pidpath = str(server.resolve_path(pidfile))
@@ -130,6 +137,27 @@ async def serve(cfg) -> int:
             pass
     log.info("stopped")
     return 0
+
+
+async def reload_and_log(server) -> None:
+    """SIGHUP: what ``xmppctl reload`` does, reported in the log."""
+    from ..core.control import reload
+    log.info("SIGHUP: reloading certificates, checking the configuration")
+    try:
+        report = await reload(server)
+    except Exception:
+        log.exception("reload failed")
+        return
+    for c in report["certificates"]:
+        if c["error"]:
+            log.error("certificate for %s not reloaded: %s", ", ".join(c["names"]), c["error"])
+    if report["config_error"]:
+        log.error("configuration: %s", report["config_error"])
+    for change in report["config_changes"]:
+        log.warning("configuration changed, restart xmppd to apply: %s", change)
+    log.info("reload done: %d of %d certificate(s) renewed; %d configuration change(s) "
+             "waiting for a restart", sum(1 for c in report["certificates"] if c["changed"]),
+             len(report["certificates"]), len(report["config_changes"]))
 
 
 def main(argv: list[str] | None = None) -> int:

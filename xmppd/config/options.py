@@ -320,6 +320,9 @@ CORE_OPTIONS: list[Option] = [
     _o("log", "any", None, "global", "logging: a file name, \"*syslog\", \"*console\", or "
        "a table of level = destination"),
     _o("pidfile", "path", None, "global", "file the daemon writes its process id to"),
+    _o("control_socket", "any", None, "global", "Unix socket through which xmppctl acts on "
+       "the running server (mode 0600, for root and the daemon's user); default "
+       "data_path/xmppd.sock, false: none"),
     _o("daemonize", "boolean", False, "global", "detach from the terminal (systemd does not "
        "need it)"),
     _o("c2s_stanza_size_limit", "integer", 262144, "global", "largest stanza a client may "

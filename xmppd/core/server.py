@@ -31,6 +31,7 @@ class Server:
         self.certs = None
         self.c2s_sessions: set = set()
         self.s2s = None  # s2s: the federation manager (core/s2s.py), made in start()
+        self.control = None  # the control socket for xmppctl (core/control.py)
         self.listeners: dict[str, list[asyncio.AbstractServer]] = {}
         self.global_modules: dict[str, Any] = {}
         self.started_at = time.time()
@@ -82,6 +83,11 @@ class Server:
             host.load_modules()
         await self.events.notify("server-started", self)
         await self._start_listeners()
+        from .control import ControlServer, socket_path
+        path = socket_path(self)
+        if path is not None:  # control_socket = false: none
+            self.control = ControlServer(self, path)
+            await self.control.start()
 
     async def _start_listeners(self) -> None:
         from ..protocol.c2s import C2SSession
@@ -123,6 +129,8 @@ class Server:
         if self._stopping:
             return
         self._stopping = True
+        if self.control is not None:
+            await self.control.close()
         from ..errors import StreamError
         for servers in self.listeners.values():
             for srv in servers:

@@ -242,6 +242,14 @@ def make_server_context(cert_path, key_path, *, alpn: list[str] | None = None,
     return ctx
 
 
+def _not_after(der: bytes) -> str | None:
+    """The end of a certificate's validity, ISO 8601 in UTC."""
+    try:
+        return x509.load_der_x509_certificate(der).not_valid_after_utc.isoformat()
+    except (ValueError, AttributeError):
+        return None
+
+
 def _norm(name: str) -> str:
     """Lower-case, no trailing dot, IDNA A-label when possible (SNI sends A-labels)."""
     name = name.strip().rstrip(".").lower()
@@ -367,12 +375,57 @@ class CertificateStore:
             except Exception:  # never abort a handshake from here; keep the default
                 log.exception("SNI: no context for %r", server_name)
                 return None
-            if self._by_ctx.get(id(target)) is not default:
+            # always the host's current context: after reload() it has the new certificate
+            if target is not sslobj.context:
                 sslobj.context = target
             return None
 
         ctx.sni_callback = sni_callback
         return ctx
+
+    def reload(self) -> list[dict]:
+        """Read every certificate and key again from their files (certbot renewed
+        them): new handshakes get the new certificate, established connections keep
+        theirs (and their channel-binding data). A pair that cannot be loaded (missing,
+        unreadable, key and certificate not matching) keeps the old one.
+
+        Returns one report per certificate: ``{"names", "certificate", "key",
+        "changed", "not_after", "error"}``.
+        """
+        reports = []
+        for entry in self._entries:
+            report = {"names": list(entry.names), "certificate": str(entry.cert_path),
+                      "key": str(entry.key_path), "changed": False, "not_after": None,
+                      "error": None}
+            reports.append(report)
+            try:
+                der = load_cert_der(entry.cert_path)
+                if der != entry.cert_der:
+                    fresh = {k: make_server_context(entry.cert_path, entry.key_path,
+                                                    alpn=list(k) or None)
+                             for k in (entry.contexts or {(): None})}
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                report["error"] = f"{type(exc).__name__}: {exc}"
+                der = entry.cert_der
+            report["not_after"] = _not_after(der)
+            if report["error"] or der == entry.cert_der:
+                continue
+            # connections made with the old contexts keep answering with the old data
+            old = _Entry(entry.names, entry.cert_path, entry.key_path, entry.cert_der,
+                         entry.end_point_hash, dict(entry.contexts))
+            for ctx in entry.contexts.values():
+                self._by_ctx[id(ctx)] = old
+            entry.cert_der, entry.end_point_hash = der, end_point_hash_of(der)
+            entry.contexts = fresh
+            for ctx in fresh.values():
+                self._by_ctx[id(ctx)] = entry
+            # a listener's own context (clients without SNI) is reloaded in place
+            for lctx in self._listener_contexts:
+                if self._by_ctx.get(id(lctx)) is entry:
+                    lctx.load_cert_chain(str(entry.cert_path), str(entry.key_path))
+            report["changed"] = True
+            log.info("certificate for %s reloaded from %s", ", ".join(entry.names), entry.cert_path)
+        return reports
 
     def end_point_hash(self, server_name: str | None) -> bytes | None:
         """``tls-server-end-point`` data for the certificate served to *server_name*

@@ -3,9 +3,10 @@
     xmppctl muc list conference.falcot.com
     xmppctl muc destroy lobby@conference.falcot.com --reason "moved to #general"
 
-These work on the stored rooms (configuration, affiliations, archive). A running
-xmppd keeps the rooms it has loaded in memory: destroy a room while the server
-is stopped, or restart it afterwards, so the room does not come back.
+``list`` reads the stored rooms (configuration, affiliations). ``destroy`` goes
+through the running xmppd when it runs (its control socket): the occupants get
+the ``<destroy/>`` presence, then the room and its archive are deleted. When xmppd
+is not running it deletes them from storage.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ async def cmd_list(args, cfg) -> int:
 
 
 async def cmd_destroy(args, cfg) -> int:
-    from xmppd.cli.ctl import CtlError, open_storage
+    from xmppd.cli.ctl import NOT_RUNNING, CtlError, call_running, open_storage
     from xmppd.jid import InvalidJID, split
     try:
         node, domain, res = split(args.room)
@@ -90,15 +91,23 @@ async def cmd_destroy(args, cfg) -> int:
     if not node or res:
         raise CtlError(f"invalid room {args.room!r}: expected room@conference.domain")
     domain = _muc_domain(cfg, domain)
+    reason_text = args.reason or args.reason_pos
+    reason = f" ({reason_text})" if reason_text else ""
+    r = call_running(cfg, "muc-destroy", {"room": f"{node}@{domain}", "reason": reason_text},
+                     required=False)
+    if r is not NOT_RUNNING:
+        print(f"destroyed {node}@{domain} and its archive{reason}")
+        if r["live"]:
+            print(f"(on the running xmppd: {r['occupants']} occupant(s) told)")
+        return 0
     storage = await open_storage(cfg)
     try:
         if not await destroy_room(storage, domain, node):
             raise CtlError(f"no stored room {node}@{domain}")
     finally:
         await storage.close()
-    reason = f" ({args.reason})" if args.reason else ""
     print(f"destroyed {node}@{domain} and its archive{reason}")
-    print("(restart a running xmppd so it forgets the room)")
+    print("(xmppd is not running: deleted from the storage)")
     return 0
 
 
@@ -110,7 +119,10 @@ def register(subparsers, common_parser) -> None:
     pl = sub.add_parser("list", parents=[common_parser], help="list the stored rooms of a MUC domain")
     pl.add_argument("domain", metavar="DOMAIN", help="e.g. conference.falcot.com")
     pl.set_defaults(func=cmd_list)
-    pd = sub.add_parser("destroy", parents=[common_parser], help="destroy a stored room and its archive")
+    pd = sub.add_parser("destroy", parents=[common_parser],
+                       help="destroy a room (live on the running xmppd, else in storage) and its archive")
     pd.add_argument("room", metavar="ROOM", help="room@conference.domain")
-    pd.add_argument("--reason", default=None, help="why (shown in the output)")
+    pd.add_argument("reason_pos", nargs="?", default=None, metavar="REASON",
+                    help="why (sent to the occupants of a live room)")
+    pd.add_argument("--reason", default=None, help="the same as REASON")
     pd.set_defaults(func=cmd_destroy)

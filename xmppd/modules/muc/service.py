@@ -50,6 +50,25 @@ class Item:
         self.origin = origin
 
 
+class _Call:
+    """Work queued on a room by the server itself (not a stanza)."""
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[], Awaitable[Any]]):
+        self.fn = fn
+        self.future = asyncio.get_running_loop().create_future()
+
+    async def run(self) -> None:
+        try:
+            result = await self.fn()
+        except Exception as exc:
+            if not self.future.done():
+                self.future.set_exception(exc)
+        else:
+            if not self.future.done():
+                self.future.set_result(result)
+
+
 def creation_allowed(rule: Any, bare: str, *, admins: frozenset, parent: str) -> bool:
     """``restrict_room_creation`` as in Prosody: false (anyone), "local" (users of
     the parent domain), true or "admin" (server admins only)."""
@@ -110,6 +129,10 @@ class MucService:
         for t in list(self._drainers.values()):
             t.cancel()
         self._drainers.clear()
+        for q_ in self._queues.values():
+            for item in q_:
+                if isinstance(item, _Call):
+                    item.future.cancel()
         self._queues.clear()
 
     # -- queueing ------------------------------------------------------------
@@ -139,6 +162,9 @@ class MucService:
             await self.ready.wait()
             while q_:
                 item = q_.popleft()
+                if isinstance(item, _Call):
+                    await item.run()
+                    continue
                 try:
                     await self.process(item)
                 except Exception:
@@ -148,6 +174,38 @@ class MucService:
             self._drainers.pop(node, None)
             if q_ is not None and not q_ and self._queues.get(node) is q_:
                 del self._queues[node]
+
+    async def run_in_room(self, node: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``fn()`` in the room's queue, after the stanzas already waiting (what
+        ``xmppctl`` does to a live room is ordered with what its occupants do)."""
+        call = _Call(fn)
+        q_ = self._queues.get(node)
+        if q_ is None:
+            q_ = self._queues[node] = collections.deque()
+        q_.append(call)
+        if node not in self._drainers:
+            self._drainers[node] = asyncio.get_running_loop().create_task(self._drain(node))
+        return await call.future
+
+    async def destroy_room(self, node: str, reason: str | None = None,
+                           alternate: str | None = None) -> int | None:
+        """Destroy a live room as its owner would (§10.9): every occupant gets the
+        ``<destroy/>`` presence, storage and archive are deleted. Returns how many
+        occupants there were, or None if the room is not loaded."""
+        async def run():
+            room = self.rooms.get(node)
+            if room is None:
+                return None
+            count = len(room.occupants)
+            out = room.destroy(reason, alternate)
+            await self.flush(room)
+            if self.rooms.get(node) is room:
+                del self.rooms[node]
+            for s in out:
+                await self.send(s)
+            log.info("%s: room %s destroyed by the administrator", self.domain, node)
+            return count
+        return await self.run_in_room(node, run)
 
     async def drained(self) -> None:
         """Wait until every queue is empty (tests)."""

@@ -1,0 +1,270 @@
+"""``xmppctl`` acting on the running ``xmppd`` through its control socket: both
+programs as real subprocesses, clients are slixmpp."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import stat
+import time
+
+import trustme
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from tests.e2e.clients import TIMEOUT, slix_close, slix_connect
+
+from .conftest import DOMAIN, run_ctl, write_tree
+
+MUC = f"conference.{DOMAIN}"
+MUC_USER = "http://jabber.org/protocol/muc#user"
+
+
+def ctl_in(cfg):
+    async def run(*args: str, input: str | None = None):
+        return await asyncio.to_thread(run_ctl, "--config", str(cfg), *args, input=input)
+    return run
+
+
+async def adduser(ctl, name: str) -> str:
+    jid = f"{name}@{DOMAIN}"
+    r = await ctl("adduser", jid, "--password-stdin", input="pw\n")
+    assert r.returncode == 0, r.stderr
+    return jid
+
+
+def sock_of(tmp_path):
+    return tmp_path / "var" / "xmppd.sock"
+
+
+async def wait_for(pred, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_status_c2s_s2s_kick(tmp_path, cfg, start_daemon):
+    ctl = ctl_in(cfg)
+    sock = sock_of(tmp_path)
+    r = await ctl("status")
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"xmppctl: xmppd is not running (no control socket at {sock})"
+    d = start_daemon(cfg).wait_ready()
+    await wait_for(sock.exists)
+    st = os.stat(sock)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == os.geteuid()
+
+    alice = await adduser(ctl, "alice")
+    c = await slix_connect(d, alice, "pw")
+    try:
+        r = await ctl("status")
+        assert r.returncode == 0, r.stderr
+        assert f"xmppd 0.1.0 is running (pid {d.proc.pid})" in r.stdout
+        assert f"hosts: {DOMAIN}" in r.stdout and "client sessions: 1" in r.stdout
+        assert "server connections: 0" in r.stdout
+        r = await ctl("c2s")
+        assert r.returncode == 0, r.stderr
+        jid, ip, tls, sm = r.stdout.strip().split("\t")
+        assert (jid, ip.split(":")[0], tls, sm) == (str(c.boundjid), "127.0.0.1", "TLS", "-")
+        r = await ctl("c2s", "--json")
+        assert json.loads(r.stdout)[0]["jid"] == str(c.boundjid)
+        r = await ctl("s2s")
+        assert (r.returncode, r.stdout.strip()) == (0, "no server-to-server connections")
+        assert json.loads((await ctl("s2s", "--json")).stdout) == []
+
+        # kick: a stream error, the connection closes
+        closed = c.disconnected  # (slixmpp makes a new future once it is done)
+        r = await ctl("kick", alice, "--reason", "maintenance")
+        assert (r.returncode, r.stdout.strip()) == (0, f"disconnected {c.boundjid}"), r.stderr
+        await asyncio.wait_for(closed, TIMEOUT)
+        assert [(e["condition"], e["text"]) for e in c.stream_errors] == \
+            [("policy-violation", "maintenance")]
+        r = await ctl("kick", alice)
+        assert (r.returncode, r.stderr.strip()) == (1, f"xmppctl: no session of {alice}")
+        r = await ctl("kick", f"bob@{DOMAIN}.invalid")
+        assert r.returncode == 1 and "is not a VirtualHost of the running xmppd" in r.stderr
+    finally:
+        await slix_close(c)
+
+    # a crash leaves the socket file behind: the next start replaces it
+    d.proc.send_signal(signal.SIGKILL)
+    d.wait()
+    assert sock.exists()
+    assert (await ctl("status")).returncode == 1
+    d2 = start_daemon(cfg).wait_ready()
+    await wait_for(lambda: "control socket at" in d2.output())
+    assert "removing the stale control socket" in d2.output()
+    assert (await ctl("status")).returncode == 0
+    # a clean stop removes it
+    d2.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(d2.wait) == 0
+    assert not sock.exists()
+
+
+async def test_deluser_on_the_running_server(tmp_path, cfg, start_daemon):
+    ctl = ctl_in(cfg)
+    alice, bob = await adduser(ctl, "alice"), await adduser(ctl, "bob")
+    d = start_daemon(cfg).wait_ready()
+    a = await slix_connect(d, alice, "pw")
+    b = await slix_connect(d, bob, "pw")
+    try:
+        await a.get_roster()
+        await a.update_roster(bob, name="Bob")
+        assert bob in a.client_roster
+        pushes: asyncio.Queue = asyncio.Queue()
+        a.add_event_handler("roster_update", pushes.put_nowait)
+        closed = b.disconnected
+        r = await ctl("deluser", bob)
+        assert r.returncode == 0, r.stderr
+        assert f"deleted {bob}" in r.stdout
+        assert "on the running xmppd: 1 session(s) closed" in r.stdout
+        # bob's session is closed with a stream error...
+        await asyncio.wait_for(closed, TIMEOUT)
+        assert [e["condition"] for e in b.stream_errors] == ["not-authorized"]
+        # ...and alice's roster forgets him (a push with subscription="remove")
+        while True:
+            iq = await asyncio.wait_for(pushes.get(), TIMEOUT)
+            items = iq["roster"]["items"]
+            if bob in items and items[bob]["subscription"] == "remove":
+                break
+        r = await ctl("deluser", bob)
+        assert (r.returncode, r.stderr.strip()) == (1, f"xmppctl: user {bob} does not exist")
+    finally:
+        await slix_close(a, b)
+    # not running: the storage, and it says so
+    d.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(d.wait) == 0
+    r = await ctl("deluser", alice)
+    assert r.returncode == 0, r.stderr
+    assert "xmppd is not running: deleted from the storage" in r.stdout
+
+
+def _issue(ca: trustme.CA, crt, key) -> None:
+    cert = ca.issue_cert(DOMAIN, f"*.{DOMAIN}")
+    cert.private_key_pem.write_to_path(str(key))
+    cert.cert_chain_pems[0].write_to_path(str(crt))
+
+
+async def test_reload_certificates_and_config(tmp_path, cert_files, start_daemon):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    files = {"crt": str(certs / f"{DOMAIN}.crt"), "key": str(certs / f"{DOMAIN}.key")}
+    shutil.copy(cert_files["crt"], files["crt"])
+    shutil.copy(cert_files["key"], files["key"])
+    cfg = write_tree(tmp_path, files)
+    ctl = ctl_in(cfg)
+    alice = await adduser(ctl, "alice")
+    d = start_daemon(cfg).wait_ready()
+    c = await slix_connect(d, alice, "pw", send_presence=False)  # trusts the first CA
+    await slix_close(c)
+
+    # certbot renews: new files at the same paths (here from another CA)
+    renewed = trustme.CA()
+    _issue(renewed, files["crt"], files["key"])
+    renewed.cert_pem.write_to_path(str(tmp_path / "renewed-ca.pem"))
+    r = await ctl("reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"certificate for {DOMAIN}: reloaded ({files['crt']}, valid until " in r.stdout
+    assert "configuration: unchanged since xmppd started" in r.stdout
+    d.cafile = str(tmp_path / "renewed-ca.pem")  # new connections see the new certificate
+    c = await slix_connect(d, alice, "pw", send_presence=False)              # STARTTLS
+    c2 = await slix_connect(d, alice, "pw", send_presence=False, direct_tls=True)
+    await slix_close(c, c2)
+    r = await ctl("reload")
+    assert f"certificate for {DOMAIN}: unchanged" in r.stdout
+
+    # a broken renewal (key and certificate do not match) keeps the old pair
+    other = trustme.CA().issue_cert(DOMAIN)
+    other.cert_chain_pems[0].write_to_path(files["crt"])
+    # and a configuration change is reported, not applied
+    cfg.write_text(cfg.read_text().replace('log = {', 'c2s_timeout = 30\nlog = {'))
+    r = await ctl("reload")
+    assert r.returncode == 1
+    assert f"certificate for {DOMAIN}: NOT reloaded, the old one stays: " in r.stdout
+    assert "they apply at the next restart:" in r.stdout
+    assert f"option c2s_timeout added ({cfg}:" in r.stdout
+    c = await slix_connect(d, alice, "pw", send_presence=False)
+    await slix_close(c)
+
+    # SIGHUP does the same, into the log
+    d.proc.send_signal(signal.SIGHUP)
+    await wait_for(lambda: "restart xmppd to apply: option c2s_timeout added" in d.output())
+    assert "not reloaded" in d.output()
+    assert (await ctl("status")).returncode == 0
+
+
+async def test_muc_destroy_live_room(tmp_path, cert_files, start_daemon):
+    cfg = write_tree(tmp_path, cert_files, extra=f'Component "{MUC}" "muc"\n')
+    ctl = ctl_in(cfg)
+    alice = await adduser(ctl, "alice")
+    d = start_daemon(cfg).wait_ready()
+    a = await slix_connect(d, alice, "pw", plugins=("xep_0030", "xep_0045"))
+    try:
+        destroyed: asyncio.Queue = asyncio.Queue()
+        a.register_handler(Callback("destroy", MatchXPath(
+            f"{{jabber:client}}presence/{{{MUC_USER}}}x/{{{MUC_USER}}}destroy"), destroyed.put_nowait))
+        await a.plugin["xep_0045"].join_muc_wait(f"lobby@{MUC}", "Alice", maxstanzas=0,
+                                                 timeout=TIMEOUT)
+        r = await ctl("muc", "destroy", f"lobby@{MUC}", "moved to #general")
+        assert r.returncode == 0, r.stderr
+        assert f"destroyed lobby@{MUC} and its archive (moved to #general)" in r.stdout
+        assert "1 occupant(s) told" in r.stdout
+        p = await asyncio.wait_for(destroyed.get(), TIMEOUT)
+        assert p["type"] == "unavailable"
+        reason = p.xml.find(f"{{{MUC_USER}}}x/{{{MUC_USER}}}destroy/{{{MUC_USER}}}reason")
+        assert reason is not None and reason.text == "moved to #general"
+        r = await ctl("muc", "destroy", f"lobby@{MUC}")
+        assert (r.returncode, r.stderr.strip()) == (1, f"xmppctl: no room lobby@{MUC}")
+    finally:
+        await slix_close(a)
+
+
+async def test_s2s_lists_a_live_link(tmp_path, ca, start_daemon):
+    """Two daemons federating through the test DNS server: A's xmppctl s2s shows the link."""
+    from tests.s2s.dnsserver import TestDNS
+    from .conftest import free_port
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    dns = TestDNS().start()
+    try:
+        cfgs, ports = {}, {}
+        for dom in ("a.test", "b.test"):
+            root = tmp_path / dom
+            root.mkdir()
+            cert = ca.issue_cert(dom)
+            cert.private_key_pem.write_to_path(str(root / "key.pem"))
+            cert.cert_chain_pems[0].write_to_path(str(root / "cert.pem"))
+            ports[dom] = free_port()
+            dns.srv(f"_xmpp-server._tcp.{dom}", dom, ports[dom])
+            dns.a(dom, "127.0.0.1")
+            cfgs[dom] = root / "xmppd.cfg.lua"
+            cfgs[dom].write_text(
+                f'interfaces = {{ "127.0.0.1" }}\nc2s_ports = {{ {free_port()} }}\n'
+                f's2s_ports = {{ {ports[dom]} }}\ndata_path = "var"\n'
+                f'dns_nameservers = {{ "{dns.spec}" }}\nssl = {{ cafile = "{cafile}" }}\n'
+                f'modules_enabled = {{ "dialback", "ping", "disco" }}\n'
+                f'VirtualHost "{dom}"\n'
+                f'    ssl = {{ certificate = "{root}/cert.pem"; key = "{root}/key.pem"; '
+                f'cafile = "{cafile}"; }}\n')
+        ctl_a = ctl_in(cfgs["a.test"])
+        jid = "alice@a.test"
+        assert (await ctl_a("adduser", jid, "--password-stdin", input="pw\n")).returncode == 0
+        da = start_daemon(cfgs["a.test"]).wait_ready()
+        start_daemon(cfgs["b.test"]).wait_ready()
+        da.cafile = str(cafile)
+        c = await slix_connect(da, jid, "pw", send_presence=False, plugins=("xep_0199",))
+        try:
+            await c.plugin["xep_0199"].ping("b.test", timeout=TIMEOUT)
+            r = await ctl_a("s2s")
+            assert r.returncode == 0, r.stderr
+            assert "out\ta.test -> b.test\tsasl-external\tTLS\tidle " in r.stdout, r.stdout
+            r = await ctl_a("status")
+            assert "server connections: " in r.stdout and "1 outgoing" in r.stdout
+        finally:
+            await slix_close(c)
+    finally:
+        dns.stop()
