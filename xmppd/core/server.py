@@ -223,6 +223,7 @@ class _GlobalHost:
         self.account_identities: list = []
         self.disco_extensions: list = []
         self.stream_features: dict = {}
+        self.state: dict = {}
 
     def get_option(self, name, default=None, opt=None):
         setting = self.server.config.where(name)

@@ -33,6 +33,8 @@ the item dict; the key ``""`` holds ``{"version": n}``.
 from __future__ import annotations
 
 import asyncio
+import collections
+import copy
 import secrets
 import weakref
 import xml.etree.ElementTree as ET
@@ -168,6 +170,7 @@ def new_item(listed: bool = True) -> dict:
 def _normalise(value: dict) -> dict:
     item = new_item()
     item.update(value)
+    item["groups"] = list(item.get("groups") or ())   # never share the cached list
     return item
 
 
@@ -188,8 +191,47 @@ def _lock(host, user: str) -> asyncio.Lock:
     return lock
 
 
-async def _records(host, user: str) -> dict[str, dict]:
+# Rosters read from storage are kept (most recently used first) so that a
+# roster fetch, a presence broadcast or a subscription check costs no database
+# round trip; every write goes through ``update``/``remove_all``, which keep the
+# cached copy in step.
+_CACHE_SIZE = 10000
+
+
+def _cache(host) -> "collections.OrderedDict[str, dict]":
+    """The host's roster cache (per server: tests run many servers in one process)."""
+    c = host.state.get("roster.cache")
+    if c is None:
+        c = host.state["roster.cache"] = collections.OrderedDict()
+    return c
+
+
+async def _raw(host, user: str) -> dict:
+    cache = _cache(host)
+    raw = cache.get(user)
+    if raw is not None:
+        cache.move_to_end(user)
+        return raw
     raw = await _store(host).items(user)
+    cache[user] = raw
+    if len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return raw
+
+
+def _cache_update(host, user: str, values: dict) -> None:
+    raw = _cache(host).get(user)
+    if raw is None:
+        return
+    for k, v in values.items():
+        if v is None:
+            raw.pop(k, None)
+        else:
+            raw[k] = copy.deepcopy(v)   # callers keep and may change their copy
+
+
+async def _records(host, user: str) -> dict[str, dict]:
+    raw = await _raw(host, user)
     return {k: _normalise(v) for k, v in raw.items() if k != META and isinstance(v, dict)}
 
 
@@ -200,7 +242,7 @@ async def get_roster(host, user: str) -> dict[str, dict]:
 
 async def get_record(host, user: str, contact: str) -> dict | None:
     """The item for ``contact``, or a stranger's pending-request record (``listed`` False)."""
-    v = await _store(host).get(user, contact)
+    v = (await _raw(host, user)).get(contact)
     return _normalise(v) if isinstance(v, dict) else None
 
 
@@ -217,7 +259,7 @@ async def subscription(host, user: str, contact: str) -> str:
 
 
 async def version(host, user: str) -> int:
-    meta = await _store(host).get(user, META)
+    meta = (await _raw(host, user)).get(META)
     return int(meta.get("version", 0)) if isinstance(meta, dict) else 0
 
 
@@ -256,7 +298,7 @@ async def update(host, user: str, contact: str,
     roster version goes up when the roster proper changed. Pushes are the caller's."""
     async with _lock(host, user):
         store = _store(host)
-        raw = await store.get(user, contact)
+        raw = (await _raw(host, user)).get(contact)
         old = _normalise(raw) if isinstance(raw, dict) else None
         new = change(dict(old, groups=list(old["groups"])) if old is not None else None)
         if new is not None and not new.get("listed") and state_of(new) == NONE:
@@ -271,6 +313,7 @@ async def update(host, user: str, contact: str,
             ver += 1
             values[META] = {"version": ver}
         await store.set_many(user, values)
+        _cache_update(host, user, values)
         return old, new, ver
 
 
@@ -284,6 +327,7 @@ def _visible(item: dict | None):
 async def remove_all(host, user: str) -> None:
     """Forget the user's whole roster (account deletion)."""
     await _store(host).clear(user)
+    _cache(host).pop(user, None)
 
 
 # ---------------------------------------------------------------- XML

@@ -137,7 +137,17 @@ def _ser(el: ET.Element, cur: str, prefixes: dict[str, str]) -> str:
             s += "".join(decls)
         s += a
     text = el.text
-    if len(el):
+    n = len(el)
+    if n:
+        if n > 8:  # many children (a roster, a disco list): join once, no quadratic +=
+            parts = [s, ">", escape_text(text)] if text else [s, ">"]
+            for child in el:
+                parts.append(_ser(child, cur, prefixes))
+                tail = child.tail
+                if tail:
+                    parts.append(escape_text(tail))
+            parts.append("</" + name + ">")
+            return "".join(parts)
         s += ">"
         if text:
             s += escape_text(text)
