@@ -7,7 +7,7 @@ generated under a temporary directory (same certificates from a trustme CA, same
 users, SCRAM-SHA-1 over STARTTLS, rate limits off), pinned to CPU 0 with
 ``taskset``; this process and the load generator run on CPU 1. Prints one table
 (median, min–max, ratio xmppd/Prosody per row) and writes the raw numbers and a
-description of the machine to ``bench/results/<date>-<host>.json``.
+description of the machine to ``bench/results/<date>T<time>-<host>.json``.
 """
 from __future__ import annotations
 
@@ -448,7 +448,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--procs", type=int, default=1, help="load generator processes (all on CPU 1) for the login and msg scenarios")
     ap.add_argument("--no-pin", action="store_true", help="do not pin to CPUs (taskset)")
-    ap.add_argument("--out", help="JSON results file (default: bench/results/<date>-<host>.json)")
+    ap.add_argument("--out", help="JSON results file (default: bench/results/<date>T<time>-<host>.json)")
     args = ap.parse_args(argv)
     mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2
@@ -509,7 +509,7 @@ def main(argv=None) -> int:
     info["table"] = out
     info["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     path = Path(args.out) if args.out else (
-        HERE / "results" / f"{datetime.date.today().isoformat()}-{socket.gethostname()}.json")
+        HERE / "results" / f"{datetime.datetime.now().strftime('%Y-%m-%dT%H%M')}-{socket.gethostname()}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info, indent=1, default=str) + "\n")
     print(f"results: {path}", file=sys.stderr)
