@@ -10,13 +10,10 @@ and XEP-0368 adds ``_xmpps-client._tcp`` / ``_xmpps-server._tcp`` for direct TLS
 (only if ``c2s_direct_tls_ports`` / ``s2s_direct_tls_ports`` are set). Ports are taken
 from the configuration. Each target must have an A or AAAA record.
 
-Wire it into ``xmppctl`` with ``dns_check.register(subparsers, common_parser)``: it
-adds ``check-dns`` if ``check`` is taken; the ``check`` command can also call
-:func:`run_check` for ``check dns DOMAIN``.
+``xmppctl check`` calls :func:`run_check` for ``check dns DOMAIN``.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 import dns.exception
@@ -89,14 +86,3 @@ def run_check(args, cfg) -> int:
     for line in lines:
         print(line)
     return 1 if problems else 0
-
-
-def register(subparsers, common_parser: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser("check-dns", parents=[common_parser],
-                              help="check the SRV records of a domain",
-                              description="compare the SRV records DNS serves for DOMAIN with "
-                                          "what this server's configuration needs")
-    p.add_argument("domain", metavar="DOMAIN")
-    p.add_argument("--nameserver", action="append", metavar="ADDR[:PORT]",
-                   help="ask this DNS server (default: dns_nameservers, else /etc/resolv.conf)")
-    p.set_defaults(func=run_check)
