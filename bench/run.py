@@ -213,6 +213,7 @@ class Xmppd(Server):
             data_path = "{d}/data"
             pidfile = "{d}/xmppd.pid"
             storage = "sqlite"
+            control_socket = false
             log = {{ warn = "{d}/xmppd.log" }}
             c2s_require_encryption = true
             modules_enabled = {{ {", ".join(f'"{m}"' for m in mods)} }}

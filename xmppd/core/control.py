@@ -57,6 +57,10 @@ def socket_path(server: "Server") -> Path | None:
 
 # -- the server side ----------------------------------------------------------------
 
+class ControlPathTooLong(OSError):
+    """The socket can't be created there; the server runs without it."""
+
+
 class ControlServer:
     def __init__(self, server: "Server", path: Path):
         self.server = server
@@ -74,8 +78,8 @@ class ControlServer:
     async def start(self) -> None:
         path = self.path
         if len(os.fsencode(path)) > MAX_PATH:
-            raise OSError(f"control socket {path}: path too long for a Unix socket "
-                          f"({MAX_PATH} bytes at most); set control_socket to a shorter path")
+            raise ControlPathTooLong(f"control socket {path}: path too long for a Unix socket "
+                                     f"({MAX_PATH} bytes at most); set control_socket to a shorter path")
         _remove_stale(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -83,11 +83,16 @@ class Server:
             host.load_modules()
         await self.events.notify("server-started", self)
         await self._start_listeners()
-        from .control import ControlServer, socket_path
+        from .control import ControlPathTooLong, ControlServer, socket_path
         path = socket_path(self)
         if path is not None:  # control_socket = false: none
-            self.control = ControlServer(self, path)
-            await self.control.start()
+            control = ControlServer(self, path)
+            try:
+                await control.start()
+                self.control = control
+            except ControlPathTooLong as exc:
+                # xmppctl then works on the storage only; the server itself is fine
+                log.error("%s; xmppctl cannot reach this server", exc)
 
     async def _start_listeners(self) -> None:
         from ..protocol.c2s import C2SSession
