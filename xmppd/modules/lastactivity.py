@@ -57,8 +57,10 @@ def setup(m) -> None:
             raise StanzaError("item-not-found")
         return _query(time.time() - rec.get("t", time.time()), rec.get("s"))
 
-    def note_status(sev):
-        # the client's unavailable broadcast: keep its status text for the record
+    async def note_status(sev):
+        # the client's unavailable broadcast: keep its status text for the record,
+        # and if it was the account's last available resource, the account went
+        # offline now (as Prosody counts it), even if the connection stays open
         sess = sev.origin
         if getattr(sess, "kind", None) != "c2s":
             return None
@@ -66,8 +68,11 @@ def setup(m) -> None:
             last_status.pop((sess.username, sess.resource), None)
         elif sev.stanza.get("type") == "unavailable":
             status = sev.stanza.find("{jabber:client}status")
-            if status is not None and status.text:
-                last_status[(sess.username, sess.resource)] = status.text
+            text = status.text if status is not None and status.text else None
+            if text:
+                last_status[(sess.username, sess.resource)] = text
+            if not any(s.available for s in host.sessions_of(sess.username).values() if s is not sess):
+                await store.set(sess.username, {"t": time.time(), "s": text})
         return None
 
     async def unbound(arg):
