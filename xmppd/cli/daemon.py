@@ -47,6 +47,15 @@ def diagnose(cfg) -> tuple[list, list[str]]:
     if not cfg.virtual_hosts():
         warnings.append(ConfigWarning(cfg.path, 0, 0, "no enabled VirtualHost (write "
                                       "conf.avail/DOMAIN.cfg.lua and run `xmppctl enable DOMAIN`)"))
+    # Prosody always stores messages for offline users; xmppd only with "offline"
+    # listed, so a migrated Prosody configuration would silently lose them
+    where = cfg.where("modules_enabled")
+    disabled = cfg.get("modules_disabled") or ()
+    if where is not None and "offline" not in (where.value or ()) and "offline" not in disabled:
+        warnings.append(ConfigWarning(where.file, where.line, where.col,
+                                      "modules_enabled lacks \"offline\": messages to offline users "
+                                      "will bounce (Prosody loads it implicitly; add it, or list it "
+                                      "in modules_disabled to mean it)"))
     return warnings, errors
 
 
