@@ -632,6 +632,22 @@ async def scenario_idle_mem(target: Target, size: int = 1000, *, settle: float =
     await asyncio.sleep(settle)
     after = proc_rss_kib(target.server_pid)
     acc = w.close()
+    # with all of them held, a message round trip between two still completes
+    rtt_ms = float("nan")
+    if size >= 2 and not clients[0].lost and not clients[1].lost:
+        a, b = clients[0], clients[1]
+        got = asyncio.get_running_loop().create_future()
+
+        def watch(data: bytes) -> None:
+            if b"id='rt'" in data and not got.done():
+                got.set_result(time.perf_counter())
+        a.sink = watch   # a waits for b's answer
+        b.sink = lambda data: (b"id='rt'" in data) and b.send(
+            f"<message to='{a.jid}' type='chat' id='rt'><body>pong</body></message>")
+        t0 = time.perf_counter()
+        a.send(f"<message to='{b.jid}' type='chat' id='rt'><body>ping</body></message>")
+        await asyncio.wait_for(got, 30)
+        rtt_ms = (got.result() - t0) * 1000
     lost = sum(c.lost for c in clients)
     for c in clients:
         c.close()
@@ -639,7 +655,7 @@ async def scenario_idle_mem(target: Target, size: int = 1000, *, settle: float =
     if lost:
         raise BenchError(f"{lost} idle connections were dropped")
     return {"kib_per_conn": (after - before) / size, "rss_before_kib": before, "rss_after_kib": after,
-            "connections": size, **acc}
+            "connections": size, "round_trip_ms": rtt_ms, **acc}
 
 
 SCENARIOS = {

@@ -88,6 +88,12 @@ def scenarios(mode: str) -> list[Scenario]:
     for n in idle:
         out.append(Scenario(f"idle_mem{n}", "idle_mem", n, [("kib_per_conn", "KiB per idle connection", False)], n,
                             {"settle": 0.2 if tiny else 1.0}))
+    # issue 7's scale check: this many authenticated connections held on one process,
+    # and a message round trip between two of them still completes
+    hold = 30 if tiny else 10000
+    out.append(Scenario(f"hold{hold}", "idle_mem", hold, [("round_trip_ms", "round trip ms while held", False),
+                                                       ("kib_per_conn", "KiB per held connection", False)],
+                        hold, {"settle": 0.2 if tiny else 2.0}))
     return out
 
 
