@@ -280,12 +280,15 @@ def _o(name, type, default=None, scope="both", doc="", **kw) -> Option:
     return Option(name, type, default, scope, doc, **kw)
 
 
+# The feature modules a host loads when modules_enabled is not set at all.
+DEFAULT_MODULES = ("roster", "disco", "dialback", "offline", "vcard", "private", "blocklist",
+                   "lastactivity", "register", "carbons", "mam", "pep", "smacks", "csi",
+                   "cloud_notify", "ping", "version", "time")
+
 # Core options, with Prosody's names and defaults where the meaning is the same.
 CORE_OPTIONS: list[Option] = [
     _o("admins", "list", [], "both", "JIDs of the server's administrators"),
-    _o("modules_enabled", "list", ["roster", "disco", "dialback", "offline", "vcard", "private", "blocklist",
-                                    "lastactivity", "register", "carbons", "mam", "pep", "smacks",
-                                    "csi", "cloud_notify", "ping", "version", "time"], "both",
+    _o("modules_enabled", "list", list(DEFAULT_MODULES), "both",
        "modules to load (on every host if global); message and presence are always loaded"),
     _o("modules_disabled", "list", [], "both", "modules not to load, even if enabled globally "
        "or loaded by default"),

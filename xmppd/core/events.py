@@ -14,6 +14,8 @@ import inspect
 import logging
 from typing import Any, Callable
 
+from ..errors import XMPPError
+
 log = logging.getLogger("xmppd.events")
 
 HANDLED = True
@@ -89,12 +91,9 @@ class EventBus:
                 r = h.func(event)
                 if h.is_async or inspect.isawaitable(r):
                     r = await r
+            except XMPPError:
+                raise  # a stanza or stream error is an answer, not a crash
             except Exception as exc:  # contained: one module never takes down the session
-                if getattr(exc, "_xmppd_propagate", False):
-                    raise
-                from ..errors import XMPPError
-                if isinstance(exc, XMPPError):
-                    raise
                 log.exception("%s: handler %r for %s failed", self.name, h.func, name)
                 raise HandlerCrashed(name) from exc
             if r is HANDLED:

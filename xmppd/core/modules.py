@@ -20,7 +20,7 @@ import pkgutil
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import StanzaError
+from ..config.options import DEFAULT_MODULES
 from . import events as ev
 from . import stanza as st
 
@@ -32,9 +32,7 @@ log = logging.getLogger("xmppd.modules")
 # Modules every host loads, whatever modules_enabled says: the RFC 6120/6121 core.
 AUTOLOAD = ("message", "presence")
 # Loaded when modules_enabled is not set at all.
-DEFAULT_ENABLED = ("roster", "disco", "dialback", "offline", "vcard", "private", "blocklist", "lastactivity",
-                   "register", "carbons", "mam", "pep", "smacks", "csi", "cloud_notify",
-                   "ping", "version", "time")
+DEFAULT_ENABLED = DEFAULT_MODULES   # declared with the option, in config/options.py
 # Global modules a Component loads too (s2s authentication under the component's name).
 COMPONENT_INHERITED = ("dialback", "s2s_bidi")
 # Prosody module names whose job is done by xmppd's core: accepted silently.
@@ -188,6 +186,3 @@ class ModuleAPI:
             except Exception:
                 self.log.exception("unload step failed")
 
-
-def raise_bad_request(text: str) -> None:
-    raise StanzaError("bad-request", text)

@@ -68,7 +68,7 @@ class Router:
         from_jid = stanza.get("from") or ""
         if from_jid:
             try:
-                fn, fd, fr = jid_split(from_jid)
+                fn, fd, _ = jid_split(from_jid)
                 from_bare = f"{fn}@{fd}" if fn else fd
             except InvalidJID:
                 return  # a stanza with a bad from can't be answered; drop it
@@ -79,7 +79,6 @@ class Router:
             # for an IQ from a peer). Presence without 'to' is a broadcast.
             if not from_bare:
                 return
-            fn, fd, _ = jid_split(from_bare)
             node, domain, resource = fn, fd, ""
             to_type = "broadcast" if kind == "presence" else ("bare" if fn else "host")
         else:
@@ -101,7 +100,7 @@ class Router:
                 if bus.has(name) and await bus.fire(name, sev):
                     return
             if host is None:
-                await self.route_remote(stanza, domain, origin)
+                await self.route_remote(sev)
                 return
             bus = host.events
             name = _EVENTS[kind, to_type]
@@ -149,21 +148,17 @@ class Router:
             raise StanzaError("service-unavailable")
         # presence and the rest: silently dropped when nobody takes them
 
-    async def route_remote(self, stanza: ET.Element, domain: str, origin: Any) -> None:
+    async def route_remote(self, sev: StanzaEv) -> None:
         """Stanzas for domains not served here: s2s takes them when it is loaded."""
-        sev = StanzaEv(stanza, origin, None, st.kind_of(stanza), "remote", "", domain, "",
-                       stanza.get("from") or "", "")
+        sev.to_type = "remote"
         if await self.server.events.fire("route/remote", sev):
             return
-        await self.bounce(stanza, StanzaError("remote-server-not-found"), origin)
+        await self.bounce(sev.stanza, StanzaError("remote-server-not-found"), sev.origin)
 
     async def bounce(self, stanza: ET.Element, err: StanzaError, origin: Any = None) -> None:
         """Send the error reply for ``stanza``, unless it may not be answered."""
         if not st.may_answer_with_error(stanza) or not stanza.get("from"):
             return
-        if st.kind_of(stanza) == "presence" and stanza.get("type") not in (None, "subscribe", "probe"):
-            # unavailable/unsubscribe... replies would only add noise
-            pass
         reply = st.error_reply(stanza, err, from_=stanza.get("to") or self._sender_domain(stanza))
         await self.route(reply, None)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .. import namespaces as ns
 from ..errors import SASLFailure, StanzaError, StreamError
-from ..jid import InvalidJID, resourceprep
+from ..jid import InvalidJID, nameprep, resourceprep, split as jid_split
 from ..core import events as ev
 from ..core import stanza as st
 from ..stream import StanzaEvent, StreamClose, StreamOpen, StreamParser, serialize, stream_header
@@ -45,7 +45,7 @@ class C2SSession(XMLStreamProtocol):
         "priority", "directed", "interested", "state", "send_filters", "delivery_hooks",
         "inbound_hooks", "lost_hooks", "hibernating", "replaced", "clean_close",
         "closed_by_server", "_queue", "_drainer", "_out", "_flush_scheduled", "_paused",
-        "_timeout", "_tls_server_name", "log", "__weakref__",
+        "_timeout", "__weakref__",
     )
 
     def __init__(self, server: "Server", *, direct_tls: bool = False):
@@ -89,8 +89,6 @@ class C2SSession(XMLStreamProtocol):
         self.clean_close = False
         self.closed_by_server = False
         self._timeout: asyncio.TimerHandle | None = None
-        self._tls_server_name: str | None = None
-        self.log = log
 
     def __repr__(self) -> str:
         return f"<C2S {self.full_jid or self.peer} {self.id}>"
@@ -223,7 +221,6 @@ class C2SSession(XMLStreamProtocol):
         host = None
         if to:
             try:
-                from ..jid import nameprep
                 host = self.server.hosts.get(nameprep(to))
             except InvalidJID:
                 host = None
@@ -349,7 +346,6 @@ class C2SSession(XMLStreamProtocol):
         self.transport = transport
         self.tls = True
         self.header_sent = False
-        self._tls_server_name = self.host.name
         log.debug("%s: TLS established", self.id)
 
     # -- SASL (RFC 6120 §6) ------------------------------------------------------
@@ -396,7 +392,7 @@ class C2SSession(XMLStreamProtocol):
             c.text = base64.b64encode(step.data).decode() if step.data else "="
             self.send(c)
             return
-        self.sasl_mechanism = self.sasl.mechanism if hasattr(self.sasl, "mechanism") else None
+        self.sasl_mechanism = self.sasl.mechanism
         self.sasl = None
         self.authenticated = True
         self.username = step.username
@@ -450,10 +446,8 @@ class C2SSession(XMLStreamProtocol):
 
     def resource_conflict(self) -> None:
         """Another session took this resource (RFC 6120 §7.7.2.2)."""
-        resource_was_bound = self.resource is not None
-        host = self.host
-        if resource_was_bound:
-            self.server.spawn(host.events.notify("resource-unbind", (self, None)))
+        if self.resource is not None:
+            self.server.spawn(self.host.events.notify("resource-unbind", (self, None)))
             self.resource = None
         self.stream_error(StreamError("conflict", "replaced by a new session"))
 
@@ -466,8 +460,7 @@ class C2SSession(XMLStreamProtocol):
         frm = el.get("from")
         if frm and frm != self.full_jid and frm != self.bare_jid:
             try:
-                from ..jid import split
-                node, dom, res = split(frm)
+                node, dom, res = jid_split(frm)
                 ok = f"{node}@{dom}" == self.bare_jid and res in ("", self.resource)
             except InvalidJID:
                 ok = False
