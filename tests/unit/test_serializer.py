@@ -9,7 +9,7 @@ import pytest
 from xmppd import namespaces as ns
 from xmppd.errors import StanzaError, StreamError
 from xmppd.stream import (
-    StanzaEvent, StreamOpen, StreamParser, escape_attr, escape_text, serialize,
+    SharedContent, StanzaEvent, StreamOpen, StreamParser, copy_of, escape_attr, escape_text, serialize,
     serialize_error, stream_footer, stream_header, strip_invalid_chars,
 )
 
@@ -326,3 +326,61 @@ def test_random_trees_roundtrip_with_random_chunking():
             i += n
         [ev] = events
         assert canon(ev.element) == canon(_normalize(tree))
+
+
+# -- copies sharing their content (MUC fan-out, cached rosters) ---------------------
+
+def _template() -> ET.Element:
+    m = ET.Element("{jabber:client}message", {"type": "groupchat", "from": "r@muc/n", "id": "1"})
+    ET.SubElement(m, "{jabber:client}body").text = "a < b & c"
+    ET.SubElement(m, "{urn:xmpp:sid:0}stanza-id", {"id": "x", "by": "r@muc"})
+    return m
+
+
+def _plain(el: ET.Element) -> ET.Element:
+    """The same tree as ordinary elements (what the serializer writes for it in full)."""
+    out = ET.Element(el.tag, dict(el.attrib))
+    out.text = el.text
+    out.extend(el)
+    return out
+
+
+def test_copies_serialize_like_plain_elements():
+    tmpl = _template()
+    shared = SharedContent(tmpl)
+    a = copy_of(tmpl, shared, to="a@x/1")
+    b = copy_of(tmpl, shared, to="b@x/2")
+    assert a.get("to") == "a@x/1" and tmpl.get("to") is None
+    for el in (a, b):
+        assert serialize(el) == serialize(_plain(el))
+        assert serialize(el, ns.SERVER) == serialize(_plain(el), ns.SERVER)  # cached per namespace
+    assert set(shared._xml) == {ns.CLIENT}   # the top element declares jabber:client on s2s
+
+
+def test_a_copy_changed_after_it_was_made_is_serialized_in_full():
+    tmpl = _template()
+    shared = SharedContent(tmpl)
+    a = copy_of(tmpl, shared, to="a@x/1")
+    serialize(copy_of(tmpl, shared, to="b@x/2"))          # fills the cache
+    ET.SubElement(a, "{urn:xmpp:delay}delay", {"stamp": "2026-01-01T00:00:00Z"})
+    out = serialize(a)
+    assert "urn:xmpp:delay" in out and out == serialize(_plain(a))
+    b = copy_of(tmpl, shared, to="b@x/2")
+    b.remove(b[0])
+    assert "<body>" not in serialize(b)
+
+
+def test_copy_inside_a_wrapper_and_an_empty_copy():
+    tmpl = _template()
+    wrapper = ET.Element("{urn:xmpp:forward:0}forwarded")
+    wrapper.append(copy_of(tmpl, to="a@x/1"))
+    assert serialize(wrapper) == serialize(_plain_tree(wrapper))
+    empty = ET.Element("{jabber:client}presence", {"from": "r@muc"})
+    assert serialize(copy_of(empty, to="a@x")) == "<presence from='r@muc' to='a@x'/>"
+
+
+def _plain_tree(el: ET.Element) -> ET.Element:
+    out = ET.Element(el.tag, dict(el.attrib))
+    out.text, out.tail = el.text, el.tail
+    out.extend(_plain_tree(c) for c in el)
+    return out

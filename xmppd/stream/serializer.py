@@ -24,6 +24,12 @@ must clean it first with :func:`strip_invalid_chars`.
 
 The root element's ``tail`` is not written; comments and processing instructions in
 the tree are skipped.
+
+Copies of one template (a groupchat message fanned out to every occupant, a cached
+roster) are :class:`Copy` elements sharing a :class:`SharedContent`: their children
+and text are serialized once per namespace in scope, and each copy writes only its
+own start tag. A copy whose children were changed after it was made (a filter added
+one) is serialized in full, so sharing never changes what goes on the wire.
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ from .. import namespaces as ns
 from ..errors import StreamError
 
 __all__ = [
-    "serialize", "stream_header", "stream_footer", "serialize_error",
+    "Copy", "SharedContent", "copy_of", "serialize", "stream_header", "stream_footer", "serialize_error",
     "escape_text", "escape_attr", "strip_invalid_chars",
 ]
 
@@ -100,6 +106,59 @@ def _attr_name(key: str, decls: list[str]) -> str:
     return f"{prefix}:{local}"
 
 
+class SharedContent:
+    """The children and text shared by copies of one template (see :func:`copy_of`).
+
+    The children must not change once copies are made; the serialized form is
+    cached per namespace in scope.
+    """
+    __slots__ = ("kids", "text", "_xml")
+
+    def __init__(self, template: ET.Element):
+        self.kids = tuple(template)
+        self.text = template.text
+        self._xml: dict[str, str] = {}
+
+
+class Copy(ET.Element):
+    """An element whose content is a :class:`SharedContent` (``shared``)."""
+    __slots__ = ("shared",)
+
+
+def copy_of(template: ET.Element, shared: SharedContent | None = None, **attrs: str) -> Copy:
+    """A new element with ``template``'s tag and attributes (updated by ``attrs``)
+    whose children and text are ``shared`` (made from ``template`` if not given)."""
+    if shared is None:
+        shared = SharedContent(template)
+    el = Copy(template.tag, template.attrib)
+    if attrs:
+        el.attrib.update(attrs)
+    el.text = shared.text
+    el.extend(shared.kids)
+    el.shared = shared
+    return el
+
+
+def _ser_shared(el: Copy, s: str, name: str, cur: str, prefixes: dict[str, str]) -> str | None:
+    """The rest of a copy after its start tag ``s``, or None if it must be
+    serialized in full (its children changed, or an unusual prefix map)."""
+    sh = el.shared
+    if prefixes is not _STREAM_PREFIXES or el.text is not sh.text or tuple(el) != sh.kids:
+        return None
+    inner = sh._xml.get(cur)
+    if inner is None:
+        parts = [escape_text(sh.text)] if sh.text else []
+        for child in sh.kids:
+            parts.append(_ser(child, cur, prefixes))
+            tail = child.tail
+            if tail:
+                parts.append(escape_text(tail))
+        inner = sh._xml[cur] = "".join(parts)
+    if not inner:
+        return s + "/>"
+    return s + ">" + inner + "</" + name + ">"
+
+
 def _ser(el: ET.Element, cur: str, prefixes: dict[str, str]) -> str:
     # Hot path: plain str concatenation and `in` tests measured fastest here.
     tag = el.tag
@@ -136,6 +195,10 @@ def _ser(el: ET.Element, cur: str, prefixes: dict[str, str]) -> str:
         if decls:
             s += "".join(decls)
         s += a
+    if el.__class__ is Copy:
+        out = _ser_shared(el, s, name, cur, prefixes)
+        if out is not None:
+            return out
     text = el.text
     n = len(el)
     if n:

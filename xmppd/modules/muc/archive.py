@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 
 from xmppd.errors import StanzaError
 from xmppd.storage import ItemNotFound
+from xmppd.stream import serialize
 
 from . import history as hist
 from . import permissions as perm
@@ -24,7 +25,8 @@ QUERY_FIELDS = ("FORM_TYPE", "start", "end", "with", "before-id", "after-id")
 
 
 def encode(el: ET.Element) -> dict:
-    return {"xml": ET.tostring(el, encoding="unicode")}
+    # a standalone document: the top element declares its namespace
+    return {"xml": serialize(el, default_ns="")}
 
 
 def decode(value) -> ET.Element:

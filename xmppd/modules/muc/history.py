@@ -11,6 +11,8 @@ import collections
 import datetime as dt
 import xml.etree.ElementTree as ET
 
+from xmppd.stream import serialize
+
 from .ns import DELAY, MUC, q
 
 HISTORY = q(MUC, "history")
@@ -40,7 +42,7 @@ class History:
             return
         # maxchars counts the characters of the XML of each stanza (§7.2.15);
         # the size of the serialized template is close enough
-        chars = len(ET.tostring(stanza, encoding="unicode"))
+        chars = len(serialize(stanza))
         self.entries.append(Entry(when, stanza, chars, stanza_id))
 
     def remove(self, stanza_id: str) -> bool:

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from xmppd.errors import StanzaError
 from xmppd.jid import InvalidJID, split as jid_split
+from xmppd.stream import SharedContent, copy_of
 
 from . import history as hist
 from . import occupant_id as oid
@@ -204,17 +205,11 @@ class Room:
         return out
 
     def fanout(self, template: ET.Element, recipients: Iterable[Occupant] | None = None) -> list[ET.Element]:
-        """One copy of ``template`` per occupant (children are shared, not copied)."""
-        kids = list(template)
-        attrib = template.attrib
-        tag = template.tag
-        out = []
-        for o in (self.occupants.values() if recipients is None else recipients):
-            el = ET.Element(tag, attrib)
-            el.set("to", o.jid)
-            el.extend(kids)
-            out.append(el)
-        return out
+        """One copy of ``template`` per occupant: the children are shared, not
+        copied, and serialized once for all of them."""
+        shared = SharedContent(template)
+        return [copy_of(template, shared, to=o.jid)
+                for o in (self.occupants.values() if recipients is None else recipients)]
 
     def status_message(self, codes: Iterable[int]) -> list[ET.Element]:
         """A groupchat message from the room bearing status codes (config changes)."""

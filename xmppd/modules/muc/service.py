@@ -7,6 +7,8 @@ empty), so a room sees its stanzas in arrival order even while it waits for
 storage. For each stanza: the room (or a feature file) computes the replies,
 storage is written (room state, archive), then the stanzas are sent in order.
 A StanzaError becomes the error reply (a presence error keeps the MUC ``<x/>``).
+Consecutive groupchat messages waiting on one room are handled as a batch: each in
+turn, then one storage flush, then all the replies in order.
 """
 from __future__ import annotations
 
@@ -48,6 +50,15 @@ class Item:
         self.raw_nick = raw_nick
         self.from_jid = from_jid
         self.origin = origin
+
+
+# consecutive groupchat messages handled together (one storage flush, one write each)
+BATCH_MAX = 64
+
+
+def _is_groupchat(item) -> bool:
+    return (item.__class__ is Item and item.kind == "message" and item.to_type == "bare"
+            and item.stanza.get("type") == "groupchat")
 
 
 class _Call:
@@ -165,6 +176,12 @@ class MucService:
                 if isinstance(item, _Call):
                     await item.run()
                     continue
+                if q_ and _is_groupchat(item) and _is_groupchat(q_[0]) and node in self.rooms:
+                    batch = [item]
+                    while q_ and _is_groupchat(q_[0]) and len(batch) < BATCH_MAX:
+                        batch.append(q_.popleft())
+                    await self.process_groupchat(self.rooms[node], batch)
+                    continue
                 try:
                     await self.process(item)
                 except Exception:
@@ -260,6 +277,27 @@ class MucService:
         for s in out:
             await self.send(s)
 
+    async def process_groupchat(self, room: Room, batch: list[Item]) -> None:
+        """Several groupchat messages to one live room, one after the other, with one
+        storage flush for all of them and then every reply in order: occupants get
+        the batch in one write each instead of one write per message."""
+        out: list[ET.Element] = []
+        for item in batch:
+            try:
+                out += room.handle_groupchat(item.stanza, item.from_jid)
+            except StanzaError as err:
+                el = self._error_reply(item, err)
+                if el is not None:
+                    out.append(el)
+            except Exception:
+                log.exception("%s: failed on a groupchat message to %s", self.domain, room.node)
+                el = self._error_reply(item, StanzaError("internal-server-error"))
+                if el is not None:
+                    out.append(el)
+        await self.flush(room)
+        for s in out:
+            await self.send(s)
+
     async def flush(self, room: Room) -> None:
         """Storage first (awaited), so what occupants are told is already stored."""
         if self.archive is not None and (room.archive_out or room.archive_edits):
@@ -286,12 +324,17 @@ class MucService:
             directed.add(room.occupant_jid(occ.nick))
 
     async def _reply_error(self, item: Item, err: StanzaError) -> None:
+        el = self._error_reply(item, err)
+        if el is not None:
+            await self.send(el)
+
+    def _error_reply(self, item: Item, err: StanzaError) -> ET.Element | None:
         stanza = item.stanza
         if not st.may_answer_with_error(stanza) or not stanza.get("from"):
-            return
+            return None
         if item.kind == "presence":
             if stanza.get("type") not in (None,):
-                return
+                return None
             el = ET.Element(PRESENCE, {"type": "error", "to": item.from_jid,
                                        "from": stanza.get("to") or self.domain})
             if stanza.get("id"):
@@ -300,7 +343,7 @@ class MucService:
             el.append(err.to_element(by=f"{item.node}@{self.domain}"))
         else:
             el = st.error_reply(stanza, err, from_=stanza.get("to") or self.domain)
-        await self.send(el)
+        return el
 
     async def dispatch(self, room: Room, item: Item, created: bool) -> list[ET.Element]:
         stanza = item.stanza
