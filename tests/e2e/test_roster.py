@@ -54,6 +54,10 @@ async def test_set_get_remove_with_pushes_to_two_resources(im):
     for c in (a1, a2):
         _, item, _ = await next_push(c)
         assert item["name"] == "Robert" and item["groups"] == ["Work"]
+    # a fetch after the change is not the result kept from the last fetch
+    res = await roster_iq(a1, "get", f"<query xmlns='{NS}'/>")
+    items = res.xml.find(f"{{{NS}}}query").findall(f"{{{NS}}}item")
+    assert [(i.get("name"), [g.text for g in i]) for i in items] == [("Robert", ["Work"])]
 
     await a1.del_roster_item("bob@xmppd.test")
     for c in (a1, a2):

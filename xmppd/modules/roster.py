@@ -43,7 +43,7 @@ from typing import Callable
 from xmppd.config.options import Option
 from xmppd.errors import StanzaError
 from xmppd.jid import InvalidJID, split as jid_split
-from xmppd.stream import serialize
+from xmppd.stream import SharedContent, copy_of, serialize
 
 PROTOCOLS = ["RFC 6121 §2", "RFC 6121 §2.6 (roster versioning)", "RFC 6121 §3.4 (pre-approval)"]
 OPTIONS = [
@@ -328,13 +328,50 @@ async def remove_all(host, user: str) -> None:
     """Forget the user's whole roster (account deletion)."""
     await _store(host).clear(user)
     _cache(host).pop(user, None)
+    _results(host).pop(user, None)
+
+
+# The items of the last roster result per user, kept while the roster version is
+# unchanged: a fetch at login then costs no item building and no serializing (the
+# items are serialized once, see SharedContent). Bounded; rebuilt when evicted.
+_RESULTS_SIZE = 1000
+
+
+def _results(host) -> "collections.OrderedDict[str, tuple]":
+    c = host.state.get("roster.results")
+    if c is None:
+        c = host.state["roster.results"] = collections.OrderedDict()
+    return c
+
+
+async def result_query(host, user: str) -> ET.Element:
+    """``<query ver=.../>`` with every item of the user's roster (for a roster get)."""
+    raw = await _raw(host, user)
+    ver = await version(host, user)
+    results = _results(host)
+    hit = results.get(user)
+    if hit is not None and hit[0] is raw and hit[1] == ver:
+        results.move_to_end(user)
+        shared = hit[2]
+    else:
+        tmpl = ET.Element(Q)
+        # straight from the stored records (item_element only reads them)
+        listed = [k for k, v in raw.items()
+                  if k != META and isinstance(v, dict) and v.get("listed", True)]
+        listed.sort()
+        tmpl.extend([item_element(k, raw[k]) for k in listed])
+        shared = SharedContent(tmpl)
+        results[user] = (raw, ver, shared)
+        if len(results) > _RESULTS_SIZE:
+            results.popitem(last=False)
+    return copy_of(ET.Element(Q), shared, ver=str(ver))
 
 
 # ---------------------------------------------------------------- XML
 def item_element(contact: str, item: dict | None) -> ET.Element:
     """``<item/>`` for a result or a push; ``item`` None (or unlisted) is a removal."""
     el = ET.Element(ITEM, {"jid": contact})
-    if item is None or not item.get("listed"):
+    if item is None or not item.get("listed", True):
         el.set("subscription", "remove")
         return el
     if item.get("name"):
@@ -428,10 +465,7 @@ def setup(m) -> None:
         asked = event.payload.get("ver")
         if asked is not None and asked == str(ver):
             return None     # §2.6.3: unchanged, empty result; pushes follow
-        q = ET.Element(Q, {"ver": str(ver)})
-        for contact, item in sorted((await get_roster(host, user)).items()):
-            q.append(item_element(contact, item))
-        return q
+        return await result_query(host, user)
 
     async def roster_set(event):
         user = own_user(event)
