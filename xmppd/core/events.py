@@ -89,7 +89,9 @@ class EventBus:
         for h in tuple(handlers):
             try:
                 r = h.func(event)
-                if h.is_async or inspect.isawaitable(r):
+                if r is HANDLED:
+                    return True
+                if r is not None and (h.is_async or inspect.isawaitable(r)):
                     r = await r
             except XMPPError:
                 raise  # a stanza or stream error is an answer, not a crash

@@ -9,9 +9,16 @@ C = "{jabber:client}"
 KINDS = {"message", "presence", "iq"}
 
 
+_KIND_OF = {f"{{{n}}}{k}": k for n in ("jabber:client", "jabber:server", "jabber:component:accept")
+            for k in KINDS}
+
+
 def kind_of(el: ET.Element) -> str | None:
     """``message``/``presence``/``iq`` for a stanza in a content namespace, else None."""
     tag = el.tag
+    kind = _KIND_OF.get(tag)
+    if kind is not None:
+        return kind
     i = tag.find("}")
     local = tag[i + 1:] if i >= 0 else tag
     return local if local in KINDS else None

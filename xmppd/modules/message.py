@@ -58,11 +58,15 @@ def setup(m) -> None:
             return ev.HANDLED
         raise StanzaError("service-unavailable")
 
-    async def to_full(sev):
+    def to_full(sev):
+        # the hot path: a plain function (no coroutine) when the resource is online
         sess = host.get_session(sev.to_node, sev.to_resource)
         if sess is not None:
             sess.send(sev.stanza)
             return ev.HANDLED
+        return to_absent_resource(sev)
+
+    async def to_absent_resource(sev):
         t = sev.stanza.get("type") or "normal"
         if t == "chat":
             return await to_bare(sev)
