@@ -577,9 +577,12 @@ async def scenario_muc(target: Target, size: int = 50, *, phase: Phase = Phase()
     return {"delivered_per_s": got / acc["wall_s"], "delivered": got, "latencies_ns": lat, **acc}
 
 
-async def scenario_roster(target: Target, size: int = 500, *, fetches: int = 200, **_) -> dict:
+async def scenario_roster(target: Target, size: int = 500, *, fetches: int = 200,
+                          changes: int | None = None, **_) -> dict:
     """Roster fetch of *size* items: populate with IQ roster sets (over the wire, so it
-    works the same on every server), then time *fetches* sequential roster gets."""
+    works the same on every server), then time *fetches* sequential roster gets, then
+    *changes* (default fetches // 2) gets each after a roster set that renamed one item
+    (``changed_p50_ms``: a server that keeps its last result cannot reuse it there)."""
     ctx = client_ssl_context(target.cafile)
     c = await connect(target, ctx, target.user(0), "roster", presence=False)
     batch = 50
@@ -609,9 +612,25 @@ async def scenario_roster(target: Target, size: int = 500, *, fetches: int = 200
             if items < size:
                 raise BenchError(f"roster has {items} items, expected {size}: {got[:300]!r}")
     acc = w.close()
+    changed = []
+    for k in range(fetches // 2 if changes is None else changes):
+        i = k % size
+        c.send(f"<iq type='set' id='rc{k}'><query xmlns='jabber:iq:roster'>"
+               f"<item jid='contact{i}@{target.domain}' name='Changed {k}'>"
+               f"<group>Friends</group></item></query></iq>")
+        await c.read_until(f"id='rc{k}'".encode(), f'id="rc{k}"'.encode())
+        t0 = time.perf_counter()
+        c.send(f"<iq type='get' id='cg{k}'><query xmlns='jabber:iq:roster'/></iq>")
+        await c.read_until(f"id='cg{k}'".encode(), f'id="cg{k}"'.encode())
+        got = await c.read_until(b"</iq>")
+        changed.append(time.perf_counter() - t0)
+        if f"Changed {k}".encode() not in got:
+            raise BenchError(f"roster fetch after a change misses it: {got[:300]!r}")
     c.close()
     times.sort()
+    changed.sort()
     return {"p50_ms": 1000 * percentile(times, 0.5), "p99_ms": 1000 * percentile(times, 0.99),
+            "changed_p50_ms": 1000 * percentile(changed, 0.5) if changed else float("nan"),
             "items": items, **acc}
 
 

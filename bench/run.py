@@ -6,7 +6,7 @@ Every server is started afresh for every run of every scenario, from a config
 generated under a temporary directory (same certificates from a trustme CA, same
 users, SCRAM-SHA-1 over STARTTLS, rate limits off), pinned to CPU 0 with
 ``taskset``; this process and the load generator run on CPU 1. Prints one table
-(median, min–max, ratio xmppd/Prosody per row) and writes the raw numbers and a
+(median, min–max, ratios xmppd/Prosody and xmppd/ejabberd per row) and writes the raw numbers and a
 description of the machine to ``bench/results/<date>T<time>-<host>.json``.
 """
 from __future__ import annotations
@@ -82,7 +82,8 @@ def scenarios(mode: str) -> list[Scenario]:
         Scenario("muc50", "muc", occupants, [("delivered_per_s", "stanzas delivered/s", True),
                                              ("p50_latency_ms", "p50 latency ms", False)],
                  occupants, {"senders": min(5, occupants)}, needs="muc"),
-        Scenario("roster500", "roster", items, [("p50_ms", "roster fetch p50 ms", False)], 1,
+        Scenario("roster500", "roster", items, [("p50_ms", "roster fetch p50 ms", False),
+                                                ("changed_p50_ms", "fetch after a change p50 ms", False)], 1,
                  {"fetches": 10 if tiny else 200}, needs="roster"),
     ]
     for n in idle:
@@ -128,7 +129,10 @@ def taskset(cmd: list[str], pin: bool) -> list[str]:
 def make_certs(d: Path) -> dict:
     import trustme
     ca = trustme.CA()
-    cert = ca.issue_cert(DOMAIN, f"*.{DOMAIN}")
+    # a year, not trustme's default of year 3000: ejabberd arms an Erlang timer for the
+    # certificate's expiry and crashes on one that lies beyond the VM's time range
+    not_after = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=365)
+    cert = ca.issue_cert(DOMAIN, f"*.{DOMAIN}", not_after=not_after)
     out = {"cert": d / "bench.crt", "key": d / "bench.key", "ca": d / "ca.pem"}
     cert.private_key_pem.write_to_path(str(out["key"]))
     cert.cert_chain_pems[0].write_to_path(str(out["cert"]))
@@ -223,6 +227,7 @@ class Xmppd(Server):
             log = {{ warn = "{d}/xmppd.log" }}
             c2s_require_encryption = true
             modules_enabled = {{ {", ".join(f'"{m}"' for m in mods)} }}
+            modules_disabled = {{ "offline" }}
             VirtualHost "{DOMAIN}"
                 ssl = {{ certificate = "{self.certs['cert']}"; key = "{self.certs['key']}"; }}
             """) + comp
@@ -312,6 +317,202 @@ class Prosody(Server):
             (acc / f"u{i}.dat").write_text(text)
 
 
+class Ejabberd(Server):
+    """The Debian package's ejabberd, started the way ``ejabberdctl foreground`` starts it
+    (same ``erl`` flags and environment), but with ``erl`` run directly: then the process
+    we start *is* the ``beam.smp`` VM (``erl`` execs ``erlexec`` execs ``beam.smp``),
+    whose CPU and RSS we measure, instead of ejabberdctl's bash (and, as root, ``su``)."""
+    name = "ejabberd"
+    CTL = "/usr/sbin/ejabberdctl"
+
+    @classmethod
+    def _ctl(cls) -> str | None:
+        return shutil.which("ejabberdctl") or (cls.CTL if os.path.exists(cls.CTL) else None)
+
+    @classmethod
+    def available(cls):
+        if not cls._ctl():
+            return "ejabberd is not installed (apt-get install ejabberd)"
+        if not cls._erl():
+            return "erl (Erlang) not found"
+        return None
+
+    @classmethod
+    def _ctl_setting(cls, var: str) -> str | None:
+        """A variable as ejabberdctl sets it (``ERL="/usr/bin/erl"``, ``ERL_LIBS='...'``)."""
+        import re
+        try:
+            m = re.search(rf"^{var}=['\"]?([^'\"\n]+)", Path(cls._ctl()).read_text(), re.M)
+        except (OSError, TypeError):
+            return None
+        return m.group(1) if m else None
+
+    @classmethod
+    def _erl(cls) -> str | None:
+        erl = cls._ctl_setting("ERL")
+        return erl if erl and os.path.exists(erl) else shutil.which("erl")
+
+    def version(self):
+        try:
+            out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "ejabberd"], capture_output=True,
+                                 text=True, timeout=10).stdout.strip()
+            return out or "?"
+        except Exception:
+            return "?"
+
+    def start(self, users: int) -> None:
+        d = self.dir
+        q = json.dumps   # a double-quoted JSON string is a YAML string
+        # No shaper, shaper_rules, acl or access_rules at all: the listener's shaper,
+        # c2s_shaper and max_user_sessions then default to none/unlimited, and
+        # max_fsm_queue (the c2s process queue limit) to no limit. backlog: ejabberd's
+        # default listen backlog is 5, which drops SYNs under 50 concurrent logins
+        # (xmppd listens with 1024, Prosody with 128). No mod_offline, mod_mam,
+        # mod_stream_mgmt, mod_carboncopy, mod_caps, mod_register; no s2s or http listener.
+        # Users are stored as SCRAM-SHA-1 (auth_scram_hash: sha) with ITERATIONS iterations,
+        # seeded below (ejabberd's own default for new accounts would be 4096).
+        cfg = textwrap.dedent(f"""\
+            hosts: [{q(DOMAIN)}]
+            loglevel: warning
+            hide_sensitive_log_data: true
+            certfiles: [{q(str(self.certs['cert']))}, {q(str(self.certs['key']))}]
+            ca_file: {q(str(self.certs['ca']))}
+            listen:
+              - port: {self.port}
+                ip: "127.0.0.1"
+                module: ejabberd_c2s
+                starttls_required: true
+                shaper: none
+                backlog: 1024
+            auth_method: [internal]
+            auth_password_format: scram
+            auth_scram_hash: sha
+            modules:
+              mod_disco: {{}}
+              mod_ping: {{}}
+              mod_roster: {{}}
+              mod_time: {{}}
+              mod_version: {{show_os: false}}
+              mod_muc:
+                hosts: [{q(MUC)}]
+                access_create: all
+            """)
+        (d / "ejabberd.yml").write_text(cfg)
+        (d / "db").mkdir(exist_ok=True)
+        seeded = d / "seeded"
+        # one node name per run (several runs, or the Debian service's ejabberd@localhost,
+        # must not clash in epmd); distribution only on loopback
+        node = f"xmppdbench{os.getpid()}p{self.port}@localhost"
+        env = dict(os.environ, HOME=str(d),   # the Erlang cookie goes to $HOME
+                   ERL_LIBS=self._ctl_setting("ERL_LIBS") or "/usr/lib/x86_64-linux-gnu",
+                   EJABBERD_CONFIG_PATH=str(d / "ejabberd.yml"), EJABBERD_LOG_PATH=str(d / "ejabberd.log"),
+                   ERL_CRASH_DUMP=str(d / "erl_crash.dump"), ERL_MAX_PORTS="65536",
+                   ERL_MAX_ETS_TABLES="1400", ERL_EPMD_ADDRESS="127.0.0.1")
+        env.pop("EJABBERD_PID_PATH", None)
+        if os.path.exists("/etc/ejabberd/inetrc"):
+            env["ERL_INETRC"] = "/etc/ejabberd/inetrc"
+        cmd = [self._erl(), "-sname", node, "-noinput",
+               # ejabberdctl's flags (+K is accepted and ignored by current OTP)
+               "+K", "true", "+P", "250000", "-env", "ERL_CRASH_DUMP_BYTES", "0",
+               # One scheduler (and one dirty CPU scheduler) on the one CPU the VM is
+               # pinned to: by default the VM starts one per configured CPU, and two
+               # schedulers sharing CPU 0 would only contend. All VM threads (schedulers,
+               # dirty schedulers, async pool) inherit taskset's affinity.
+               "+S", "1:1", "+SDcpu", "1:1",
+               "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
+               "-mnesia", "dir", _erl_string(str(d / "db")),
+               "-eval", self._boot_and_seed(users, seeded)]
+        if os.geteuid() == 0:   # like Prosody, run as the package's own user
+            subprocess.run(["chown", "-R", "ejabberd:ejabberd", str(d)], check=True)
+            os.chmod(d, 0o755)
+            cmd = ["setpriv", "--reuid=ejabberd", "--regid=ejabberd", "--init-groups"] + cmd
+        self.proc = subprocess.Popen(taskset(cmd, self.pin), cwd=d, env=env, stdout=self._output("ejabberd.out"),
+                                     stderr=subprocess.STDOUT, preexec_fn=_raise_nofile_child)
+        deadline = time.monotonic() + 60 + users / 100
+        while not (seeded.exists() and seeded.read_text().endswith("\n")):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                out = (d / "ejabberd.out").read_text(errors="replace")[-500:]
+                self.stop()
+                raise RuntimeError(f"ejabberd did not start and seed {users} users: {out}")
+            time.sleep(0.05)
+        status = seeded.read_text().split()
+        if status[0] != "ok":
+            self.stop()
+            raise RuntimeError(f"ejabberd: seeding users failed: {' '.join(status)[:300]}")
+        self.seed_seconds = int(status[1]) / 1000
+        wait_port(self.port, self.proc, what="ejabberd")
+        self.beam_pid = self._find_beam()
+
+    @staticmethod
+    def _boot_and_seed(users: int, seeded: Path) -> str:
+        """An ``-eval`` expression: start ejabberd (what ``-s ejabberd`` does), then store
+        the users through ejabberd's own auth API as ready-made SCRAM records (keys
+        computed here once: same password and salt for all), so seeding costs no PBKDF2
+        and the iteration count is ours (ejabberd_auth's API, not raw mnesia writes: those
+        only halve the time). 1,000 users take ~1 s, 10,000 ~5 s (a mnesia transaction
+        and a dets write each: passwd is a disc_only_copies table). It writes
+        ``ok <ms>`` or the error to *seeded*; on an error the VM halts."""
+        import base64
+        salt = b"bench-salt-0123456789"
+        stored, server = scram_sha1_keys(PASSWORD, salt, ITERATIONS)
+        b64 = [base64.b64encode(x).decode() for x in (stored, server, salt)]
+        scram = f'{{scram, <<"{b64[0]}">>, <<"{b64[1]}">>, <<"{b64[2]}">>, sha, {ITERATIONS}}}'
+        out = _erl_string(str(seeded))
+        return (
+            "Out = " + out + ", "
+            "try "
+            "  {ok, _} = ejabberd:start(), "
+            "  T0 = erlang:monotonic_time(millisecond), "
+            f"  Scram = {scram}, "
+            "  lists:foreach(fun(I) -> "
+            "      ok = ejabberd_auth:try_register(<<\"u\", (integer_to_binary(I))/binary>>, "
+            f"                                       <<\"{DOMAIN}\">>, Scram) "
+            f"    end, lists:seq(0, {users - 1})), "
+            "  ok = file:write_file(Out, io_lib:format(\"ok ~b~n\", "
+            "                        [erlang:monotonic_time(millisecond) - T0])) "
+            "catch C:E:S -> "
+            "  file:write_file(Out, io_lib:format(\"error ~p:~p ~p~n\", [C, E, S])), "
+            "  erlang:halt(3) "
+            "end.")
+
+    def _find_beam(self) -> int:
+        """The beam.smp process: ours, or (should a wrapper not exec) its descendant."""
+        todo = [self.proc.pid]
+        while todo:
+            pid = todo.pop(0)
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "beam.smp":
+                    return pid
+                kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            todo += [int(k) for k in kids]
+        raise RuntimeError(f"ejabberd: no beam.smp process under pid {self.proc.pid}")
+
+    def has(self, feature):
+        return feature in (None, "muc", "roster")
+
+    def target(self) -> Target:
+        t = super().target()
+        t.server_pid = getattr(self, "beam_pid", None) or t.server_pid
+        return t
+
+    def stop(self) -> None:
+        """SIGTERM to the VM (a clean init:stop()), SIGKILL after 10 s; its port helper
+        (erl_child_setup) exits with it. epmd, shared by every node, is left running."""
+        beam = getattr(self, "beam_pid", None)
+        if beam and self.proc is not None and beam != self.proc.pid:
+            try:
+                os.kill(beam, signal.SIGTERM)
+            except OSError:
+                pass
+        super().stop()
+
+
+def _erl_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _raise_nofile_child():
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -320,7 +521,7 @@ def _raise_nofile_child():
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-SERVERS = {"xmppd": Xmppd, "prosody": Prosody}
+SERVERS = {"xmppd": Xmppd, "prosody": Prosody, "ejabberd": Ejabberd}
 
 
 def stop_system_prosody() -> None:
@@ -332,6 +533,21 @@ def stop_system_prosody() -> None:
     pidfile = Path("/run/prosody/prosody.pid")
     try:
         pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def stop_system_ejabberd() -> None:
+    """The same for the Debian ejabberd service (node ejabberd@localhost): only its own pid."""
+    if Ejabberd.available():
+        return
+    try:
+        subprocess.run(["service", "ejabberd", "stop"], capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        pid = int(Path("/run/ejabberd/ejabberd.pid").read_text().strip())
         os.kill(pid, signal.SIGTERM)
     except (OSError, ValueError):
         pass
@@ -367,6 +583,14 @@ def _meminfo(key: str):
 
 
 # ------------------------------------------------------------------ running
+# log lines that are no news: Prosody's shutdown notice; ejabberd's start-up chatter, its
+# advice to load mod_mam along with mod_muc, pkix's complaint about the test CA's certificate
+# (unknown_critical_extension: TLS works) and its note that more than 1,000 users (its
+# default cache_size, left as it is) overflow its auth and roster caches
+QUIET_LOG = ("Received SIG", "[info]", "[notice]", "is recommended for module", "Invalid certificate in",
+             "Shrinking cache")
+
+
 def run_one(server_cls, sc: Scenario, mode: str, certs: dict, base: Path, pin: bool,
             procs: int) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"{server_cls.name}-{sc.name}-", dir=base))
@@ -382,7 +606,8 @@ def run_one(server_cls, sc: Scenario, mode: str, certs: dict, base: Path, pin: b
         srv.stop()
         log = workdir / f"{srv.name}.log"
         if log.exists() and log.stat().st_size:
-            tail = [ln for ln in log.read_text(errors="replace").strip().splitlines() if "Received SIG" not in ln][-3:]
+            tail = [ln for ln in log.read_text(errors="replace").strip().splitlines()
+                    if not any(q in ln for q in QUIET_LOG)][-3:]
             if tail:
                 print(f"    ({srv.name} logged warnings; last: {' | '.join(tail)[:300]})", file=sys.stderr)
 
@@ -405,8 +630,9 @@ def summarise(values: list[float]) -> dict:
 
 def table(results: dict, servers: list[str], scs: list[Scenario]) -> str:
     head = ["scenario"] + [f"{s} median (min–max)" for s in servers]
-    if "xmppd" in servers and "prosody" in servers:
-        head.append("xmppd/Prosody")
+    ratios = [(s, label) for s, label in (("prosody", "Prosody"), ("ejabberd", "ejabberd"))
+              if "xmppd" in servers and s in servers]
+    head += [f"xmppd/{label}" for _s, label in ratios]
     head.append("loadgen CPU% max")
     rows = [head]
     for sc in scs:
@@ -431,9 +657,9 @@ def table(results: dict, servers: list[str], scs: list[Scenario]) -> str:
                     row.append(f"failed: {errors[0][:60]}")
                 else:
                     row.append("-")
-            if "xmppd" in servers and "prosody" in servers:
-                if meds.get("prosody") and "xmppd" in meds:
-                    row.append(f"{meds['xmppd'] / meds['prosody']:.2f}")
+            for s, _label in ratios:
+                if meds.get(s) and "xmppd" in meds:
+                    row.append(f"{meds['xmppd'] / meds[s]:.2f}")
                 else:
                     row.append("-")
             row.append(f"{max(cpu):.0f}" if cpu else "-")
@@ -483,6 +709,8 @@ def main(argv=None) -> int:
     loadgen.raise_nofile()
     if "prosody" in servers:
         stop_system_prosody()
+    if "ejabberd" in servers:
+        stop_system_ejabberd()
     info = {"machine": machine(), "mode": mode, "runs": args.runs, "pinned": pin,
             "started": datetime.datetime.now().isoformat(timespec="seconds"),
             "versions": {s: SERVERS[s](Path("/tmp"), {}, False).version() for s in servers},

@@ -86,3 +86,25 @@ def test_scenario_against_prosody(name, certs, shared_dir):
     sc = TINY[name]
     r = run.run_one(run.Prosody, sc, "tiny", certs, shared_dir, pin=False, procs=1)
     assert r[sc.metrics[0][0]] > 0
+
+
+@pytest.mark.external("ejabberd")
+@pytest.mark.skipif(run.Ejabberd.available() is not None, reason="ejabberd is not installed")
+@pytest.mark.parametrize("name", ["login", "msg10"])
+def test_scenario_against_ejabberd(name, certs, shared_dir):
+    sc = TINY[name]
+    r = run.run_one(run.Ejabberd, sc, "tiny", certs, shared_dir, pin=False, procs=1)
+    assert r[sc.metrics[0][0]] > 0
+    assert r["server_cpu_pct"] > 0   # read from the beam.smp process itself
+
+
+def test_table_has_a_ratio_per_other_server():
+    scs = [TINY["login"]]
+    results = {"login": {"xmppd": [{"logins_per_s": 400.0}], "prosody": [{"logins_per_s": 200.0}],
+                         "ejabberd": [{"logins_per_s": 100.0}]}}
+    lines = run.table(results, ["xmppd", "prosody", "ejabberd"], scs).splitlines()
+    head = [c.strip() for c in lines[0].split("|")]
+    cells = [c.strip() for c in lines[2].split("|")]
+    assert cells[head.index("xmppd/Prosody")] == "2.00"
+    assert cells[head.index("xmppd/ejabberd")] == "4.00"
+    assert "xmppd/ejabberd" not in run.table(results, ["xmppd", "prosody"], scs)
