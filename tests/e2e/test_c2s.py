@@ -259,3 +259,31 @@ async def test_aioxmpp_login_and_message(xmppd):
             assert str(got["from"]).startswith("alice@xmppd.test/")
     finally:
         await slix_close(b)
+
+
+async def test_streams_between_stanzas_hold_no_parser(xmppd):
+    """A client stream between stanzas gives its expat parser back to the shared
+    pool; whatever comes next is parsed as before, split anywhere."""
+    await xmppd.adduser("alice@xmppd.test")
+    await xmppd.adduser("bob@xmppd.test")
+    a = await slix_connect(xmppd, "alice@xmppd.test")
+    b = await slix_connect(xmppd, "bob@xmppd.test")
+    try:
+        sa, sb = session_of(xmppd, str(a.boundjid)), session_of(xmppd, str(b.boundjid))
+        await asyncio.sleep(0.2)              # let login traffic settle
+        assert sa.parser.released and sb.parser.released
+        for i in range(3):
+            a.send_message(mto="bob@xmppd.test", mbody=f"message {i}", mtype="chat")
+            m = await b.next_message()
+            assert m["body"] == f"message {i}"
+            assert sa.parser.released
+        # a stanza split over two writes: the parser is held in between
+        raw = "<message to='bob@xmppd.test' type='chat'><body>in two parts</body></message>"
+        a.send_raw(raw[:25])
+        await asyncio.sleep(0.2)
+        assert not sa.parser.released
+        a.send_raw(raw[25:])
+        m = await b.next_message()
+        assert m["body"] == "in two parts" and sa.parser.released
+    finally:
+        await slix_close(a, b)

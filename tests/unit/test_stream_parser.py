@@ -493,3 +493,73 @@ def test_errors_in_held_back_bytes_surface_at_next_gt():
     with pytest.raises(StreamError) as info:
         p.feed(b"'/>")
     assert info.value.condition == "not-well-formed"
+
+
+# -- expat parsers shared between streams (released between stanzas) -----------------
+
+def test_parser_is_released_between_stanzas_and_taken_back_transparently():
+    p = opened()
+    assert p.released                        # the header is complete: nothing pending
+    assert len(stanzas(p.feed(MSG))) == 1 and p.released
+    assert p.feed(MSG[:30]) == [] and not p.released     # the next stanza, in pieces
+    [el] = stanzas(p.feed(MSG[30:]))
+    assert el.tag == "{jabber:client}message" and el.findtext("{jabber:client}body") == "Wherefore art thou?"
+    assert p.released and p.stream.to == "example.com"
+    assert isinstance(p.feed(b"</stream:stream>")[0], StreamClose)
+
+
+def test_interleaved_streams_share_parsers_without_mixing():
+    a, b = opened(), opened()
+    assert a.feed(MSG[:40]) == []            # a keeps its parser: a stanza is pending
+    [eb] = stanzas(b.feed(MSG.replace(b"m1", b"m2")))
+    [ea] = stanzas(a.feed(MSG[40:]))
+    assert (ea.get("id"), eb.get("id")) == ("m1", "m2")
+    for i in range(20):                      # many streams, one pool
+        [e] = stanzas((a if i % 2 else b).feed(MSG.replace(b"m1", b"x%d" % i)))
+        assert e.get("id") == "x%d" % i
+
+
+def test_no_release_while_something_is_pending():
+    p = StreamParser()
+    assert not p.release()                   # no stream yet
+    p.feed(HEADER)
+    p.feed(MSG[:20])                         # inside a start tag
+    assert not p.released and not p.release()
+    p.feed(MSG[20:60])                       # inside the stanza
+    assert not p.released
+    p.feed(MSG[60:] + b"<message to='a>b'")  # a '>' inside a pending attribute value
+    assert not p.released
+    [el] = stanzas(p.feed(b"/>"))
+    assert el.get("to") == "a>b" and p.released
+
+
+def test_streams_with_other_declarations_get_their_own_parsers():
+    header = (b"<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' "
+              b"xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
+    s2s = StreamParser(max_stanza_size=200)
+    s2s.feed(header)
+    c2s = opened()
+    [el] = stanzas(s2s.feed(b"<db:result from='a.example' to='b.example'>key</db:result>"))
+    assert el.tag == "{jabber:server:dialback}result" and el.text == "key"
+    with pytest.raises(StreamError) as info:
+        c2s.feed(b"<db:result/>")            # no db prefix on a client stream
+    assert info.value.condition == "bad-namespace-prefix"
+    [el] = stanzas(s2s.feed(b"<message/>"))
+    assert el.tag == "{jabber:server}message"
+    with pytest.raises(StreamError) as info:  # limits are the stream's own
+        s2s.feed(b"<message><body>" + b"x" * 300 + b"</body></message>")
+    assert info.value.condition == "policy-violation"
+
+
+def test_released_stream_still_refuses_bad_xml():
+    for bad, condition in ((b"<!-- a comment --><message/>", "restricted-xml"),
+                           (b"<?xml version='1.0'?><message/>", "not-well-formed"),
+                           (b"<foo:bar/>", "bad-namespace-prefix"),
+                           (b"</wrong>", "not-well-formed")):
+        p = opened()
+        assert p.released
+        with pytest.raises(StreamError) as info:
+            p.feed(bad)
+        assert info.value.condition == condition, bad
+    p = opened()                              # the pool was not poisoned by those
+    assert len(stanzas(p.feed(MSG))) == 1

@@ -19,6 +19,15 @@ tree of a stanza is built by a C ``TreeBuilder`` whose ``data`` method is instal
 as expat's character-data handler while the stanza is open, so text costs no
 Python frame.  Byte counting uses expat's ``CurrentByteIndex``, never per-byte work.
 
+Parsers between stanzas are shared: an expat parser holds about 14 KiB (buffers, name
+pools, interned names), and most connections are idle most of the time.  When a
+``feed`` ends between stanzas with nothing pending, the expat parser goes back to a
+small pool keyed by the stream header's namespace declarations; the next ``feed``
+takes one from the pool (or a fresh one primed with a copy of those declarations)
+and points its handlers at this stream.  Every parser in the pool is inside a
+``<stream:stream>`` with the same declarations in scope, so what it does with the
+next bytes is exactly what this stream's own parser would have done.
+
 Tiny pieces: expat rescans an unfinished token from its start on every ``Parse``,
 so a huge start tag trickled in byte by byte would cost quadratic time.  ``feed``
 holds back (unparsed, but counted against the size limit) pieces that contain no
@@ -34,6 +43,7 @@ import pyexpat
 from .. import namespaces as ns
 from ..errors import StreamError
 from .events import StanzaEvent, StreamClose, StreamOpen
+from .serializer import escape_attr
 
 __all__ = ["StreamParser", "DEFAULT_NAMESPACES"]
 
@@ -87,6 +97,45 @@ def _restricted(*_args):
     raise StreamError("restricted-xml")
 
 
+# Idle expat parsers, each inside a stream header whose namespace declarations are
+# the key (sorted (prefix, uri) pairs). Bounded both ways: a peer inventing prefixes
+# gets no pool.
+_pool: dict[tuple, list] = {}
+_POOL_PER_KEY = 16
+_POOL_KEYS = 64
+
+
+def _new_expat():
+    p = ParserCreate("UTF-8", _SEP)
+    if hasattr(p, "SetReparseDeferralEnabled"):  # expat >= 2.6: no latency games
+        p.SetReparseDeferralEnabled(False)
+    # buffered character data, in a 1 KiB buffer rather than the default 8 KiB
+    # (longer text just arrives in pieces)
+    p.buffer_size = 1024
+    p.buffer_text = True
+    p.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+    p.CommentHandler = _restricted
+    p.ProcessingInstructionHandler = _restricted
+    p.StartDoctypeDeclHandler = _restricted
+    p.EntityDeclHandler = _restricted
+    p.UnparsedEntityDeclHandler = _restricted
+    p.NotationDeclHandler = _restricted
+    p.ElementDeclHandler = _restricted
+    p.AttlistDeclHandler = _restricted
+    p.ExternalEntityRefHandler = _restricted
+    p.SkippedEntityHandler = _restricted
+    return p
+
+
+def _primed_expat(key: tuple):
+    """A new parser already inside ``<stream:stream>`` with ``key``'s declarations."""
+    p = _new_expat()
+    decls = "".join(f" xmlns='{escape_attr(uri)}'" if not pfx else
+                    f" xmlns:{pfx}='{escape_attr(uri)}'" for pfx, uri in key)
+    p.Parse(f"<stream:stream{decls}>".encode(), False)
+    return p
+
+
 class StreamParser:
     """Incremental parser for one XML stream (one direction of one connection).
 
@@ -107,7 +156,7 @@ class StreamParser:
     __slots__ = (
         "max_stanza_size", "max_depth", "namespaces", "_p", "_depth", "_tb", "_events",
         "_fed", "_mark", "_closed", "_error", "_decls", "_opened", "_chars_out", "_head",
-        "_held", "_held_len",
+        "_held", "_held_len", "_key",
     )
 
     def __init__(self, max_stanza_size: int = 262144, max_depth: int = 64,
@@ -122,30 +171,14 @@ class StreamParser:
 
     def reset(self) -> None:
         """Forget everything and expect a new ``<stream:stream>``."""
-        p = ParserCreate("UTF-8", _SEP)
-        if hasattr(p, "SetReparseDeferralEnabled"):  # expat >= 2.6: no latency games
-            p.SetReparseDeferralEnabled(False)
-        # buffered character data, in a 1 KiB buffer rather than the default 8 KiB:
-        # idle connections keep their parser, and longer text just arrives in pieces
-        p.buffer_size = 1024
-        p.buffer_text = True
-        p.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+        p = _new_expat()
         p.StartElementHandler = self._start
         p.EndElementHandler = self._end
         p.CharacterDataHandler = self._chars_out
         p.StartNamespaceDeclHandler = self._ns_decl
         p.XmlDeclHandler = self._xml_decl
-        p.CommentHandler = _restricted
-        p.ProcessingInstructionHandler = _restricted
-        p.StartDoctypeDeclHandler = _restricted
-        p.EntityDeclHandler = _restricted
-        p.UnparsedEntityDeclHandler = _restricted
-        p.NotationDeclHandler = _restricted
-        p.ElementDeclHandler = _restricted
-        p.AttlistDeclHandler = _restricted
-        p.ExternalEntityRefHandler = _restricted
-        p.SkippedEntityHandler = _restricted
         self._p = p
+        self._key: tuple | None = None   # the header's declarations, once received
         self._depth = 0
         self._tb: ET.TreeBuilder | None = None
         self._events: list = []
@@ -168,11 +201,46 @@ class StreamParser:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def released(self) -> bool:
+        """True while this stream holds no expat parser (between stanzas)."""
+        return self._p is None
+
+    def release(self) -> bool:
+        """Give the expat parser back to the pool if the stream is between stanzas
+        with nothing pending (``feed`` does this itself). Returns whether it did."""
+        p = self._p
+        if (p is None or self._depth != 1 or self._key is None or self._held
+                or self._closed or self._error is not None or p.CurrentByteIndex != self._fed):
+            return False
+        self._p = None
+        idle = _pool.get(self._key)
+        if idle is None:
+            if len(_pool) >= _POOL_KEYS:
+                return True
+            idle = _pool[self._key] = []
+        if len(idle) < _POOL_PER_KEY:
+            idle.append(p)
+        return True
+
+    def _acquire(self) -> None:
+        """An expat parser for this stream's next bytes: from the pool, or new."""
+        idle = _pool.get(self._key)
+        p = idle.pop() if idle else _primed_expat(self._key)
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._chars_out
+        self._p = p
+        # byte counts are the parser's own: start them where it stands
+        self._fed = self._mark = p.CurrentByteIndex
+
     def feed(self, data: bytes) -> list[StreamOpen | StanzaEvent | StreamClose]:
         if self._error is not None:
             raise self._error
         if self._closed or not data:
             return []
+        if self._p is None:
+            self._acquire()
         if self._fed < 2:
             self._check_encoding(data)
         n = len(data)
@@ -221,6 +289,8 @@ class StreamParser:
                                    expat_errors.messages.get(e.code)))
         except RecursionError:  # pragma: no cover - depth is capped well below this
             self._fail(StreamError("policy-violation", "too deeply nested"))
+        if self._depth == 1:
+            self.release()   # between stanzas: the parser goes back to the pool
         events = self._events
         if not events:
             return []
@@ -302,6 +372,7 @@ class StreamParser:
     def _open(self, name: str, attrs: dict[str, str]) -> None:
         p = self._p
         p.StartNamespaceDeclHandler = None  # only the header's declarations matter
+        p.XmlDeclHandler = None
         tag = _names.get(name) or _clark(name)
         if tag != _STREAM_TAG:
             if tag.rpartition("}")[2] == "stream":
@@ -324,4 +395,5 @@ class StreamParser:
                 raise StreamError("unsupported-version", f"version {version!r}")
         self._mark = p.CurrentByteIndex
         self._opened = StreamOpen(attrs, default_ns, ns.STREAM, decls)
+        self._key = tuple(sorted(decls.items()))
         self._events.append(self._opened)
