@@ -99,7 +99,7 @@ def scenarios(mode: str) -> list[Scenario]:
 
 
 def phase_for(mode: str) -> Phase:
-    return {"full": Phase(2.0, 10.0), "quick": Phase(1.0, 3.0), "tiny": Phase(0.2, 0.5)}[mode]
+    return {"full": Phase(2.0, 10.0), "quick": Phase(1.0, 3.0), "tiny": Phase(0.5, 1.0)}[mode]
 
 
 # ------------------------------------------------------------------ helpers
