@@ -816,6 +816,16 @@ def run_scenario(name: str, target: Target, size: int, *, procs: int = 1, **kw) 
 
 
 def _finish(r: dict) -> dict:
+    # the server's CPU per unit of work: comparable between servers even when the
+    # load generator, not the server, limited the rate
+    srv = r.get("server_cpu_pct")
+    if srv is not None:
+        if r.get("logins_per_s"):
+            r["server_ms_per_login"] = srv * 10.0 / r["logins_per_s"]
+        if r.get("msgs_per_s"):
+            r["server_us_per_msg"] = srv * 1e4 / r["msgs_per_s"]
+        if r.get("delivered_per_s"):
+            r["server_us_per_delivery"] = srv * 1e4 / r["delivered_per_s"]
     lat = r.pop("latencies_ns", None)
     if lat is not None:
         r["p50_latency_ms"] = percentile(lat, 0.5) / 1e6

@@ -59,7 +59,8 @@ class Scenario:
 
 MSG_METRICS = [("msgs_per_s", "messages routed/s", True),
                ("p50_latency_ms", "p50 latency ms", False),
-               ("p99_latency_ms", "p99 latency ms", False)]
+               ("p99_latency_ms", "p99 latency ms", False),
+               ("server_us_per_msg", "server CPU µs per message", False)]
 
 
 def scenarios(mode: str) -> list[Scenario]:
@@ -74,13 +75,16 @@ def scenarios(mode: str) -> list[Scenario]:
     idle = [10, 20] if tiny else ([1000, 5000] if full else [200, 1000])
     logins = 4 if tiny else 50
     out = [
-        Scenario("login", "login", logins, [("logins_per_s", "SCRAM-SHA-1 logins/s", True)], logins),
+        Scenario("login", "login", logins, [("logins_per_s", "SCRAM-SHA-1 logins/s", True),
+                                            ("server_ms_per_login", "server CPU ms per login", False)],
+                 logins),
         Scenario("msg100", "msg", pairs, MSG_METRICS, 2 * pairs),
         Scenario("msg10", "msg", pairs10, MSG_METRICS, 2 * pairs10),
-        Scenario("msg_after_logins", "msg_after_logins", pairs, MSG_METRICS[:1], max(50, 2 * pairs),
+        Scenario("msg_after_logins", "msg_after_logins", pairs, [MSG_METRICS[0], MSG_METRICS[3]], max(50, 2 * pairs),
                  {"logins": after}),
         Scenario("muc50", "muc", occupants, [("delivered_per_s", "stanzas delivered/s", True),
-                                             ("p50_latency_ms", "p50 latency ms", False)],
+                                             ("p50_latency_ms", "p50 latency ms", False),
+                                             ("server_us_per_delivery", "server CPU µs per delivery", False)],
                  occupants, {"senders": min(5, occupants)}, needs="muc"),
         Scenario("roster500", "roster", items, [("p50_ms", "roster fetch p50 ms", False),
                                                 ("changed_p50_ms", "fetch after a change p50 ms", False)], 1,

@@ -62,10 +62,10 @@ def test_table_has_one_row_per_metric_and_ratio():
                "msg10": {"xmppd": [{"error": "BenchError: boom"}], "prosody": []}}
     out = run.table(results, ["xmppd", "prosody"], scs)
     lines = out.splitlines()
-    assert len(lines) == 2 + 1 + len(TINY["msg10"].metrics)
+    assert len(lines) == 2 + len(TINY["login"].metrics) + len(TINY["msg10"].metrics)
     cells = [c.strip() for c in lines[2].split("|")]
     assert "2.00" in cells and "400 (400–400)" in cells
-    assert "failed: BenchError: boom" in lines[3]
+    assert "failed: BenchError: boom" in lines[2 + len(TINY["login"].metrics)]
 
 
 def test_counter_reads_latency_and_sender_across_chunks():
