@@ -513,6 +513,8 @@ async def scenario_msg(target: Target, size: int = 100, *, phase: Phase = Phase(
     got = sum(c.count for c in counters) - base
     acc = w.close()
     running = False
+    if not got:
+        raise BenchError("nothing was delivered in the measured window")
     for c in counters:
         c.recording = False
     lat = sorted(x for c in counters for x in c.lat)
@@ -598,6 +600,8 @@ async def scenario_muc(target: Target, size: int = 50, *, phase: Phase = Phase()
     got = sum(c.count for c in counters) - base
     acc = w.close()
     running = False
+    if not got:
+        raise BenchError("nothing was delivered in the measured window")
     lat = sorted(x for c in counters for x in c.lat)
     for c in clients:
         c.close()
