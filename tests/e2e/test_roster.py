@@ -199,3 +199,27 @@ async def test_aioxmpp_roster_client(im):
         await roster.remove_entry(aioxmpp.JID.fromstr("erin@xmppd.test"))
         jid, pushed, _ = await next_push(s)
         assert pushed["subscription"] == "remove"
+
+
+async def test_fetch_after_one_change_rebuilds_only_that_item(im):
+    await im.adduser("alice@xmppd.test")
+    a = await connect(im, "alice@xmppd.test", roster=False)
+
+    async def fetch():
+        res = await roster_iq(a, "get", f"<query xmlns='{NS}'/>")
+        q = res.xml.find(f"{{{NS}}}query")
+        return q.get("ver"), [(i.get("jid"), i.get("name"), [g.text for g in i]) for i in q]
+
+    for n in ("carol", "bob", "dave"):
+        await roster_iq(a, "set", f"<query xmlns='{NS}'><item jid='{n}@xmppd.test' name='{n}'>"
+                                  f"<group>G</group></item></query>")
+    ver1, items1 = await fetch()
+    assert [i[0] for i in items1] == ["bob@xmppd.test", "carol@xmppd.test", "dave@xmppd.test"]
+    await roster_iq(a, "set", f"<query xmlns='{NS}'><item jid='carol@xmppd.test' name='Carol &amp; co'/></query>")
+    await roster_iq(a, "set", f"<query xmlns='{NS}'><item jid='erin@xmppd.test'/></query>")
+    await roster_iq(a, "set", f"<query xmlns='{NS}'><item jid='dave@xmppd.test' subscription='remove'/></query>")
+    ver2, items2 = await fetch()
+    assert ver2 != ver1
+    assert items2 == [("bob@xmppd.test", "bob", ["G"]), ("carol@xmppd.test", "Carol & co", []),
+                      ("erin@xmppd.test", None, [])]
+    assert await fetch() == (ver2, items2)

@@ -384,3 +384,16 @@ def _plain_tree(el: ET.Element) -> ET.Element:
     out.text, out.tail = el.text, el.tail
     out.extend(_plain_tree(c) for c in el)
     return out
+
+
+def test_preset_content_is_what_the_serializer_would_write():
+    """What the roster module presets (its items serialized one by one) is exactly
+    what serializing the shared children gives."""
+    q = ET.Element("{jabber:iq:roster}query")
+    for i in range(3):
+        item = ET.SubElement(q, "{jabber:iq:roster}item", {"jid": f"c{i}@x", "name": f"<{i}>"})
+        ET.SubElement(item, "{jabber:iq:roster}group").text = "a & b"
+    computed = serialize(copy_of(q, SharedContent(q), ver="1"))
+    shared = SharedContent(q)
+    shared.preset("jabber:iq:roster", "".join(serialize(k, default_ns="jabber:iq:roster") for k in q))
+    assert serialize(copy_of(q, shared, ver="1")) == computed

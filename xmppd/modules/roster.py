@@ -333,7 +333,8 @@ async def remove_all(host, user: str) -> None:
 
 # The items of the last roster result per user, kept while the roster version is
 # unchanged: a fetch at login then costs no item building and no serializing (the
-# items are serialized once, see SharedContent). Bounded; rebuilt when evicted.
+# items are serialized once, see SharedContent). After a change, only the items
+# that changed are built and serialized again. Bounded; rebuilt when evicted.
 _RESULTS_SIZE = 1000
 
 
@@ -354,14 +355,27 @@ async def result_query(host, user: str) -> ET.Element:
         results.move_to_end(user)
         shared = hit[2]
     else:
-        tmpl = ET.Element(Q)
-        # straight from the stored records (item_element only reads them)
+        # straight from the stored records (item_element only reads them); an item
+        # whose visible fields are unchanged since the last result is reused as is
+        before = hit[3] if hit is not None and hit[0] is raw else {}
+        parts: dict[str, tuple] = {}
         listed = [k for k, v in raw.items()
                   if k != META and isinstance(v, dict) and v.get("listed", True)]
         listed.sort()
-        tmpl.extend([item_element(k, raw[k]) for k in listed])
+        for k in listed:
+            item = raw[k]
+            seen = (item.get("name"), item.get("subscription"), item.get("ask"),
+                    tuple(item.get("groups") or ()), item.get("approved"))
+            part = before.get(k)
+            if part is None or part[0] != seen:
+                el = item_element(k, item)
+                part = (seen, el, serialize(el, default_ns=NS))
+            parts[k] = part
+        tmpl = ET.Element(Q)
+        tmpl.extend([part[1] for part in parts.values()])
         shared = SharedContent(tmpl)
-        results[user] = (raw, ver, shared)
+        shared.preset(NS, "".join([part[2] for part in parts.values()]))
+        results[user] = (raw, ver, shared, parts)
         if len(results) > _RESULTS_SIZE:
             results.popitem(last=False)
     return copy_of(ET.Element(Q), shared, ver=str(ver))

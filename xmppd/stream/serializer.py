@@ -119,6 +119,12 @@ class SharedContent:
         self.text = template.text
         self._xml: dict[str, str] = {}
 
+    def preset(self, cur: str, text: str) -> None:
+        """Give the serialized content for namespace ``cur`` in scope, when the
+        caller has it already: it must be exactly the children serialized one
+        after the other (``serialize(child, default_ns=cur)`` each, no text or tails)."""
+        self._xml[cur] = text
+
 
 class Copy(ET.Element):
     """An element whose content is a :class:`SharedContent` (``shared``)."""
