@@ -547,3 +547,66 @@ def test_thousand_occupants(env):
     # generous bounds on a shared machine: these catch accidental quadratic work per stanza
     assert fanout < 0.5, fanout
     assert joined < 30, joined
+
+
+# -- one nickname from several resources of one user (as Prosody allows) -----------------
+
+A2 = "alice@test/phone"
+
+
+def test_second_session_joins_the_same_nick(room):
+    join(room, A, "Alice")
+    join(room, B, "Bob")
+    out = join(room, A2, "Alice")
+    assert {e.get("to") for e in out} == {A2}            # the others see nothing new
+    pres = [e for e in out if e.tag == C + "presence"]
+    assert {e.get("from") for e in pres} == {f"{ROOM}/Owner", f"{ROOM}/Bob", f"{ROOM}/Alice"}
+    own = [e for e in pres if e.get("from") == f"{ROOM}/Alice"]
+    assert len(own) == 1 and 110 in codes(own[0])
+    assert any(e.tag == C + "message" for e in out)      # the subject
+    assert room.occupants["Alice"].sessions == [A, A2] and room.by_jid[A2] is room.occupants["Alice"]
+    # another user still cannot take the nick
+    with pytest.raises(StanzaError) as e:
+        join(room, CJ, "Alice")
+    assert e.value.condition == "conflict"
+
+
+def test_every_session_gets_groupchat_and_private_messages(room):
+    join(room, A, "Alice")
+    join(room, A2, "Alice")
+    join(room, B, "Bob")
+    out = room.handle_groupchat(message(B, "hi"), B)
+    assert sorted(e.get("to") for e in out) == sorted(["owner@test/a", A, A2, B])
+    pm = room.handle_private(message(B, "psst", to=f"{ROOM}/Alice", type="chat"), B, "Alice")
+    assert sorted(e.get("to") for e in pm) == sorted([A, A2])
+    # what Alice sends from either device comes from her one nick
+    out = room.handle_groupchat(message(A2, "from the phone"), A2)
+    assert {e.get("from") for e in out} == {f"{ROOM}/Alice"} and len(out) == 4
+
+
+def test_one_session_leaving_keeps_the_occupant(room):
+    join(room, A, "Alice")
+    join(room, A2, "Alice")
+    join(room, B, "Bob")
+    out = room.handle_presence(presence(A, "Alice", type="unavailable", x=False), A, "Alice")
+    assert [e.get("to") for e in out] == [A]              # only the leaving session is told
+    assert out[0].get("type") == "unavailable" and 110 in codes(out[0])
+    occ = room.occupants["Alice"]
+    assert occ.sessions == [A2] and occ.jid == A2 and A not in room.by_jid
+    with pytest.raises(StanzaError):                      # that session is out
+        room.handle_groupchat(message(A, "still here?"), A)
+    out = room.handle_presence(presence(A2, "Alice", type="unavailable", x=False), A2, "Alice")
+    assert "Alice" not in room.occupants                  # the last one: the occupant leaves
+    assert sorted(e.get("to") for e in out) == sorted(["owner@test/a", A2, B])
+
+
+def test_a_kick_removes_every_session_and_nick_change_needs_one(room):
+    join(room, A, "Alice")
+    join(room, A2, "Alice")
+    with pytest.raises(StanzaError) as e:
+        room.handle_presence(presence(A, "Ally", x=False), A, "Ally")
+    assert e.value.condition == "not-acceptable"
+    out = room.set_role(room.occupants["Alice"], "none", actor="Owner")
+    assert sorted(e.get("to") for e in out) == sorted(["owner@test/a", A, A2])
+    assert all(307 in codes(e) for e in out)
+    assert A not in room.by_jid and A2 not in room.by_jid and "Alice" not in room.occupants

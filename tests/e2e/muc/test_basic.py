@@ -132,3 +132,31 @@ async def test_server_shutdown_tells_occupants(users, muc_server):
     p = await next_matching(a.all_presences, lambda p: p["from"] == f"{ROOM}/Alice"
                             and p["type"] == "unavailable")
     assert 332 in codes(p) and 110 in codes(p)
+
+
+async def test_one_nick_from_two_devices(users):
+    """Alice's desktop and phone share her nick (as with Prosody): both get the
+    room's messages; the phone leaving leaves the desktop in."""
+    desktop = await users("alice")
+    phone = await users("alice")
+    b = await users("bob")
+    await create_room(desktop, ROOM, "Alice")
+    await join(b, ROOM, "Bob")
+    pres, _subject, occupants, _history = await join(phone, ROOM, "Alice")
+    assert 110 in codes(pres) and f"{ROOM}/Bob" in [str(p["from"]) for p in occupants]
+    b.send_message(mto=ROOM, mbody="to both", mtype="groupchat")
+    for cl in (desktop, phone):
+        m = await next_matching(cl.messages, groupchat(ROOM, "to both"))
+        assert m["from"] == f"{ROOM}/Bob" and m["to"] == cl.boundjid
+    phone.send_message(mto=ROOM, mbody="from the phone", mtype="groupchat")
+    for cl in (desktop, phone, b):
+        m = await next_matching(cl.messages, groupchat(ROOM, "from the phone"))
+        assert m["from"] == f"{ROOM}/Alice"
+    phone.plugin["xep_0045"].leave_muc(ROOM, "Alice")
+    await next_matching(phone.muc_presences, lambda p: p["type"] == "unavailable" and 110 in codes(p))
+    b.send_message(mto=ROOM, mbody="still there?", mtype="groupchat")
+    m = await next_matching(desktop.messages, groupchat(ROOM, "still there?"))
+    assert m["to"] == desktop.boundjid
+    # bob never saw Alice leave
+    assert not [p for p in list(b.muc_presences._queue)
+                if p["from"] == f"{ROOM}/Alice" and p["type"] == "unavailable"]

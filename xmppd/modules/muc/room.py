@@ -72,11 +72,13 @@ class RoomEnv:
 
 
 class Occupant:
-    __slots__ = ("nick", "jid", "bare", "_role", "presence", "oid", "oid_el", "xcache")
+    """One nickname in the room: one user, from one or more of their resources."""
+    __slots__ = ("nick", "jid", "sessions", "bare", "_role", "presence", "oid", "oid_el", "xcache")
 
     def __init__(self, nick: str, jid: str, bare: str, role: str, presence: list, oid_: str):
         self.nick = nick
-        self.jid = jid            # real full JID
+        self.jid = jid            # real full JID of the first session still in
+        self.sessions = [jid]     # every real full JID in under this nick (jid first)
         self.bare = bare
         self._role = role
         self.presence = presence  # children of the last available presence
@@ -197,19 +199,21 @@ class Room:
             else:
                 x = x_plain = x_plain if x_plain is not None else \
                     self._user_x(occ, with_jid=False, codes=codes, **item)
-            el = ET.Element(PRESENCE, attrs)
-            el.set("to", r.jid)
-            el.extend(kids)
-            el.append(x)
-            out.append(el)
+            for j in r.sessions:
+                el = ET.Element(PRESENCE, attrs)
+                el.set("to", j)
+                el.extend(kids)
+                el.append(x)
+                out.append(el)
         return out
 
     def fanout(self, template: ET.Element, recipients: Iterable[Occupant] | None = None) -> list[ET.Element]:
         """One copy of ``template`` per occupant: the children are shared, not
         copied, and serialized once for all of them."""
         shared = SharedContent(template)
-        return [copy_of(template, shared, to=o.jid)
-                for o in (self.occupants.values() if recipients is None else recipients)]
+        return [copy_of(template, shared, to=j)
+                for o in (self.occupants.values() if recipients is None else recipients)
+                for j in o.sessions]
 
     def status_message(self, codes: Iterable[int]) -> list[ET.Element]:
         """A groupchat message from the room bearing status codes (config changes)."""
@@ -234,20 +238,23 @@ class Room:
         t = stanza.get("type")
         occ = self.by_jid.get(from_jid)
         if t == "error":
-            return self.remove(occ, [333]) if occ is not None else []
+            return self.remove_session(occ, from_jid, [333]) if occ is not None else []
         if t == "unavailable":
             if occ is None:
                 return []
             keep = [c for c in stanza if c.tag == STATUS]
-            return self.remove(occ, children=keep)
+            return self.remove_session(occ, from_jid, children=keep)
         if t is not None:
             return []  # subscriptions and probes mean nothing to a room
         if occ is None:
             return self.join(stanza, from_jid, nick, created=created, nick_modified=nick_modified)
         if occ.nick != nick:
+            if len(occ.sessions) > 1:
+                raise StanzaError("not-acceptable", "this nickname is in use from your other "
+                                  "devices too: leave from them before changing it")
             return self.change_nick(occ, nick, stanza)
         if stanza.find(MUC_X) is not None:
-            return self.rejoin(occ, stanza)
+            return self.rejoin(occ, stanza, from_jid)
         occ.presence = _presence_children(stanza)
         return self.presences(occ, self.occupants.values())
 
@@ -269,12 +276,14 @@ class Room:
         if self.config.members_only and not perm.has_affiliation_privilege(aff, "enter-members-only-room"):
             raise StanzaError("registration-required", "this room is for members only")
         other = self.occupants.get(nick)
-        if other is not None:
+        if other is not None and other.bare != bare:
             raise StanzaError("conflict", "that nickname is already in use")
         if self.config.password:
             given = join_x.findtext(q(MUC, "password")) if join_x is not None else None
             if given != self.config.password:
                 raise StanzaError("not-authorized", "a password is required to enter this room")
+        if other is not None:
+            return self.add_session(other, stanza, from_jid)
         if (self.config.max_users and len(self.occupants) >= self.config.max_users
                 and perm.AFFILIATION_RANK[aff] < perm.AFFILIATION_RANK["admin"]):
             raise StanzaError("service-unavailable", "this room is full", type="wait")
@@ -302,9 +311,9 @@ class Room:
             codes.append(210)
         return codes
 
-    def _presence_for(self, o: Occupant, viewer: Occupant) -> list[ET.Element]:
-        """``o``'s current presence for a new occupant ``viewer``."""
-        el = ET.Element(PRESENCE, {"from": self.occupant_jid(o.nick), "to": viewer.jid})
+    def _presence_for(self, o: Occupant, viewer: Occupant, to: str | None = None) -> list[ET.Element]:
+        """``o``'s current presence for a new occupant ``viewer`` (at its session ``to``)."""
+        el = ET.Element(PRESENCE, {"from": self.occupant_jid(o.nick), "to": to or viewer.jid})
         el.extend(o.presence)
         el.append(o.oid_el)
         with_jid = self.sees_jids(viewer)
@@ -314,26 +323,63 @@ class Room:
         el.append(x)
         return [el]
 
-    def _welcome(self, occ: Occupant, join_x: ET.Element | None) -> list[ET.Element]:
-        """History, then the subject (§7.2.15, §7.2.16)."""
+    def _welcome(self, occ: Occupant, join_x: ET.Element | None,
+                 to: str | None = None) -> list[ET.Element]:
+        """History, then the subject (§7.2.15, §7.2.16), for the session ``to``."""
         out = []
+        to = to or occ.jid
         request = join_x.find(hist.HISTORY) if join_x is not None else None
         for entry in self.history.select(request, self.env.now()):
-            out.append(hist.delivered(entry, occ.jid, self.jid))
-        out.append(self.subject_message(occ.jid))
+            out.append(hist.delivered(entry, to, self.jid))
+        out.append(self.subject_message(to))
         return out
 
-    def rejoin(self, occ: Occupant, stanza: ET.Element) -> list[ET.Element]:
+    def rejoin(self, occ: Occupant, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
         """A join from someone already in under that nick (a client that lost
         track): the room's state again, as on a first join."""
         occ.presence = _presence_children(stanza)
         out: list[ET.Element] = []
         for o in self.occupants.values():
             if o is not occ:
-                out.extend(self._presence_for(o, occ))
+                out.extend(self._presence_for(o, occ, from_jid))
         out.extend(self.presences(occ, self.occupants.values(), self_codes=self.join_codes()))
-        out.extend(self._welcome(occ, stanza.find(MUC_X)))
+        out.extend(self._welcome(occ, stanza.find(MUC_X), from_jid))
         return out
+
+    def add_session(self, occ: Occupant, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
+        """Another resource of the same user joins under the same nick (as Prosody
+        allows): one occupant, in from several sessions. The new session gets the
+        room's state and its own presence (110); the others see nothing new."""
+        occ.sessions.append(from_jid)
+        self.by_jid[from_jid] = occ
+        out: list[ET.Element] = []
+        for o in self.occupants.values():
+            if o is not occ:
+                out.extend(self._presence_for(o, occ, from_jid))
+        x = self._user_x(occ, with_jid=True, codes=sorted({*self.join_codes(), 110}))
+        el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": from_jid})
+        el.extend(occ.presence)
+        el.append(occ.oid_el)
+        el.append(x)
+        out.append(el)
+        out.extend(self._welcome(occ, stanza.find(MUC_X), from_jid))
+        return out
+
+    def remove_session(self, occ: Occupant, from_jid: str, codes: Iterable[int] = (), *,
+                       children=()) -> list[ET.Element]:
+        """One session leaves (or bounced): the occupant stays while it has others."""
+        if len(occ.sessions) <= 1 or from_jid not in occ.sessions:
+            return self.remove(occ, codes, children=children)
+        occ.sessions.remove(from_jid)
+        self.by_jid.pop(from_jid, None)
+        occ.jid = occ.sessions[0]
+        occ.xcache.clear()
+        el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": from_jid,
+                                   "type": "unavailable"})
+        el.extend(children)
+        el.append(occ.oid_el)
+        el.append(self._user_x(occ, with_jid=True, codes=sorted({*codes, 110}), role="none"))
+        return [el]
 
     def change_nick(self, occ: Occupant, nick: str, stanza: ET.Element) -> list[ET.Element]:
         """§7.6: unavailable from the old nick with 303, then available from the new."""
@@ -362,7 +408,8 @@ class Room:
                              codes=codes, role="none", actor=actor, reason=reason,
                              affiliation=affiliation)
         self.occupants.pop(occ.nick, None)
-        self.by_jid.pop(occ.jid, None)
+        for j in occ.sessions:
+            self.by_jid.pop(j, None)
         return out
 
     # -- messages --------------------------------------------------------------
@@ -406,8 +453,8 @@ class Room:
         t = stanza.get("type") or "normal"
         occ = self.by_jid.get(from_jid)
         if t == "error":
-            # a bounce of something the room sent: the occupant is gone (§18.1.1)
-            return self.remove(occ, [333]) if occ is not None else []
+            # a bounce of something the room sent: that session is gone (§18.1.1)
+            return self.remove_session(occ, from_jid, [333]) if occ is not None else []
         if occ is None:
             raise StanzaError("not-acceptable", "you are not an occupant of this room")
         if t == "groupchat":
@@ -419,15 +466,14 @@ class Room:
         if pm == "none" or (pm == "participants" and occ.role == "visitor") or \
                 (pm == "moderators" and occ.role != "moderator"):
             raise StanzaError("forbidden", "private messages are not allowed here")
-        el = ET.Element(MESSAGE, dict(stanza.attrib))
-        el.set("from", self.occupant_jid(occ.nick))
-        el.set("to", target.jid)
+        tmpl = ET.Element(MESSAGE, dict(stanza.attrib))
+        tmpl.set("from", self.occupant_jid(occ.nick))
         for child in stanza:
             if child.tag not in (USER_X, OCC_ID):
-                el.append(child)
-        el.append(oid.element(occ.oid))
-        ET.SubElement(el, USER_X)
-        return [el]
+                tmpl.append(child)
+        tmpl.append(oid.element(occ.oid))
+        ET.SubElement(tmpl, USER_X)
+        return self.fanout(tmpl, [target])
 
     # -- IQs to occupants ---------------------------------------------------
     def handle_occupant_iq(self, stanza: ET.Element, from_jid: str, nick: str) -> list[ET.Element]:
@@ -440,7 +486,7 @@ class Room:
                 return []
             orig_from, orig_id, target_nick = entry
             target = self.occupants.get(target_nick)
-            if target is None or target.jid != from_jid:
+            if target is None or from_jid not in target.sessions:
                 return []
             el = ET.Element(stanza.tag, dict(stanza.attrib))
             el.extend(list(stanza))
@@ -528,12 +574,13 @@ class Room:
             ET.SubElement(d, q(USER, "password")).text = password
         out = []
         for occ in list(self.occupants.values()):
-            el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": occ.jid,
-                                       "type": "unavailable"})
-            x = ET.SubElement(el, USER_X)
-            ET.SubElement(x, q(USER, "item"), {"affiliation": "none", "role": "none"})
-            x.append(d)
-            out.append(el)
+            for j in occ.sessions:
+                el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": j,
+                                           "type": "unavailable"})
+                x = ET.SubElement(el, USER_X)
+                ET.SubElement(x, q(USER, "item"), {"affiliation": "none", "role": "none"})
+                x.append(d)
+                out.append(el)
         self.occupants.clear()
         self.by_jid.clear()
         self.destroyed = True
