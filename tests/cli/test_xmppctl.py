@@ -228,6 +228,24 @@ def test_check_config_type_error_is_an_error(tmp_path, cert_files):
     assert f"error: {cfg}:8:1: c2s_ports: expected a port number" in r.stdout
 
 
+def test_check_config_says_sql_storage_is_not_used(tmp_path, cert_files):
+    cfg = write_tree(tmp_path, cert_files, extra='storage = "sql"\n'
+                     'sql = { driver = "PostgreSQL", database = "prosody" }\n')
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (f"warning: {cfg}:8:1: storage names \"sql\": xmppd keeps all data in its own SQLite "
+            f"database (data_path/xmppd.sqlite); the SQL database of the sql option "
+            f"(sql.driver = 'PostgreSQL', database 'prosody') is not used") in r.stdout
+
+
+def test_check_config_unknown_storage_backend_is_an_error(tmp_path, cert_files):
+    cfg = write_tree(tmp_path, cert_files, extra='storage = { roster = "sql", archive = "mongodb" }\n')
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 1
+    assert f"error: {cfg}:8:1: storage: unknown storage backend 'mongodb'" in r.stdout
+    assert "storage names \"sql\"" in r.stdout
+
+
 def test_check_config_unreadable_ssl_files(tmp_path):
     cfg = write_tree(tmp_path, {"crt": "/nonexistent/x.crt", "key": "/nonexistent/x.key"})
     r = run_ctl("--config", str(cfg), "check", "config")

@@ -179,3 +179,9 @@ def test_check_accepts_module_declared_options():
     reg.declare(Option("my_opt", "integer", 1, "both", "a module's option"))
     reg.declare(Option("archive_expires_after", "string", "1w", "both", "mam"))
     assert check(cfg, reg, set()) == []
+
+
+def test_ignored_prosody_options_are_not_declared_by_any_module():
+    from xmppd.core.modules import all_declared_options
+    declared = {o.name for o in all_declared_options()} | {o.name for o in CORE_OPTIONS}
+    assert not set(IGNORED_PROSODY_OPTIONS) & declared

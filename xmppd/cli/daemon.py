@@ -56,7 +56,38 @@ def diagnose(cfg) -> tuple[list, list[str]]:
                                       "modules_enabled lacks \"offline\": messages to offline users "
                                       "will bounce (Prosody loads it implicitly; add it, or list it "
                                       "in modules_disabled to mean it)"))
+    _storage_diagnostics(cfg, warnings, errors)
     return warnings, errors
+
+
+STORAGE_DRIVERS = ("sqlite", "internal", "sql", "memory")
+
+
+def _storage_diagnostics(cfg, warnings: list, errors: list[str]) -> None:
+    """Prosody's ``storage = "sql"`` (or a per-store table naming it) is accepted, but
+    xmppd keeps every store in its own SQLite database: say so, with what the ``sql``
+    table asked for, so nobody expects their PostgreSQL or Prosody SQLite data to be read."""
+    from ..config import ConfigWarning
+    for name in ("storage", "default_storage"):
+        where = cfg.where(name)
+        if where is None:
+            continue
+        value = where.value
+        drivers = set(value.values()) if isinstance(value, dict) else {value}
+        for d in sorted(str(d) for d in drivers):
+            if d not in STORAGE_DRIVERS:
+                errors.append(f"{where.file}:{where.line}:{where.col}: {name}: unknown storage "
+                              f"backend {d!r} (xmppd has {', '.join(STORAGE_DRIVERS)})")
+        if "sql" in drivers:
+            sql = cfg.get("sql")
+            what = ""
+            if isinstance(sql, dict) and sql.get("driver"):
+                what = f" (sql.driver = {sql.get('driver')!r}"
+                what += f", database {sql['database']!r})" if sql.get("database") else ")"
+            warnings.append(ConfigWarning(
+                where.file, where.line, where.col,
+                f"{name} names \"sql\": xmppd keeps all data in its own SQLite database "
+                f"(data_path/xmppd.sqlite); the SQL database of the sql option{what} is not used"))
 
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
