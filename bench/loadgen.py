@@ -371,7 +371,8 @@ class Counter:
             if data[i:i + 1] == b"L":
                 s = find(b"s", i, i + 40)
                 q = find(data[pos + 4:pos + 5], i, i + 60)
-                if s > 0 and q > s:
+                # ours only: a server's own ids (stanza-id, ...) may start with L too
+                if s > 0 and q > s and data[i + 1:s].isdigit() and data[s + 1:q].isdigit():
                     if lat is not None:
                         lat.append(now - int(data[i + 1:s]))
                     if me >= 0 and int(data[s + 1:q]) == me:

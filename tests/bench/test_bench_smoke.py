@@ -77,6 +77,10 @@ def test_counter_reads_latency_and_sender_across_chunks():
     c(msg[:20])
     c(msg[20:] + msg.replace(b"s3\"", b"s4\""))
     assert c.count == 2 and c.own == 1 and len(c.lat) == 2
+    # a server's own id that happens to start with L (a stanza-id) is not ours
+    c(b"<message from='r@muc/n' id=\"L%ds3\" type='groupchat'><body>x</body>"
+      b"<stanza-id xmlns='urn:xmpp:sid:0' id='LbIPZO/lPMG6COxgAL1X6c2xJmitMzE=' by='r@muc'/></message>" % now)
+    assert c.count == 3 and c.own == 2 and len(c.lat) == 3
 
 
 @pytest.mark.external("prosody")
