@@ -1,0 +1,129 @@
+"""External Service Discovery (XEP-0215): STUN/TURN servers for calls, with coturn-style
+time-limited credentials (turn_external) or fixed accounts (external_services)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+
+import pytest
+
+from xmppd.modules.external_services import prepare, rest_credentials
+
+from .clients import slix_close, slix_connect
+from .conftest import start_server
+
+NS = "urn:xmpp:extdisco:2"
+
+
+async def ask(c, payload: str) -> list[dict]:
+    iq = c.make_iq_get(ito="xmppd.test")
+    iq.append(ET.fromstring(payload))
+    res = await iq.send(timeout=10)
+    el = res.xml[0]
+    return [dict(s.attrib) for s in el]
+
+
+@pytest.fixture
+async def turn_server(tmp_path, certs):
+    s = await start_server(tmp_path, certs, host_extra=(
+        '    modules_enabled = { "disco", "turn_external", "external_services" }\n'
+        '    turn_external_host = "turn-server.xmppd.test"\n'
+        '    turn_external_secret = "s3cr3t"\n'
+        '    turn_external_tcp = true\n'
+        '    external_services = {\n'
+        '        { type = "turn", transport = "udp", host = "relay.example.net", port = 3479,\n'
+        '          username = "roland", password = "secret_password" };\n'
+        '    }\n'))
+    await s.adduser("alice@xmppd.test")
+    yield s
+    await s.server.stop()
+
+
+async def test_turn_external_credentials_and_fixed_accounts(turn_server):
+    a = await slix_connect(turn_server, "alice@xmppd.test", plugins=("xep_0030",))
+    try:
+        info = await a.plugin["xep_0030"].get_info("xmppd.test", timeout=10)
+        assert NS in info["disco_info"]["features"]
+        before = time.time()
+        services = await ask(a, f"<services xmlns='{NS}'/>")
+        kinds = sorted((s["type"], s["transport"], s["host"]) for s in services)
+        assert kinds == [("stun", "tcp", "turn-server.xmppd.test"), ("stun", "udp", "turn-server.xmppd.test"),
+                         ("turn", "tcp", "turn-server.xmppd.test"), ("turn", "udp", "relay.example.net"),
+                         ("turn", "udp", "turn-server.xmppd.test")]
+        for s in services:
+            if s["type"] == "stun":
+                assert s["port"] == "3478" and "username" not in s and "restricted" not in s
+            elif s["host"] == "relay.example.net":
+                assert (s["username"], s["password"], s["port"], s["restricted"]) == \
+                    ("roland", "secret_password", "3479", "1")
+            else:
+                # what coturn with use-auth-secret / static-auth-secret=s3cr3t accepts
+                expires = int(s["username"])
+                assert before + 86400 - 5 <= expires <= time.time() + 86400 + 5
+                want = base64.b64encode(hmac.digest(b"s3cr3t", s["username"].encode(), hashlib.sha1)).decode()
+                assert s["password"] == want and s["restricted"] == "1"
+                stamp = datetime.strptime(s["expires"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+                assert int(stamp.timestamp()) == expires
+        # only one type
+        turns = await ask(a, f"<services xmlns='{NS}' type='stun'/>")
+        assert {s["type"] for s in turns} == {"stun"} and len(turns) == 2
+        # credentials for one restricted service
+        creds = await ask(a, f"<credentials xmlns='{NS}'><service type='turn' host='relay.example.net'/>"
+                             f"</credentials>")
+        assert [(c["username"], c["password"]) for c in creds] == [("roland", "secret_password")]
+        # the older namespace is answered too
+        old = await ask(a, "<services xmlns='urn:xmpp:extdisco:1'/>")
+        assert len(old) == 5
+    finally:
+        await slix_close(a)
+
+
+async def test_no_secret_announces_nothing(tmp_path, certs):
+    s = await start_server(tmp_path, certs, host_extra=(
+        '    modules_enabled = { "disco", "turn_external" }\n'))
+    try:
+        await s.adduser("alice@xmppd.test")
+        a = await slix_connect(s, "alice@xmppd.test")
+        try:
+            assert await ask(a, f"<services xmlns='{NS}'/>") == []
+        finally:
+            await slix_close(a)
+    finally:
+        await s.server.stop()
+
+
+def test_rest_credentials_and_prepare():
+    user, password, expires = rest_credentials("k", 600, "roland", now=1_700_000_000)
+    assert (user, expires) == ("1700000600:roland", 1_700_000_600)
+    assert password == base64.b64encode(hmac.digest(b"k", user.encode(), hashlib.sha1)).decode()
+    kw = dict(host="xmppd.test", port=None, secret="dflt", ttl=100, now=1_700_000_000)
+    assert prepare({"type": "stun"}, **kw) == {"type": "stun", "host": "xmppd.test"}
+    assert prepare({"type": "ftp"}, **kw) is None and prepare("turn", **kw) is None
+    srv = prepare({"type": "turn", "secret": True, "port": 3478}, **kw)
+    assert srv["username"] == "1700000100" and srv["expires"] == "2023-11-14T22:15:00Z"
+    assert srv["restricted"] == "1" and srv["port"] == "3478"
+    assert prepare({"type": "turn", "restricted": True}, **kw)["restricted"] == "1"
+
+
+async def test_remote_users_are_refused(turn_server):
+    """An IQ that did not come from a local client session (here: from a server
+    link) is refused before anything is looked up."""
+    from xmppd.core import events as ev
+    from xmppd.core.router import StanzaEv
+    from xmppd.errors import StanzaError
+    host = turn_server.server.hosts["xmppd.test"]
+    iq = ET.fromstring(f"<iq xmlns='jabber:client' type='get' id='x' from='eve@evil.example/r' "
+                       f"to='xmppd.test'><services xmlns='{NS}'/></iq>")
+
+    class ServerLink:
+        kind = "s2sin"
+    sev = StanzaEv(iq, ServerLink(), host, "iq", "host", "", "xmppd.test", "", "eve@evil.example/r",
+                   "eve@evil.example")
+    sev.payload = iq[0]
+    with pytest.raises(StanzaError) as info:
+        await host.events.fire(ev.iq_event("get", "host", NS, "services"), sev)
+    assert info.value.condition == "forbidden"
