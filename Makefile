@@ -19,7 +19,8 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # Debian packages the test suite uses: Prosody (its default config is a test input,
-# and later its server is the federation peer). Installed when we are root.
+# and its server a federation peer), ejabberd (a federation peer) and coturn (the TURN
+# server that must accept turn_external's credentials). Installed when we are root.
 system-deps:
 	@if ! command -v prosody >/dev/null 2>&1 && [ ! -f /etc/prosody/prosody.cfg.lua ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -37,6 +38,14 @@ system-deps:
 	    systemctl stop ejabberd >/dev/null 2>&1 || service ejabberd stop >/dev/null 2>&1 || true; \
 	  else \
 	    echo "note: ejabberd is not installed (apt-get install ejabberd); tests that need it will be skipped"; \
+	  fi; \
+	fi
+	@if ! command -v turnserver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn >/dev/null) \
+	      || echo "warning: could not install coturn; tests that need it will be skipped"; \
+	  else \
+	    echo "note: coturn is not installed (apt-get install coturn); tests that need it will be skipped"; \
 	  fi; \
 	fi
 

@@ -2,9 +2,15 @@
 time-limited credentials (turn_external) or fixed accounts (external_services)."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import os
+import shutil
+import socket
+import struct
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
@@ -127,3 +133,118 @@ async def test_remote_users_are_refused(turn_server):
     with pytest.raises(StanzaError) as info:
         await host.events.fire(ev.iq_event("get", "host", NS, "services"), sev)
     assert info.value.condition == "forbidden"
+
+
+# -- the credentials work on a real coturn (Debian's), with a minimal TURN client ------
+
+STUN_COOKIE = 0x2112A442
+
+
+def _attr(kind: int, value: bytes) -> bytes:
+    return struct.pack("!HH", kind, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def _attrs(msg: bytes) -> dict[int, bytes]:
+    out, i = {}, 20
+    while i + 4 <= len(msg):
+        kind, n = struct.unpack("!HH", msg[i:i + 4])
+        out.setdefault(kind, msg[i + 4:i + 4 + n])
+        i += 4 + n + (-n % 4)
+    return out
+
+
+def turn_allocate(port: int, username: str | None = None, password: str | None = None) -> tuple[int, dict]:
+    """RFC 5766 Allocate over UDP; with credentials, the long-term mechanism (RFC 5389
+    §10.2): the first answer is 401 with REALM and NONCE, the second is the verdict.
+    Returns (STUN message type, attributes)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(5)
+
+    def request(extra: bytes, key: bytes | None) -> tuple[int, dict]:
+        txid = os.urandom(12)
+        body = _attr(0x0019, b"\x11\0\0\0") + extra          # REQUESTED-TRANSPORT: UDP
+        if key is not None:                                   # MESSAGE-INTEGRITY
+            head = struct.pack("!HHI", 0x0003, len(body) + 24, STUN_COOKIE) + txid
+            body += _attr(0x0008, hmac.digest(key, head + body, hashlib.sha1))
+        sock.sendto(struct.pack("!HHI", 0x0003, len(body), STUN_COOKIE) + txid + body,
+                    ("127.0.0.1", port))
+        data = sock.recv(2048)
+        assert data[8:20] == txid
+        return struct.unpack("!H", data[:2])[0], _attrs(data)
+    try:
+        kind, attrs = request(b"", None)
+        if username is None or kind != 0x0113:
+            return kind, attrs
+        realm, nonce = attrs[0x0014], attrs[0x0015]
+        key = hashlib.md5(f"{username}:{realm.decode()}:{password}".encode()).digest()
+        extra = _attr(0x0006, username.encode()) + _attr(0x0014, realm) + _attr(0x0015, nonce)
+        return request(extra, key)
+    finally:
+        sock.close()
+
+
+def _udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def coturn(tmp_path):
+    exe = shutil.which("turnserver")
+    if exe is None:
+        pytest.skip("coturn is not installed (apt-get install coturn)")
+    port = _udp_port()
+    relay = 40000 + port % 20000
+    out = open(tmp_path / "turn.log", "wb")
+    proc = subprocess.Popen(
+        [exe, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}", "--relay-ip=127.0.0.1",
+         f"--min-port={relay}", f"--max-port={relay + 20}", "--use-auth-secret",
+         "--static-auth-secret=s3cr3t", "--realm=xmppd.test", "--no-tls", "--no-dtls", "--no-cli",
+         f"--userdb={tmp_path}/turndb", f"--pidfile={tmp_path}/turn.pid", "--log-file=stdout",
+         "--simple-log", "--no-stun-backward-compatibility"],
+        stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:   # ready when it answers an unauthenticated Allocate (401)
+            try:
+                if turn_allocate(port)[0] == 0x0113:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"coturn did not start: {(tmp_path / 'turn.log').read_bytes()[-2000:]!r}")
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out.close()
+
+
+@pytest.mark.external("coturn")
+async def test_coturn_accepts_the_credentials(tmp_path, certs, coturn):
+    s = await start_server(tmp_path, certs, host_extra=(
+        '    modules_enabled = { "turn_external" }\n'
+        '    turn_external_host = "127.0.0.1"\n'
+        f'    turn_external_port = {coturn}\n'
+        '    turn_external_secret = "s3cr3t"\n'))
+    try:
+        await s.adduser("alice@xmppd.test")
+        a = await slix_connect(s, "alice@xmppd.test")
+        try:
+            [turn] = await ask(a, f"<services xmlns='{NS}' type='turn'/>")
+        finally:
+            await slix_close(a)
+        assert turn["port"] == str(coturn)
+        kind, attrs = await asyncio.to_thread(turn_allocate, coturn, turn["username"], turn["password"])
+        assert kind == 0x0103, attrs.get(0x0009)            # Allocate success
+        assert 0x0016 in attrs                              # with a relayed address
+        kind, attrs = await asyncio.to_thread(turn_allocate, coturn, turn["username"], "not-the-password")
+        assert kind == 0x0113 and attrs[0x0009][2:4] == b"\x04\x01"   # 401 Unauthorized
+    finally:
+        await s.server.stop()
