@@ -160,3 +160,32 @@ async def test_one_nick_from_two_devices(users):
     # bob never saw Alice leave
     assert not [p for p in list(b.muc_presences._queue)
                 if p["from"] == f"{ROOM}/Alice" and p["type"] == "unavailable"]
+
+
+async def test_locked_room_is_destroyed_after_the_lock_timeout(tmp_path, certs):
+    """A room whose owner never submits the configuration form goes away after
+    muc_room_lock_timeout (Prosody's rule); a configured room stays."""
+    from .conftest import start_muc
+    from ..clients import slix_connect, slix_close
+    srv = await start_muc(tmp_path, certs, muc_options="muc_room_lock_timeout = 1\n")
+    try:
+        await srv.adduser("alice@xmppd.test")
+        a = await slix_connect(srv, "alice@xmppd.test", plugins=("xep_0030", "xep_0045", "xep_0004"))
+        gone = asyncio.get_running_loop().create_future()
+        a.add_event_handler("groupchat_presence",
+                            lambda p: p["type"] == "unavailable" and not gone.done() and gone.set_result(p))
+        try:
+            await a.plugin["xep_0045"].join_muc_wait(ROOM, "Alice", timeout=TIMEOUT)
+            await a.plugin["xep_0045"].join_muc_wait(f"kept@{MUC}", "Alice", timeout=TIMEOUT)
+            await a.plugin["xep_0045"].set_room_config(
+                f"kept@{MUC}", a.plugin["xep_0004"].make_form("submit"), timeout=TIMEOUT)
+            assert srv.muc.rooms["lobby"].locked and not srv.muc.rooms["kept"].locked
+            p = await asyncio.wait_for(gone, 5)
+            assert p["from"] == f"{ROOM}/Alice"
+            assert p.xml.find(".//{http://jabber.org/protocol/muc#user}destroy") is not None
+            await srv.muc.drained()
+            assert "lobby" not in srv.muc.rooms and "kept" in srv.muc.rooms
+        finally:
+            await slix_close(a)
+    finally:
+        await srv.server.stop()

@@ -35,6 +35,9 @@ OPTIONS = [
     Option("muc_room_locking", "boolean", True, "host",
            "a room created with the MUC protocol stays locked (nobody else may enter) until "
            "its owner submits the configuration form (an empty form makes an instant room)"),
+    Option("muc_room_lock_timeout", "integer", 300, "host",
+           "seconds a locked room waits for its owner's configuration before it is "
+           "destroyed", min=1),
     Option("max_history_messages", "integer", 20, "host",
            "the most messages a room keeps for new occupants (rooms choose up to this)", min=0),
     Option("muc_max_nick_length", "integer", 23, "host", "longest nickname, in characters",
@@ -115,6 +118,7 @@ def setup(m) -> None:
         defaults=defaults, restrict_creation=m.get_option("restrict_room_creation"),
         queue_limit=m.get_option("muc_queue_limit"), name=name,
         log_all_rooms=m.get_option("muc_log_all_rooms"),
+        lock_timeout=m.get_option("muc_room_lock_timeout"),
     )
     services[host.name] = svc
     m.add_identity("conference", "text", name)

@@ -100,7 +100,8 @@ class MucService:
     def __init__(self, domain: str, env: RoomEnv, *, send: Callable[[ET.Element], Awaitable[None]],
                  rooms_store: RoomStore | None = None, archive: arch.RoomArchive | None = None,
                  defaults: Callable[[], RoomConfig] = RoomConfig, restrict_creation: Any = False,
-                 queue_limit: int = 1000, name: str = "Chatrooms", log_all_rooms: bool = False):
+                 queue_limit: int = 1000, name: str = "Chatrooms", log_all_rooms: bool = False,
+                 lock_timeout: float = 300):
         self.domain = domain
         self.env = env
         self.send = send
@@ -111,6 +112,8 @@ class MucService:
         self.queue_limit = queue_limit
         self.name = name
         self.log_all_rooms = log_all_rooms
+        self.lock_timeout = lock_timeout
+        self._lock_timers: dict[str, asyncio.TimerHandle] = {}
         self.parent = domain.split(".", 1)[1] if "." in domain else domain
         self.rooms: dict[str, Room] = {}
         self._queues: dict[str, collections.deque] = {}
@@ -137,6 +140,9 @@ class MucService:
     def close(self) -> None:
         if self.load_task is not None and not self.load_task.done():
             self.load_task.cancel()
+        for h in self._lock_timers.values():
+            h.cancel()
+        self._lock_timers.clear()
         for t in list(self._drainers.values()):
             t.cancel()
         self._drainers.clear()
@@ -224,6 +230,36 @@ class MucService:
             return count
         return await self.run_in_room(node, run)
 
+    def _arm_lock_timer(self, node: str, room: Room) -> None:
+        """A room still locked ``lock_timeout`` seconds after its creation (the owner
+        never sent the configuration form) is destroyed, as in Prosody."""
+        loop = asyncio.get_running_loop()
+        old = self._lock_timers.pop(node, None)
+        if old is not None:
+            old.cancel()
+
+        def expire() -> None:
+            self._lock_timers.pop(node, None)
+            if self.rooms.get(node) is room and room.locked:
+                loop.create_task(self._destroy_if_locked(node, room))
+        self._lock_timers[node] = loop.call_later(self.lock_timeout, expire)
+
+    async def _destroy_if_locked(self, node: str, room: Room) -> None:
+        async def run():
+            if self.rooms.get(node) is not room or not room.locked:
+                return  # configured (or gone) meanwhile
+            out = room.destroy("the room was not configured in time")
+            await self.flush(room)
+            del self.rooms[node]
+            for s in out:
+                await self.send(s)
+            log.info("%s: locked room %s destroyed: not configured within %s s",
+                     self.domain, node, self.lock_timeout)
+        try:
+            await self.run_in_room(node, run)
+        except Exception:
+            log.exception("%s: destroying locked room %s failed", self.domain, node)
+
     async def drained(self) -> None:
         """Wait until every queue is empty (tests)."""
         while self._drainers:
@@ -270,6 +306,8 @@ class MucService:
             out = []
         if created and room.occupants:
             self.rooms[item.node] = room
+            if room.locked:
+                self._arm_lock_timer(item.node, room)
         await self.flush(room)
         if room.gone and self.rooms.get(item.node) is room:
             del self.rooms[item.node]
