@@ -610,3 +610,52 @@ def test_a_kick_removes_every_session_and_nick_change_needs_one(room):
     assert sorted(e.get("to") for e in out) == sorted(["owner@test/a", A, A2])
     assert all(307 in codes(e) for e in out)
     assert A not in room.by_jid and A2 not in room.by_jid and "Alice" not in room.occupants
+
+
+# -- voice requests (XEP-0045 §7.13, §8.6) -------------------------------------------
+
+def _request(frm, **fields):
+    m = ET.Element(C + "message", {"from": frm, "to": ROOM})
+    x = ET.SubElement(m, q(DATA, "x"), {"type": "submit"})
+    for var, value in {"FORM_TYPE": "http://jabber.org/protocol/muc#request", **fields}.items():
+        f = ET.SubElement(x, q(DATA, "field"), {"var": var})
+        ET.SubElement(f, q(DATA, "value")).text = value
+    return m, x
+
+
+def test_voice_request_goes_to_moderators_and_an_approval_grants_voice(room):
+    from xmppd.modules.muc import voice
+    room.config.moderated = True
+    join(room, A, "Alice")
+    assert room.occupants["Alice"].role == "visitor"
+    m, x = _request(A, **{"muc#role": "participant"})
+    out = voice.handle(room, m, A, voice.request_form(m))
+    assert [e.get("to") for e in out] == ["owner@test/a"]      # the moderators only
+    form = out[0].find(q(DATA, "x"))
+    values = {f.get("var"): f.findtext(q(DATA, "value")) for f in form.findall(q(DATA, "field"))}
+    assert values["muc#jid"] == A and values["muc#roomnick"] == "Alice"
+    assert values["muc#request_allow"] == "false" and form.get("type") == "form"
+    # the moderator answers: allowed
+    m, x = _request("owner@test/a", **{"muc#role": "participant", "muc#jid": A,
+                                       "muc#roomnick": "Alice", "muc#request_allow": "true"})
+    out = voice.handle(room, m, "owner@test/a", voice.request_form(m))
+    assert room.occupants["Alice"].role == "participant"
+    mine = to(out, A)[0]
+    assert item(mine).get("role") == "participant"
+    assert item(mine).findtext(q(USER, "reason")) == "Voice granted"
+    # now a participant: a new request is ignored; a refusal changes nothing
+    m, _ = _request(A)
+    assert voice.handle(room, m, A, voice.request_form(m)) == []
+    with pytest.raises(StanzaError):
+        m, _ = _request(B)
+        voice.handle(room, m, B, voice.request_form(m))       # not an occupant
+
+
+def test_voice_request_through_the_service_dispatch(room):
+    """Not a groupchat message, not an invitation: the form is what makes it a request."""
+    from xmppd.modules.muc import voice
+    m, _ = _request(A)
+    assert voice.request_form(m) is not None
+    m.remove(m[0])
+    assert voice.request_form(m) is None
+    assert "http://jabber.org/protocol/muc#request" in room.features()

@@ -136,3 +136,33 @@ async def test_server_admin_owns_every_room(users):
     # and cannot be banned
     with pytest.raises(IqError):
         await a.plugin["xep_0045"].set_affiliation(ROOM, "outcast", jid="admin@xmppd.test", timeout=TIMEOUT)
+
+
+async def test_voice_request_with_slixmpp(users):
+    """A visitor of a moderated room asks for voice (slixmpp's request_voice); the
+    owner gets the form and approves it; the visitor can then speak."""
+    from .conftest import groupchat
+    room = f"quiet@{MUC}"
+    a = await users("alice")
+    b = await users("bob")
+    await create_room(a, room, "Alice", **{"muc#roomconfig_moderatedroom": True})
+    pres, _, _, _ = await join(b, room, "Bob")
+    assert pres["muc"]["role"] == "visitor"
+    b.plugin["xep_0045"].request_voice(room, "participant")
+    req = await next_matching(a.all_messages, lambda m: m.xml.find("{jabber:x:data}x") is not None)
+    form = req["form"]
+    assert form["type"] == "form" and req["from"] == room
+    values = form.get_values()
+    assert values["muc#roomnick"] == "Bob" and values["muc#jid"] == b.boundjid
+    answer = a.make_message(mto=room)
+    reply = answer["form"]
+    reply["type"] = "submit"
+    for var, value in (("FORM_TYPE", "http://jabber.org/protocol/muc#request"),
+                       ("muc#role", "participant"), ("muc#jid", str(b.boundjid)),
+                       ("muc#roomnick", "Bob"), ("muc#request_allow", True)):
+        reply.add_field(var=var, value=value)
+    answer.send()
+    p = await next_matching(b.muc_presences, lambda p: p["muc"]["role"] == "participant")
+    assert p["from"] == f"{room}/Bob"
+    b.send_message(mto=room, mbody="thanks", mtype="groupchat")
+    await next_matching(a.messages, groupchat(room, "thanks"))

@@ -28,7 +28,7 @@ from . import permissions as perm
 from . import subject as subj
 from .config import RoomConfig
 from .ns import (CLIENT, DATA, DISCO_INFO, MAM, MODERATE, MODERATE_0, MUC, OCCUPANT_ID,
-                 PING, ROOMINFO, SELF_PING, SID, STABLE_ID, USER, VCARD, q)
+                 PING, REQUEST, ROOMINFO, SELF_PING, SID, STABLE_ID, USER, VCARD, q)
 
 PRESENCE = q(CLIENT, "presence")
 MESSAGE = q(CLIENT, "message")
@@ -598,7 +598,7 @@ class Room:
     def features(self) -> list[str]:
         c = self.config
         feats = [MUC, DISCO_INFO, STABLE_ID, SID, OCCUPANT_ID, SELF_PING, VCARD, PING,
-                 MODERATE, MODERATE_0,
+                 MODERATE, MODERATE_0, REQUEST,
                  "muc_persistent" if c.persistent else "muc_temporary",
                  "muc_public" if c.public else "muc_hidden",
                  "muc_membersonly" if c.members_only else "muc_open",

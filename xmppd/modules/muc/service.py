@@ -29,6 +29,7 @@ from . import config as cfgmod
 from . import invites
 from . import moderation
 from . import vcard
+from . import voice
 from .config import RoomConfig
 from .ns import (ADMIN, DISCO_INFO, DISCO_ITEMS, FASTEN, MAM, MODERATE, MUC, OWNER, PING,
                  UNIQUE, VCARD, q)
@@ -408,6 +409,9 @@ class MucService:
                 return room.remove(occ, [333]) if occ is not None else []
             if invites.is_invite_or_decline(stanza):
                 return invites.handle(room, stanza, item.from_jid)
+            form = voice.request_form(stanza)
+            if form is not None:
+                return voice.handle(room, stanza, item.from_jid, form)
             return []
         # iq
         if item.to_type == "full":
