@@ -659,3 +659,74 @@ def test_voice_request_through_the_service_dispatch(room):
     m.remove(m[0])
     assert voice.request_form(m) is None
     assert "http://jabber.org/protocol/muc#request" in room.features()
+
+
+# -- registering with a room: reserved nicknames (XEP-0045 §7.10, §7.12) ---------------
+
+def _register_form(nick):
+    query = ET.Element(q("jabber:iq:register", "query"))
+    x = ET.SubElement(query, q(DATA, "x"), {"type": "submit"})
+    for var, value in (("FORM_TYPE", "http://jabber.org/protocol/muc#register"),
+                       ("muc#register_roomnick", nick)):
+        f = ET.SubElement(x, q(DATA, "field"), {"var": var})
+        ET.SubElement(f, q(DATA, "value")).text = value
+    return query
+
+
+def test_register_reserves_a_nick_and_makes_a_member(room):
+    from xmppd.modules.muc import register
+    form = register.get(room, "alice@test")
+    assert form.find(q(DATA, "x")) is not None
+    register.set_(room, _register_form("Alice"), "alice@test")
+    assert room.nicks == {"alice@test": "Alice"} and room.affiliation("alice@test") == "member"
+    got = register.get(room, "alice@test")
+    assert got.find(q("jabber:iq:register", "registered")) is not None
+    assert got.findtext(q("jabber:iq:register", "username")) == "Alice"
+    info = register.nick_info(room, "alice@test")
+    assert info.find(q("http://jabber.org/protocol/disco#info", "identity")).get("name") == "Alice"
+    assert len(register.nick_info(room, "bob@test")) == 0
+    # nobody else may join as Alice, nor register it; Alice may
+    with pytest.raises(StanzaError) as e:
+        join(room, B, "Alice")
+    assert e.value.condition == "conflict"
+    with pytest.raises(StanzaError) as e:
+        register.set_(room, _register_form("Alice"), "bob@test")
+    assert e.value.condition == "conflict"
+    join(room, A, "Alice")
+    assert room.occupants["Alice"].jid == A
+    # giving the membership up frees the nickname
+    remove = ET.Element(q("jabber:iq:register", "query"))
+    ET.SubElement(remove, q("jabber:iq:register", "remove"))
+    register.set_(room, remove, "alice@test")
+    assert room.nicks == {} and room.affiliation("alice@test") == "none"
+    with pytest.raises(StanzaError) as e:
+        register.set_(room, remove, "alice@test")
+    assert e.value.condition == "item-not-found"
+
+
+def test_registration_rules_and_persistence(room, env):
+    from xmppd.modules.muc import persistence, register
+    room.affiliations["eve@test"] = "outcast"
+    with pytest.raises(StanzaError) as e:
+        register.get(room, "eve@test")
+    assert e.value.condition == "forbidden"
+    room.config.members_only = True
+    with pytest.raises(StanzaError) as e:
+        register.set_(room, _register_form("Bob"), "bob@test")
+    assert e.value.condition == "registration-required"
+    room.affiliations["bob@test"] = "member"
+    register.set_(room, _register_form("Bob"), "bob@test")
+    assert room.nicks["bob@test"] == "Bob"
+    again = persistence.load("room", persistence.dump(room), env)
+    assert again.nicks == {"bob@test": "Bob"}
+    room.set_affiliation("bob@test", "none")      # an admin takes the membership away
+    assert "bob@test" not in room.nicks
+
+
+def test_nick_change_to_a_reserved_nick_is_refused(room):
+    from xmppd.modules.muc import register
+    register.set_(room, _register_form("Alice"), "alice@test")
+    join(room, B, "Bob")
+    with pytest.raises(StanzaError) as e:
+        room.handle_presence(presence(B, "Alice", x=False), B, "Alice")
+    assert e.value.condition == "conflict" and "Bob" in room.occupants

@@ -166,3 +166,34 @@ async def test_voice_request_with_slixmpp(users):
     assert p["from"] == f"{room}/Bob"
     b.send_message(mto=room, mbody="thanks", mtype="groupchat")
     await next_matching(a.messages, groupchat(room, "thanks"))
+
+
+async def test_register_a_nickname_with_the_room(users, muc_server):
+    """jabber:iq:register on the room (XEP-0045 §7.10): the nick is reserved, the user
+    a member, and disco#info on x-roomuser-item tells it back (§7.12)."""
+    import xml.etree.ElementTree as ET
+    a = await users("alice")
+    b = await users("bob")
+    await create_room(a, ROOM, "Alice")
+
+    async def iq(client, itype, payload):
+        req = client.make_iq_get(ito=ROOM) if itype == "get" else client.make_iq_set(ito=ROOM)
+        req.append(ET.fromstring(payload))
+        return await req.send(timeout=TIMEOUT)
+
+    res = await iq(b, "get", "<query xmlns='jabber:iq:register'/>")
+    assert res.xml.find(".//{jabber:x:data}field[@var='muc#register_roomnick']") is not None
+    await iq(b, "set", "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"
+                       "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>"
+                       "<field var='muc#register_roomnick'><value>Bobby</value></field></x></query>")
+    info = await b.plugin["xep_0030"].get_info(jid=ROOM, node="x-roomuser-item", timeout=TIMEOUT)
+    assert ("conference", "text", None, "Bobby") in info["disco_info"]["identities"]
+    members = await a.plugin["xep_0045"].get_affiliation_list(ROOM, "member", timeout=TIMEOUT)
+    assert "bob@xmppd.test" in [str(j) for j in members]
+    with pytest.raises(PresenceError) as exc:      # reserved: alice cannot take it
+        await a.plugin["xep_0045"].join_muc_wait(ROOM, "Bobby", timeout=TIMEOUT)
+    assert exc.value.condition in ("conflict", "not-acceptable")
+    pres, _, _, _ = await join(b, ROOM, "Bobby")
+    assert pres["muc"]["affiliation"] == "member"
+    room = muc_server.muc.rooms["lobby"]
+    assert room.nicks == {"bob@xmppd.test": "Bobby"}

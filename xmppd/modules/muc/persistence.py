@@ -1,5 +1,5 @@
 """Persistent rooms (XEP-0045 §10.2 ``persistentroom``): configuration,
-affiliations, subject, avatar and occupant-id secret in a keyval store
+affiliations, reserved nicknames, subject, avatar and occupant-id secret in a keyval store
 (``muc_rooms``, one value per room node). Temporary rooms are never written;
 a room made temporary, or destroyed, is deleted.
 """
@@ -16,6 +16,7 @@ def dump(room: Room) -> dict:
         "version": VERSION,
         "config": room.config.to_dict(),
         "affiliations": dict(room.affiliations),
+        "nicks": dict(room.nicks),
         "subject": room.subject,
         "subject_from": room.subject_from,
         "secret": room.secret,
@@ -30,6 +31,7 @@ def load(node: str, data: dict, env: RoomEnv) -> Room:
     room = Room(node, env, RoomConfig.from_dict(data.get("config") or {}),
                 secret=data.get("secret"))
     room.affiliations = dict(data.get("affiliations") or {})
+    room.nicks = dict(data.get("nicks") or {})
     room.subject = data.get("subject") or ""
     room.subject_from = data.get("subject_from") or ""
     room.vcard = data.get("vcard")

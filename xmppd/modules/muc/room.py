@@ -107,6 +107,7 @@ class Room:
         self.jid = f"{node}@{env.domain}"
         self.config = config or RoomConfig()
         self.affiliations: dict[str, str] = {}
+        self.nicks: dict[str, str] = {}      # bare JID -> reserved nickname (register.py)
         self.occupants: dict[str, Occupant] = {}
         self.by_jid: dict[str, Occupant] = {}
         self.subject = ""
@@ -258,6 +259,10 @@ class Room:
         occ.presence = _presence_children(stanza)
         return self.presences(occ, self.occupants.values())
 
+    def _check_reserved(self, nick: str, bare: str) -> None:
+        if nick in self.nicks.values() and self.nicks.get(bare) != nick:
+            raise StanzaError("conflict", "that nickname is reserved by another user")
+
     def check_nick(self, nick: str) -> None:
         if not nick.strip() or len(nick) > self.env.max_nick_length:
             raise StanzaError("jid-malformed", f"nicknames are 1 to {self.env.max_nick_length} "
@@ -278,6 +283,7 @@ class Room:
         other = self.occupants.get(nick)
         if other is not None and other.bare != bare:
             raise StanzaError("conflict", "that nickname is already in use")
+        self._check_reserved(nick, bare)
         if self.config.password:
             given = join_x.findtext(q(MUC, "password")) if join_x is not None else None
             if given != self.config.password:
@@ -386,6 +392,7 @@ class Room:
         self.check_nick(nick)
         if nick in self.occupants:
             raise StanzaError("conflict", "that nickname is already in use")
+        self._check_reserved(nick, occ.bare)
         if not perm.has_role_privilege(occ.role, "change-nick"):
             raise StanzaError("not-allowed", "you may not change your nickname")
         old = occ.nick
@@ -529,6 +536,8 @@ class Room:
             self.affiliations.pop(bare, None)
         else:
             self.affiliations[bare] = affiliation
+        if affiliation in ("none", "outcast"):
+            self.nicks.pop(bare, None)   # a reserved nickname goes with the membership
         self.dirty = True
         eff = self.affiliation(bare)
         out: list[ET.Element] = []
@@ -598,7 +607,7 @@ class Room:
     def features(self) -> list[str]:
         c = self.config
         feats = [MUC, DISCO_INFO, STABLE_ID, SID, OCCUPANT_ID, SELF_PING, VCARD, PING,
-                 MODERATE, MODERATE_0, REQUEST,
+                 MODERATE, MODERATE_0, REQUEST, "jabber:iq:register",
                  "muc_persistent" if c.persistent else "muc_temporary",
                  "muc_public" if c.public else "muc_hidden",
                  "muc_membersonly" if c.members_only else "muc_open",

@@ -28,6 +28,7 @@ from . import archive as arch
 from . import config as cfgmod
 from . import invites
 from . import moderation
+from . import register
 from . import vcard
 from . import voice
 from .config import RoomConfig
@@ -425,9 +426,16 @@ class MucService:
         tag = payload.tag
         f = item.from_jid
         if t == "get" and tag == q(DISCO_INFO, "query"):
+            if payload.get("node") == register.NODE:
+                return [st.iq_result(stanza, register.nick_info(room, bare_of(f)))]
             if payload.get("node"):
                 raise StanzaError("item-not-found")
             return [st.iq_result(stanza, room.disco_info())]
+        if tag == q(register.NS, "query"):
+            if t == "get":
+                return [st.iq_result(stanza, register.get(room, bare_of(f)))]
+            out = register.set_(room, payload, bare_of(f))
+            return out + [st.iq_result(stanza)]
         if t == "get" and tag == q(DISCO_ITEMS, "query"):
             return [st.iq_result(stanza, ET.Element(q(DISCO_ITEMS, "query")))]
         if tag == q(OWNER, "query"):
