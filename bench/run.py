@@ -166,6 +166,16 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 # ------------------------------------------------------------------ servers
+def deb_version(package: str) -> str:
+    """The installed Debian package's version, or "?"."""
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        return out or "?"
+    except Exception:
+        return "?"
+
+
 class Server:
     name = "?"
     proc: subprocess.Popen | None = None
@@ -268,12 +278,7 @@ class Prosody(Server):
         return None
 
     def version(self):
-        try:
-            out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "prosody"], capture_output=True,
-                                 text=True, timeout=10).stdout.strip()
-            return out or "?"
-        except Exception:
-            return "?"
+        return deb_version("prosody")
 
     def start(self, users: int) -> None:
         d = self.dir
@@ -357,12 +362,7 @@ class Ejabberd(Server):
         return erl if erl and os.path.exists(erl) else shutil.which("erl")
 
     def version(self):
-        try:
-            out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "ejabberd"], capture_output=True,
-                                 text=True, timeout=10).stdout.strip()
-            return out or "?"
-        except Exception:
-            return "?"
+        return deb_version("ejabberd")
 
     def start(self, users: int) -> None:
         d = self.dir

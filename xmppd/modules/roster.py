@@ -198,12 +198,18 @@ def _lock(host, user: str) -> asyncio.Lock:
 _CACHE_SIZE = 10000
 
 
-def _cache(host) -> "collections.OrderedDict[str, dict]":
-    """The host's roster cache (per server: tests run many servers in one process)."""
-    c = host.state.get("roster.cache")
+def _host_lru(host, name: str) -> collections.OrderedDict:
+    """A per-host LRU dict in ``host.state`` (per server: tests run many servers in
+    one process)."""
+    c = host.state.get(name)
     if c is None:
-        c = host.state["roster.cache"] = collections.OrderedDict()
+        c = host.state[name] = collections.OrderedDict()
     return c
+
+
+def _cache(host) -> "collections.OrderedDict[str, dict]":
+    """The host's roster cache."""
+    return _host_lru(host, "roster.cache")
 
 
 async def _raw(host, user: str) -> dict:
@@ -339,10 +345,7 @@ _RESULTS_SIZE = 1000
 
 
 def _results(host) -> "collections.OrderedDict[str, tuple]":
-    c = host.state.get("roster.results")
-    if c is None:
-        c = host.state["roster.results"] = collections.OrderedDict()
-    return c
+    return _host_lru(host, "roster.results")
 
 
 async def result_query(host, user: str) -> ET.Element:
