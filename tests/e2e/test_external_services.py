@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
 import pytest
+from slixmpp.exceptions import IqError
 
 from xmppd.modules.external_services import prepare, rest_credentials
 
@@ -115,24 +116,29 @@ def test_rest_credentials_and_prepare():
     assert prepare({"type": "turn", "restricted": True}, **kw)["restricted"] == "1"
 
 
-async def test_remote_users_are_refused(turn_server):
-    """An IQ that did not come from a local client session (here: from a server
-    link) is refused before anything is looked up."""
-    from xmppd.core import events as ev
-    from xmppd.core.router import StanzaEv
-    from xmppd.errors import StanzaError
-    host = turn_server.server.hosts["xmppd.test"]
-    iq = ET.fromstring(f"<iq xmlns='jabber:client' type='get' id='x' from='eve@evil.example/r' "
-                       f"to='xmppd.test'><services xmlns='{NS}'/></iq>")
-
-    class ServerLink:
-        kind = "s2sin"
-    sev = StanzaEv(iq, ServerLink(), host, "iq", "host", "", "xmppd.test", "", "eve@evil.example/r",
-                   "eve@evil.example")
-    sev.payload = iq[0]
-    with pytest.raises(StanzaError) as info:
-        await host.events.fire(ev.iq_event("get", "host", NS, "services"), sev)
-    assert info.value.condition == "forbidden"
+async def test_only_local_client_sessions_are_answered(tmp_path, certs):
+    """A request that does not come from a user's own client session (here: a real
+    XEP-0114 component asking the host) is refused with forbidden."""
+    from .test_component import COMPONENT, GLOBAL, connect_component
+    s = await start_server(tmp_path, certs, extra=GLOBAL, host_extra=(
+        '    modules_enabled = { "turn_external" }\n'
+        '    turn_external_secret = "s3cr3t"\n') + COMPONENT)
+    try:
+        gw = await connect_component(s)
+        try:
+            iq = gw.make_iq_get(ito="xmppd.test", ifrom="bot@gw.xmppd.test")
+            iq.append(ET.fromstring(f"<services xmlns='{NS}'/>"))
+            with pytest.raises(IqError) as info:
+                await iq.send(timeout=10)
+            # read the XML: slixmpp's ComponentXMPP looks for <error/> in jabber:client,
+            # while on a component stream it is (correctly) in jabber:component:accept
+            err = info.value.iq.xml.find("{jabber:component:accept}error")
+            assert err is not None and err.get("type") == "auth"
+            assert err.find("{urn:ietf:params:xml:ns:xmpp-stanzas}forbidden") is not None
+        finally:
+            gw.disconnect()
+    finally:
+        await s.server.stop()
 
 
 # -- the credentials work on a real coturn (Debian's), with a minimal TURN client ------

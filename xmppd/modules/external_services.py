@@ -102,18 +102,16 @@ def setup(m) -> None:
     host = m.host
     configured = m.get_option("external_services") or []
     access = set(m.get_option("external_service_access") or ())
+    defaults = dict(host=m.get_option("external_service_host") or host.name,
+                    port=m.get_option("external_service_port"),
+                    secret=m.get_option("external_service_secret"),
+                    ttl=m.get_option("external_service_ttl"))
 
     def services() -> list[dict]:
-        items = list(configured) + list(host.state.get(EXTRA, ()))
-        out = []
-        for item in items:
-            srv = prepare(item, host=m.get_option("external_service_host") or host.name,
-                          port=m.get_option("external_service_port"),
-                          secret=m.get_option("external_service_secret"),
-                          ttl=m.get_option("external_service_ttl"))
-            if srv is not None:
-                out.append(srv)
-        return out
+        """Every service, with credentials made now (they expire)."""
+        prepared = (prepare(item, **defaults)
+                    for item in [*configured, *host.state.get(EXTRA, ())])
+        return [srv for srv in prepared if srv is not None]
 
     def allowed(event) -> None:
         user_domain = event.from_bare.rpartition("@")[2]

@@ -213,13 +213,15 @@ class MucService:
         return await call.future
 
     async def destroy_room(self, node: str, reason: str | None = None,
-                           alternate: str | None = None) -> int | None:
+                           alternate: str | None = None, *,
+                           only_if: Callable[[Room], bool] | None = None) -> int | None:
         """Destroy a live room as its owner would (§10.9): every occupant gets the
         ``<destroy/>`` presence, storage and archive are deleted. Returns how many
-        occupants there were, or None if the room is not loaded."""
+        occupants there were, or None if the room is not loaded (or ``only_if(room)``,
+        checked in the room's turn, is false)."""
         async def run():
             room = self.rooms.get(node)
-            if room is None:
+            if room is None or (only_if is not None and not only_if(room)):
                 return None
             count = len(room.occupants)
             out = room.destroy(reason, alternate)
@@ -228,7 +230,7 @@ class MucService:
                 del self.rooms[node]
             for s in out:
                 await self.send(s)
-            log.info("%s: room %s destroyed by the administrator", self.domain, node)
+            log.info("%s: room %s destroyed (%s)", self.domain, node, reason or "no reason given")
             return count
         return await self.run_in_room(node, run)
 
@@ -247,18 +249,9 @@ class MucService:
         self._lock_timers[node] = loop.call_later(self.lock_timeout, expire)
 
     async def _destroy_if_locked(self, node: str, room: Room) -> None:
-        async def run():
-            if self.rooms.get(node) is not room or not room.locked:
-                return  # configured (or gone) meanwhile
-            out = room.destroy("the room was not configured in time")
-            await self.flush(room)
-            del self.rooms[node]
-            for s in out:
-                await self.send(s)
-            log.info("%s: locked room %s destroyed: not configured within %s s",
-                     self.domain, node, self.lock_timeout)
-        try:
-            await self.run_in_room(node, run)
+        try:   # unless configured (or gone) meanwhile
+            await self.destroy_room(node, "the room was not configured in time",
+                                    only_if=lambda r: r is room and r.locked)
         except Exception:
             log.exception("%s: destroying locked room %s failed", self.domain, node)
 

@@ -414,15 +414,18 @@ def setup(m) -> None:
             raise StanzaError("service-unavailable")
         return user
 
-    # -- pubsub (entity use cases) ------------------------------------------
-    async def pubsub_set(event):
+    async def request_of(event):
+        """``(user, requester, action element, node name)`` of a pubsub IQ."""
         user = await check_account(event)
         req = await pep.requester(user, event.from_bare)
-        children = list(event.payload)
-        if not children:
+        action = next(iter(event.payload), None)
+        if action is None:
             raise StanzaError("bad-request", "empty pubsub request")
-        action = children[0]
-        name = action.get("node")
+        return user, req, action, action.get("node")
+
+    # -- pubsub (entity use cases) ------------------------------------------
+    async def pubsub_set(event):
+        user, req, action, name = await request_of(event)
         try:
             if action.tag == _q(PUBSUB, "publish"):
                 return await do_publish(user, req, action, event.payload)
@@ -493,13 +496,7 @@ def setup(m) -> None:
         return out
 
     async def pubsub_get(event):
-        user = await check_account(event)
-        req = await pep.requester(user, event.from_bare)
-        children = list(event.payload)
-        if not children:
-            raise StanzaError("bad-request", "empty pubsub request")
-        action = children[0]
-        name = action.get("node")
+        user, req, action, name = await request_of(event)
         svc = await pep.service(user)
         try:
             if action.tag == _q(PUBSUB, "items"):
@@ -547,13 +544,7 @@ def setup(m) -> None:
 
     # -- pubsub#owner --------------------------------------------------------
     async def owner_iq(event, iq_type):
-        user = await check_account(event)
-        req = await pep.requester(user, event.from_bare)
-        children = list(event.payload)
-        if not children:
-            raise StanzaError("bad-request", "empty pubsub request")
-        action = children[0]
-        name = action.get("node")
+        user, req, action, name = await request_of(event)
         svc = await pep.service(user)
         local = st.split_tag(action.tag)[1]
         try:
