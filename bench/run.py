@@ -220,8 +220,8 @@ class Xmppd(Server):
     def has(self, feature):
         if feature is None:
             return True
-        from xmppd.core.modules import available_modules
-        return feature in available_modules()
+        from xmppd.app import FINDER
+        return feature in FINDER.available()
 
     def version(self):
         import xmppd

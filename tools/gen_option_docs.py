@@ -58,10 +58,10 @@ def table(options) -> str:
 
 
 def module_options() -> dict[str, list]:
-    from xmppd.core.modules import available_modules, import_module
+    from xmppd.app import FINDER
     out = {}
-    for name in available_modules():
-        opts = list(getattr(import_module(name), "OPTIONS", ()) or ())
+    for name in FINDER.available():
+        opts = list(getattr(FINDER.load(name), "OPTIONS", ()) or ())
         out[name] = opts
     return out
 

@@ -273,11 +273,11 @@ async def test_s2s_lists_a_live_link(tmp_path, ca, start_daemon):
 async def test_control_socket_path_too_long_is_logged_not_fatal(tmp_path, caplog):
     """A data_path too deep for a Unix socket must not keep the server down."""
     from xmppd.config import parse_config_text
-    from xmppd.core.server import Server
+    from xmppd.app import build_server
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     text = (f'interfaces = {{ "127.0.0.1" }}\nc2s_ports = {{ 0 }}\ns2s_ports = {{ 0 }}\n'
             f'data_path = "{deep}"\nVirtualHost "xmppd.test"\n')
-    server = Server(parse_config_text(text, filename=str(tmp_path / "x.cfg.lua")))
+    server = build_server(parse_config_text(text, filename=str(tmp_path / "x.cfg.lua")))
     await server.start()
     try:
         assert server.control is None and server.ports("c2s")

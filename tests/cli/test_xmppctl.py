@@ -348,23 +348,30 @@ def test_about(ctl, cfg):
 # -- commands added by feature packages ---------------------------------------------
 
 def test_feature_packages_add_commands(tmp_path, monkeypatch, capsys, cfg):
-    """A package module with a cli submodule registers its commands; a broken one is
-    reported and skipped."""
+    """A module's CLI commands are registered and get xmppctl's context; a module
+    whose commands are broken is reported and skipped."""
     import xmppd.modules
     from xmppd.cli import ctl as ctlmod
     pkgs = tmp_path / "plugins"
     (pkgs / "zzfeature").mkdir(parents=True)
-    (pkgs / "zzfeature" / "__init__.py").write_text("def setup(m):\n    pass\n")
+    (pkgs / "zzfeature" / "__init__.py").write_text(
+        "from xmppd.moduleapi import CliCommand\n"
+        "from . import cli\n"
+        "CLI = [CliCommand('zz', cli.register)]\n"
+        "def setup(m):\n    pass\n")
     (pkgs / "zzfeature" / "cli.py").write_text(
         "def register(subparsers, common):\n"
         "    p = subparsers.add_parser('zz', parents=[common], help='test command')\n"
         "    p.add_argument('what')\n"
-        "    async def run(args, cfg):\n"
-        "        print('zz', args.what, sorted(cfg.hosts))\n"
+        "    async def run(args, ctx):\n"
+        "        print('zz', args.what, sorted(ctx.config.hosts))\n"
+        "        if args.what == 'bad':\n"
+        "            raise ctx.Error('bad thing')\n"
         "        return 3\n"
-        "    p.set_defaults(func=run)\n")
+        "    p.set_defaults(func=run)\n"
+        "    return p\n")
     (pkgs / "zzbroken").mkdir()
-    (pkgs / "zzbroken" / "__init__.py").write_text("")
+    (pkgs / "zzbroken" / "__init__.py").write_text("from . import cli\nCLI = []\n")
     (pkgs / "zzbroken" / "cli.py").write_text("raise RuntimeError('oops')\n")
     monkeypatch.setattr(xmppd.modules, "__path__", list(xmppd.modules.__path__) + [str(pkgs)])
     try:
@@ -372,6 +379,8 @@ def test_feature_packages_add_commands(tmp_path, monkeypatch, capsys, cfg):
         out, err = capsys.readouterr()
         assert out == f"zz thing ['{DOMAIN}']\n"
         assert "commands of module 'zzbroken' are unavailable: RuntimeError: oops" in err
+        assert ctlmod.main(["zz", "bad", "--config", str(cfg)]) == 1
+        assert "xmppctl: bad thing" in capsys.readouterr().err
     finally:
         for name in [n for n in sys.modules if n.startswith(("xmppd.modules.zz"))]:
             del sys.modules[name]

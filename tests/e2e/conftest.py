@@ -12,7 +12,7 @@ import pytest
 import trustme
 
 from xmppd.config import parse_config_text
-from xmppd.core.server import Server
+from xmppd.app import build_server
 
 DOMAIN = "xmppd.test"
 OTHER = "other.test"
@@ -90,6 +90,6 @@ async def start_server(tmp_path, certs, extra: str = "", host_extra: str = "") -
     path = tmp_path / "xmppd.cfg.lua"
     path.write_text(text)
     cfg = parse_config_text(text, filename=str(path), base_dir=str(tmp_path))
-    server = Server(cfg)
+    server = build_server(cfg)
     await server.start()
     return RunningServer(server, certs["ca"])

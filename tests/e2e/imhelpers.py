@@ -11,7 +11,7 @@ import pytest
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
-from xmppd.modules import roster as rm
+from xmppd.core import roster as rm
 
 from .clients import TIMEOUT, slix_close, slix_connect
 from .conftest import start_server
@@ -119,7 +119,7 @@ def drain(c):
 
 async def item_of(srv, jid, contact):
     user, host = jid.split("@")
-    return await rm.get_record(srv.server.hosts[host], user, contact)
+    return await srv.server.hosts[host].roster.get_record(user, contact)
 
 
 async def state_of(srv, jid, contact):

@@ -51,7 +51,7 @@ async def pair(srv):
 
 
 def mam_api(srv):
-    return srv.server.hosts[HOST].modules["mam"]
+    return srv.server.hosts[HOST].provided("mam")
 
 
 def archive(srv):
@@ -390,11 +390,17 @@ async def test_preferences(srv, pair):
         await chat(b, a, "yes")
         bodies, _, _ = await query(a)
         assert bodies == ["bob is always archived", "yes"]
-        # "roster" without a roster module: everything is archived (TODO in mam.py)
+        # "roster": only contacts on the roster (the core's roster service, with
+        # or without the roster module loaded)
         await prefs("roster")
-        await chat(c, a, "roster")
+        await chat(c, a, "carol is a stranger")
         bodies, _, _ = await query(a)
-        assert bodies[-1] == "roster"
+        assert bodies[-1] == "yes"
+        await srv.server.hosts[HOST].roster.update(
+            "alice", "carol@xmppd.test", lambda item: dict(item or {}, listed=True))
+        await chat(c, a, "carol is a contact")
+        bodies, _, _ = await query(a)
+        assert bodies[-1] == "carol is a contact"
     finally:
         await slix_close(c)
     with pytest.raises(IqError) as exc:
@@ -466,14 +472,14 @@ async def test_retention(tmp_path, certs):
 async def test_bad_expiry_option_names_the_setting(tmp_path, certs):
     from xmppd.config import parse_config_text
     from xmppd.config.lexer import ConfigError
-    from xmppd.core.server import Server
+    from xmppd.app import build_server
 
     from .conftest import make_config
     text = make_config(tmp_path, certs, 'modules_enabled = { "mam" }\n',
                        '    archive_expires_after = "soon"\n')
     path = tmp_path / "xmppd.cfg.lua"
     path.write_text(text)
-    s = Server(parse_config_text(text, filename=str(path), base_dir=str(tmp_path)))
+    s = build_server(parse_config_text(text, filename=str(path), base_dir=str(tmp_path)))
     try:
         with pytest.raises(ConfigError) as exc:
             await s.start()

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from xmppd.core import events as ev
-from xmppd.modules import roster as rm
+from xmppd.core import roster as rm
 
 from .clients import slix_close
 from .imhelpers import aioxmpp_client, connect, drain, im, no_presence, presence_from, wait_state  # noqa: F401
@@ -80,7 +80,7 @@ async def test_probe_answers(im):
     # answered with unsubscribed, which puts his roster right (§4.3.2)
     await im.adduser("dave@xmppd.test")
     host = im.server.hosts["xmppd.test"]
-    await rm.update(host, "dave", A, lambda item: rm.set_state(rm.new_item(), rm.TO))
+    await host.roster.update("dave", A, lambda item: rm.set_state(rm.new_item(), rm.TO))
     dave = await connect(im, "dave@xmppd.test")
     await presence_from(dave, A, "unsubscribed")
     await wait_state(im, "dave@xmppd.test", A, rm.NONE)

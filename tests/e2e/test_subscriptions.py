@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xmppd.modules import roster as rm
+from xmppd.core import roster as rm
 
 from .clients import slix_close
 from .imhelpers import (aioxmpp_client, connect, drain, im, item_of, next_push, no_presence,  # noqa: F401
@@ -239,7 +239,7 @@ async def test_account_deletion_removes_user_from_rosters(im):
     assert jid == A and item["subscription"] == "remove"
     assert await item_of(im, B, A) is None
     assert await item_of(im, "carol@xmppd.test", A) is None
-    assert await rm.get_roster(im.server.hosts["xmppd.test"], "alice") == {}
+    assert await im.server.hosts["xmppd.test"].roster.get_roster("alice") == {}
 
 
 async def test_aioxmpp_subscription_handshake(im):

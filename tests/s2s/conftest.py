@@ -12,7 +12,7 @@ import pytest
 import trustme
 
 from xmppd.config import parse_config_text
-from xmppd.core.server import Server
+from xmppd.app import build_server
 
 from .dnsserver import TestDNS
 
@@ -121,7 +121,7 @@ async def start_node(tmp_path, dns: TestDNS, domain: str, cert: tuple[str, str],
     path = d / "xmppd.cfg.lua"
     path.write_text(text)
     cfg = parse_config_text(text, filename=str(path), base_dir=str(d))
-    server = Server(cfg)
+    server = build_server(cfg)
     await server.start()
     node = Node(server, domain, cafile)
     if publish:

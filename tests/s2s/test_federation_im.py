@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.clients import slix_close
 from tests.e2e.imhelpers import wait_state
-from xmppd.modules import roster as rm
+from xmppd.core import roster as rm
 
 from .conftest import start_node
 from .flows import remote_joins_room, subscription_both_ways

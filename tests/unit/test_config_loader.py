@@ -305,9 +305,10 @@ def test_debian_prosody_config_loads_and_checks():
     assert cfg.get("log")[1] == {"levels": ["error"], "to": "syslog"}
     assert cfg.get("limits") == {"c2s": {"rate": "10kb/s"}, "s2sin": {"rate": "30kb/s"}}
     # the options of every module are declared, as `check config` declares them
-    from xmppd.core.modules import all_declared_options
+    from xmppd.app import FINDER
+    from xmppd.config.options import CORE_OPTIONS
     reg = core_registry()
-    for opt in all_declared_options():
+    for opt in FINDER.declared_options(CORE_OPTIONS):
         if reg.get(opt.name) is None:
             reg.declare(opt)
     warnings = check(cfg, reg, known_modules={"disco", "roster", "ping"})

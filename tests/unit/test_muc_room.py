@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 from xmppd.modules.muc import config as cfgmod
 from xmppd.modules.muc import history as hist
 from xmppd.modules.muc import invites, moderation, persistence

@@ -182,6 +182,6 @@ def test_check_accepts_module_declared_options():
 
 
 def test_ignored_prosody_options_are_not_declared_by_any_module():
-    from xmppd.core.modules import all_declared_options
-    declared = {o.name for o in all_declared_options()} | {o.name for o in CORE_OPTIONS}
+    from xmppd.app import FINDER
+    declared = {o.name for o in FINDER.declared_options(CORE_OPTIONS)}
     assert not set(IGNORED_PROSODY_OPTIONS) & declared

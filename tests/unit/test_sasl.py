@@ -9,7 +9,7 @@ from scramp import ScramClient, ScramException
 from scramp.core import Gs2Header
 
 from xmppd.core.credentials import make_credentials
-from xmppd.errors import SASLFailure
+from xmppd.xmpp.errors import SASLFailure
 from xmppd.protocol import sasl
 from xmppd.protocol.sasl import (
     SASLServer, SASLStep, decode_payload, encode_payload, nodeprep, offered_mechanisms,

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xmppd import namespaces as ns
-from xmppd.errors import StanzaError, StreamError
+from xmppd.xmpp import ns
+from xmppd.xmpp.errors import StanzaError, StreamError
 from xmppd.stream import (
     SharedContent, StanzaEvent, StreamOpen, StreamParser, copy_of, escape_attr, escape_text, serialize,
     serialize_error, stream_footer, stream_header, strip_invalid_chars,

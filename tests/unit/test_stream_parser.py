@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xmppd import namespaces as ns
-from xmppd.errors import StreamError
+from xmppd.xmpp import ns
+from xmppd.xmpp.errors import StreamError
 from xmppd.stream import StanzaEvent, StreamClose, StreamOpen, StreamParser, serialize
 
 HEADER = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "

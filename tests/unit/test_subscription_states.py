@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from xmppd.modules import roster as rm
+from xmppd.core import roster as rm
 
 TABLES = {
     ("outbound", "subscribe"): """

@@ -5,12 +5,11 @@ its control socket (``xmppd/core/control.py``).
 Every command takes ``--config PATH`` (before or after the command). Errors name the
 problem and exit non-zero.
 
-Feature packages add their own commands: a module package ``xmppd/modules/NAME/``
-with a ``cli`` submodule exposing ``register(subparsers, common_parser)`` is asked to
-add its sub-parsers (``p = subparsers.add_parser("muc", parents=[common_parser])``,
-``p.set_defaults(func=cmd)``). ``cmd(args, cfg)`` returns an exit code, or a coroutine
-giving one; it raises :class:`CtlError` for a problem the admin can fix and may use
-:func:`open_storage`, :func:`check_domain` and :func:`split_account`.
+Modules add their own commands: a module lists them in ``CLI`` (``CliCommand``
+items), whose ``register(subparsers, common_parser)`` adds a sub-parser and returns
+it (``p.set_defaults(func=cmd)``). ``cmd(args, ctx)`` gets a :class:`Context` (the
+configuration, the storage, the running server), returns an exit code or a
+coroutine giving one, and raises ``ctx.Error`` for a problem the admin can fix.
 """
 from __future__ import annotations
 
@@ -59,7 +58,7 @@ def data_path(cfg) -> Path:
 
 
 def split_account(cfg, jid: str) -> tuple[str, str]:
-    from ..jid import InvalidJID, nameprep, nodeprep
+    from ..xmpp.jid import InvalidJID, nameprep, nodeprep
     if "@" not in jid or "/" in jid:
         raise CtlError(f"invalid JID {jid!r}: expected user@domain")
     user, _, domain = jid.rpartition("@")
@@ -152,9 +151,32 @@ def _password_refused(exc: ValueError) -> CtlError:
                     f"Unicode characters are not allowed in XMPP passwords)")
 
 
+class Context:
+    """What a module's xmppctl command gets instead of importing xmppctl."""
+    Error = CtlError
+
+    def __init__(self, cfg):
+        self.config = cfg
+
+    NOT_RUNNING = None   # set below
+
+    async def open_storage(self):
+        """The daemon's storage (close it when done)."""
+        return await open_storage(self.config)
+
+    def call_running(self, cmd: str, cmd_args: dict | None = None, *, required: bool = True):
+        """The running xmppd's answer to a control command (``NOT_RUNNING`` when it
+        is not running and ``required`` is false)."""
+        return call_running(self.config, cmd, cmd_args, required=required)
+
+    def split_account(self, jid: str) -> tuple[str, str]:
+        return split_account(self.config, jid)
+
+
 # -- the running server: the control socket ---------------------------------------------
 
 NOT_RUNNING = object()
+Context.NOT_RUNNING = NOT_RUNNING
 
 
 def control_path(cfg) -> Path | None:
@@ -353,7 +375,7 @@ async def cmd_deluser(args, cfg) -> int:
 
 
 async def cmd_users(args, cfg) -> int:
-    from ..jid import InvalidJID, nameprep
+    from ..xmpp.jid import InvalidJID, nameprep
     try:
         domain = nameprep(args.domain)
     except InvalidJID:
@@ -402,7 +424,7 @@ def cmd_check(args, cfg) -> int:
 def cmd_cert(args, cfg) -> int:
     if args.action != "generate":
         raise CtlError(f"unknown cert action {args.action!r} (available: generate)")
-    from ..jid import InvalidJID, nameprep
+    from ..xmpp.jid import InvalidJID, nameprep
     from ..net.tls import generate_self_signed
     try:
         domain = nameprep(args.domain)
@@ -426,7 +448,7 @@ def cmd_cert(args, cfg) -> int:
 def _conf_paths(cfg, domain: str) -> tuple[str, Path, Path]:
     """``(domain, conf.avail/DOMAIN.cfg.lua, conf.d/DOMAIN.cfg.lua)`` beside the main
     file (where ``Include "conf.d/*.cfg.lua"`` looks)."""
-    from ..jid import InvalidJID, nameprep
+    from ..xmpp.jid import InvalidJID, nameprep
     try:
         domain = nameprep(domain)
     except InvalidJID:
@@ -535,26 +557,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def register_feature_commands(subparsers, common) -> None:
-    """Let feature packages (``xmppd/modules/NAME/cli.py``) add their commands.
+    """Let modules add their commands (their ``CLI`` lists).
 
-    A package whose ``cli`` fails to import or register is reported on stderr and
+    A module whose commands fail to import or register is reported on stderr and
     skipped: one broken feature must not take the admin's tool down.
     """
-    import importlib
-    import importlib.util
-    from ..core.modules import available_modules
-    for name in available_modules():
-        pkg = f"xmppd.modules.{name}"
+    from ..app import FINDER
+    for name in FINDER.available():
         try:
-            spec = importlib.util.find_spec(pkg)
-            if spec is None or spec.submodule_search_locations is None:
-                continue  # a one-file module: no commands
-            if importlib.util.find_spec(f"{pkg}.cli") is None:
-                continue
-            register = getattr(importlib.import_module(f"{pkg}.cli"), "register", None)
-            if register is None:
-                continue
-            register(subparsers, common)
+            commands = getattr(FINDER.load(name), "CLI", ())
+            for command in commands:
+                p = command.register(subparsers, common)
+                if p is not None:
+                    p.set_defaults(module_command=True)
         except Exception as exc:
             print(f"xmppctl: warning: the commands of module {name!r} are unavailable: "
                   f"{type(exc).__name__}: {exc}", file=sys.stderr)
@@ -567,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.exists(path):
             raise CtlError(f"cannot read configuration {path}: no such file (use --config PATH)")
         cfg = load(path)
-        result = args.func(args, cfg)
+        result = args.func(args, Context(cfg) if getattr(args, "module_command", False) else cfg)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         return int(result or 0)

@@ -33,16 +33,16 @@ def diagnose(cfg) -> tuple[list, list[str]]:
     unknown or misplaced options, modules xmppd lacks (what ``xmppctl check config``
     prints and the daemon logs at start). An option of the wrong type raises
     :class:`~xmppd.config.ConfigError` (file:line:col)."""
+    from ..app import FINDER
     from ..config import ConfigWarning
-    from ..config.options import OptionRegistry, check
-    from ..core.modules import BUILTIN, all_declared_options, available_modules
+    from ..config.options import CORE_OPTIONS, OptionRegistry, check
     reg = OptionRegistry()
-    for opt in all_declared_options():
+    for opt in FINDER.declared_options(CORE_OPTIONS):
         try:
             reg.declare(opt)
         except ValueError:  # declared twice, differently: the first one wins
             pass
-    warnings = list(cfg.warnings) + list(check(cfg, reg, set(available_modules()) | set(BUILTIN)))
+    warnings = list(cfg.warnings) + list(check(cfg, reg, FINDER.known()))
     errors: list[str] = []
     if not cfg.virtual_hosts():
         warnings.append(ConfigWarning(cfg.path, 0, 0, "no enabled VirtualHost (write "
@@ -135,8 +135,8 @@ def setup_logging(cfg, verbose: bool, base_dir: str) -> None:
 
 
 async def serve(cfg) -> int:
-    from ..core.server import Server
-    server = Server(cfg)
+    from ..app import build_server
+    server = build_server(cfg)
     try:
         await server.start()
     except BaseException:

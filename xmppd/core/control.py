@@ -9,9 +9,11 @@ object per line each way::
     {"ok": true, "result": {"closed": ["joe@falcot.com/phone"]}}
     {"ok": false, "error": "no session of joe@falcot.com"}
 
-Several requests may follow each other on one connection. Commands: ``status``,
-``c2s``, ``s2s``, ``kick``, ``deluser``, ``muc-destroy``, ``reload``, ``shutdown``
-(:data:`COMMANDS`). :func:`request` is the client side, used by ``xmppctl``.
+Several requests may follow each other on one connection. The core's commands are
+``status``, ``c2s``, ``kick``, ``deluser``, ``reload`` and ``shutdown``
+(:data:`COMMANDS`); protocols and modules add theirs as ``control-command`` items
+(``s2s``, ``muc-destroy``...). A command is called as ``func(ctx, args)`` with a
+:class:`Context`. :func:`request` is the client side, used by ``xmppctl``.
 """
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ import stat
 import struct
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import StreamError
-from ..jid import InvalidJID, split
+from ..xmpp.errors import StreamError
+from ..xmpp.jid import InvalidJID, split
+from .modules import ControlCommand
 
 if TYPE_CHECKING:
     from .server import Server
@@ -152,6 +155,13 @@ class ControlServer:
             self._writers.discard(writer)
             writer.close()
 
+    def commands(self) -> dict[str, ControlCommand]:
+        """The core's commands, then those protocols and modules registered."""
+        out = dict(COMMANDS)
+        for c in self.server.items("control-command"):
+            out.setdefault(c.name, c)
+        return out
+
     async def handle(self, line: bytes) -> tuple[str | None, dict]:
         """One request line → ``(command, response)``."""
         try:
@@ -161,16 +171,17 @@ class ControlServer:
         if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
             return None, {"ok": False, "error": 'expected {"cmd": "...", "args": {...}}'}
         cmd, args = req["cmd"], req.get("args") or {}
-        fn = COMMANDS.get(cmd)
-        if fn is None:
+        commands = self.commands()
+        command = commands.get(cmd)
+        if command is None:
             return cmd, {"ok": False, "error": f"unknown command {cmd!r} "
-                                               f"(available: {', '.join(sorted(COMMANDS))})"}
+                                               f"(available: {', '.join(sorted(commands))})"}
         if not isinstance(args, dict):
             return cmd, {"ok": False, "error": "args must be an object"}
-        log.log(logging.DEBUG if cmd in READ_ONLY else logging.INFO, "control: %s%s", cmd,
+        log.log(logging.DEBUG if command.read_only else logging.INFO, "control: %s%s", cmd,
                 "".join(f" {k}={v}" for k, v in args.items() if v is not None))
         try:
-            return cmd, {"ok": True, "result": await fn(self.server, args)}
+            return cmd, {"ok": True, "result": await command.func(Context(self.server), args)}
         except ControlError as exc:
             return cmd, {"ok": False, "error": str(exc)}
         except Exception as exc:
@@ -209,42 +220,46 @@ def _remove_stale(path: Path) -> None:
 
 # -- commands -----------------------------------------------------------------------
 
-Command = Callable[["Server", dict], Awaitable[Any]]
-READ_ONLY = frozenset({"status", "c2s", "s2s"})  # logged at debug level only
-COMMANDS: dict[str, Command] = {}
+class Context:
+    """What a control command gets: the server, and helpers that turn bad arguments
+    into :class:`ControlError` (``ctx.Error``) messages."""
+    Error = ControlError
+
+    def __init__(self, server: "Server"):
+        self.server = server
+
+    def arg(self, args: dict, name: str, *, required: bool = True) -> str | None:
+        v = args.get(name)
+        if v is None or v == "":
+            if required:
+                raise ControlError(f"missing argument {name!r}")
+            return None
+        if not isinstance(v, str):
+            raise ControlError(f"argument {name!r} must be a string")
+        return v
+
+    def jid(self, s: str) -> tuple[str, str, str]:
+        try:
+            return split(s)
+        except InvalidJID as exc:
+            raise ControlError(f"invalid JID {s!r}: {exc}") from None
+
+    def virtualhost(self, domain: str):
+        host = self.server.hosts.get(domain)
+        if host is None or not host.is_virtualhost:
+            served = ", ".join(h.name for h in self.server.hosts.values() if h.is_virtualhost) or "none"
+            raise ControlError(f"{domain!r} is not a VirtualHost of the running xmppd (serving: {served})")
+        return host
 
 
-def command(name: str) -> Callable[[Command], Command]:
-    def register(fn: Command) -> Command:
-        COMMANDS[name] = fn
+COMMANDS: dict[str, ControlCommand] = {}
+
+
+def command(name: str, *, read_only: bool = False) -> Callable:
+    def register(fn: Callable) -> Callable:
+        COMMANDS[name] = ControlCommand(name, fn, read_only, (fn.__doc__ or "").strip())
         return fn
     return register
-
-
-def _arg(args: dict, name: str, *, required: bool = True) -> str | None:
-    v = args.get(name)
-    if v is None or v == "":
-        if required:
-            raise ControlError(f"missing argument {name!r}")
-        return None
-    if not isinstance(v, str):
-        raise ControlError(f"argument {name!r} must be a string")
-    return v
-
-
-def _jid(s: str) -> tuple[str, str, str]:
-    try:
-        return split(s)
-    except InvalidJID as exc:
-        raise ControlError(f"invalid JID {s!r}: {exc}") from None
-
-
-def _virtualhost(server: "Server", domain: str):
-    host = server.hosts.get(domain)
-    if host is None or not host.is_virtualhost:
-        served = ", ".join(h.name for h in server.hosts.values() if h.is_virtualhost) or "none"
-        raise ControlError(f"{domain!r} is not a VirtualHost of the running xmppd (serving: {served})")
-    return host
 
 
 def client_sessions(server: "Server") -> list:
@@ -260,64 +275,67 @@ def client_sessions(server: "Server") -> list:
     return out
 
 
-def _describe_c2s(sess) -> dict:
-    sm = sess.state.get("smacks") if isinstance(sess.state, dict) else None
-    return {
+def describe_c2s(sess) -> dict:
+    """A client session for ``xmppctl c2s``: what the core knows, and what each
+    module that describes sessions adds (``m.describe_session``)."""
+    out = {
         "jid": sess.full_jid or sess.bare_jid,
         "host": sess.host.name if sess.host is not None else None,
         "ip": sess.peer,
         "tls": bool(sess.tls),
         "direct_tls": bool(sess.direct_tls),
         "available": bool(sess.available),
-        "sm": None if sm is None else {
-            "resumable": bool(getattr(sm, "resume", False)),
-            "hibernating": bool(sess.hibernating),
-            "unacked": len(getattr(sm, "queue", ())),
-        },
+        "hibernating": bool(sess.hibernating),
     }
+    if sess.host is not None:
+        for describe in sess.host.items("session-describer"):
+            try:
+                extra = describe(sess)
+            except Exception:
+                log.exception("describing %r failed", sess)
+                continue
+            if extra:
+                out.update(extra)
+    return out
 
 
-@command("status")
-async def cmd_status(server: "Server", args: dict) -> dict:
-    s2s = server.s2s.describe() if server.s2s is not None else []
-    return {
+@command("status", read_only=True)
+async def cmd_status(ctx: Context, args: dict) -> dict:
+    """Version, uptime, hosts and session counts."""
+    server = ctx.server
+    out = {
         "version": server.version,
         "pid": os.getpid(),
         "uptime": round(time.time() - server.started_at, 1),
         "hosts": [h.name for h in server.hosts.values() if h.is_virtualhost],
         "components": [h.name for h in server.hosts.values() if not h.is_virtualhost],
         "c2s": len(client_sessions(server)),
-        "s2s": len(s2s),
-        "s2s_in": sum(1 for s in s2s if s.get("direction") == "in"),
-        "s2s_out": sum(1 for s in s2s if s.get("direction") == "out"),
+        "s2s": 0, "s2s_in": 0, "s2s_out": 0,
     }
+    for describe in server.items("status-describer"):
+        out.update(describe(server) or {})
+    return out
 
 
-@command("c2s")
-async def cmd_c2s(server: "Server", args: dict) -> list[dict]:
-    out = [_describe_c2s(s) for s in client_sessions(server)]
+@command("c2s", read_only=True)
+async def cmd_c2s(ctx: Context, args: dict) -> list[dict]:
+    """The client sessions."""
+    out = [describe_c2s(s) for s in client_sessions(ctx.server)]
     out.sort(key=lambda d: (d["jid"] is None, d["jid"] or "", d["ip"]))
     return out
 
 
-@command("s2s")
-async def cmd_s2s(server: "Server", args: dict) -> list[dict]:
-    if server.s2s is None:
-        return []
-    return server.s2s.describe()
-
-
 @command("kick")
-async def cmd_kick(server: "Server", args: dict) -> dict:
+async def cmd_kick(ctx: Context, args: dict) -> dict:
     """Close the sessions of a bare or full JID with a stream error."""
-    jid = _arg(args, "jid")
-    user, domain, resource = _jid(jid)
+    jid = ctx.arg(args, "jid")
+    user, domain, resource = ctx.jid(jid)
     if not user:
         raise ControlError(f"{jid!r} is not a user's JID")
-    _virtualhost(server, domain)
-    reason = _arg(args, "reason", required=False) or "kicked by the administrator"
+    ctx.virtualhost(domain)
+    reason = ctx.arg(args, "reason", required=False) or "kicked by the administrator"
     closed = []
-    for sess in client_sessions(server):
+    for sess in client_sessions(ctx.server):
         if sess.host is None or sess.host.name != domain or sess.username != user:
             continue
         if resource and sess.resource != resource:
@@ -335,57 +353,35 @@ async def cmd_kick(server: "Server", args: dict) -> dict:
 
 
 @command("deluser")
-async def cmd_deluser(server: "Server", args: dict) -> dict:
+async def cmd_deluser(ctx: Context, args: dict) -> dict:
     """Delete an account on the running server: its sessions close, the modules
     clean up (contacts' rosters lose it), then everything stored goes."""
     from .accounts import NoSuchAccount
-    jid = _arg(args, "jid")
-    user, domain, resource = _jid(jid)
+    jid = ctx.arg(args, "jid")
+    user, domain, resource = ctx.jid(jid)
     if not user or resource:
         raise ControlError(f"invalid account {jid!r}: expected user@domain")
-    host = _virtualhost(server, domain)
+    host = ctx.virtualhost(domain)
     sessions = list(host.sessions_of(user).values())
     for sess in sessions:
         if sess.hibernating:
             sess.end_session()
     try:
-        await server.accounts.delete(domain, user)
+        await ctx.server.accounts.delete(domain, user)
     except NoSuchAccount:
         raise ControlError(f"user {user}@{domain} does not exist") from None
     return {"jid": f"{user}@{domain}", "sessions": len(sessions)}
 
 
-@command("muc-destroy")
-async def cmd_muc_destroy(server: "Server", args: dict) -> dict:
-    """Destroy a room through the running MUC service (occupants are told), or
-    from storage if it is not loaded."""
-    room = _arg(args, "room")
-    reason = _arg(args, "reason", required=False)
-    alternate = _arg(args, "alternate", required=False)
-    node, domain, resource = _jid(room)
-    if not node or resource:
-        raise ControlError(f"invalid room {room!r}: expected room@conference.domain")
-    from ..modules import muc
-    host = server.hosts.get(domain)
-    svc = muc.services.get(domain)
-    if host is None or "muc" not in host.modules or svc is None:
-        raise ControlError(f"{domain!r} is not a MUC service of the running xmppd")
-    occupants = await svc.destroy_room(node, reason, alternate)
-    if occupants is not None:
-        return {"room": f"{node}@{domain}", "live": True, "occupants": occupants}
-    from ..modules.muc import cli as muc_cli
-    if not await muc_cli.destroy_room(server.storage, domain, node):
-        raise ControlError(f"no room {node}@{domain}")
-    return {"room": f"{node}@{domain}", "live": False, "occupants": 0}
-
-
 @command("reload")
-async def cmd_reload(server: "Server", args: dict) -> dict:
-    return await reload(server)
+async def cmd_reload(ctx: Context, args: dict) -> dict:
+    """Certificates again from disk; configuration changes reported."""
+    return await reload(ctx.server)
 
 
 @command("shutdown")
-async def cmd_shutdown(server: "Server", args: dict) -> dict:
+async def cmd_shutdown(ctx: Context, args: dict) -> dict:
+    """Stop the server (after answering)."""
     return {"stopping": True}
 
 
@@ -397,11 +393,9 @@ async def reload(server: "Server") -> dict:
     "config_error": str | None}``
     """
     certs = server.certs.reload() if server.certs is not None else []
-    if any(c["changed"] for c in certs) and server.s2s is not None:
-        # server-to-server TLS contexts are built from the same files, on demand
-        cache = getattr(server.s2s, "_contexts", None)
-        if isinstance(cache, dict):
-            cache.clear()
+    if any(c["changed"] for c in certs):
+        # e.g. server-to-server TLS contexts, built from the same files on demand
+        await server.events.notify("certificates-reloaded", certs)
     out: dict[str, Any] = {"certificates": certs, "config_changes": [], "config_error": None}
     path = getattr(server.config, "path", "")
     if path and not path.startswith("<"):

@@ -5,7 +5,7 @@ returns ``HANDLED``. ``notify`` runs every handler (return values ignored).
 ``fold`` threads a value through every handler. A handler may be a plain
 function or a coroutine function; a crashing handler is logged and contained.
 
-Event names are built here and only here (``stanza_event``, ``iq_event``), never
+Event names are built here and only here (``stanza_event``, ``iq_event``, ...), never
 by string concatenation in modules.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import inspect
 import logging
 from typing import Any, Callable
 
-from ..errors import XMPPError
+from ..xmpp.errors import XMPPError
 
 log = logging.getLogger("xmppd.events")
 
@@ -41,6 +41,17 @@ def element_event(xmlns: str, name: str, *, bound: bool = True) -> str:
 def iq_event(iq_type: str, to_type: str, xmlns: str, name: str) -> str:
     """``iq-get/host/urn:xmpp:ping:ping``: one event per IQ payload."""
     return f"iq-{iq_type}/{to_type}/{xmlns}:{name}"
+
+
+def item_event(action: str, kind: str) -> str:
+    """``item-added/external-service``: an item of ``kind`` was added or removed."""
+    return f"item-{action}/{kind}"
+
+
+def s2s_element_event(direction: str, xmlns: str, name: str) -> str:
+    """``s2s-in-element/jabber:server:dialback:result``: a non-stanza element on an
+    incoming (``in``) or outgoing (``out``) server-to-server stream."""
+    return f"s2s-{direction}-element/{xmlns}:{name}"
 
 
 class _Handler:
@@ -109,6 +120,15 @@ class EventBus:
                 r = h.func(event)
                 if h.is_async or inspect.isawaitable(r):
                     await r
+            except Exception:
+                log.exception("%s: handler %r for %s failed", self.name, h.func, name)
+
+    def call(self, name: str, event: Any) -> None:
+        """Run every handler now, synchronously (plain functions: a coroutine one
+        would not be awaited); errors are logged, never raised."""
+        for h in tuple(self._handlers.get(name, ())):
+            try:
+                h.func(event)
             except Exception:
                 log.exception("%s: handler %r for %s failed", self.name, h.func, name)
 

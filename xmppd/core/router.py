@@ -12,14 +12,13 @@ import logging
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StanzaError
-from ..jid import InvalidJID, split as jid_split
+from ..xmpp.errors import StanzaError
+from ..xmpp.jid import InvalidJID, split as jid_split
 from . import events as ev
-from . import stanza as st
+from ..xmpp import stanza as st
 from .events import HandlerCrashed
 
 if TYPE_CHECKING:
-    from .host import Host
     from .server import Server
 
 log = logging.getLogger("xmppd.router")

@@ -10,19 +10,27 @@ from typing import Any
 
 from .. import __version__
 from ..net import listener
+from ..xmpp.errors import StreamError
 from . import events as ev
 from . import modules as modmgr
 from .accounts import Accounts
 from .host import Host
+from .items import ItemRegistry
 from .router import Router
 
 log = logging.getLogger("xmppd.server")
 
 
 class Server:
-    def __init__(self, config, *, storage=None):
+    """One running xmppd. ``finder`` says where modules come from (none without
+    one); protocols register their listeners as ``listener`` items before
+    ``start()`` (``xmppd/app.py`` wires both)."""
+
+    def __init__(self, config, *, storage=None, finder: modmgr.ModuleFinder | None = None):
         self.config = config
         self.events = ev.EventBus("global")
+        self._items = ItemRegistry(self.events)
+        self.finder = finder if finder is not None else modmgr.ModuleFinder(None)
         self.hosts: dict[str, Host] = {}
         self.router = Router(self)
         self.storage = storage
@@ -30,7 +38,7 @@ class Server:
         self.accounts: Accounts | None = None
         self.certs = None
         self.c2s_sessions: set = set()
-        self.s2s = None  # s2s: the federation manager (core/s2s.py), made in start()
+        self.s2s = None  # the federation manager, when the s2s protocol is wired in
         self.control = None  # the control socket for xmppctl (core/control.py)
         self.listeners: dict[str, list[asyncio.AbstractServer]] = {}
         self.global_modules: dict[str, Any] = {}
@@ -65,6 +73,16 @@ class Server:
     def certs_for(self, hostname: str) -> bool:
         return self.certs is not None and self.certs.has_name(hostname)
 
+    # -- items: what protocols and modules register server-wide -------------------------
+    def add_item(self, kind: str, value: Any, module: str = ""):
+        return self._items.add(kind, value, module)
+
+    def remove_item(self, item) -> None:
+        self._items.remove(item)
+
+    def items(self, kind: str) -> list:
+        return self._items.values(kind)
+
     # -- lifecycle -----------------------------------------------------------
     async def start(self) -> None:
         if self.storage is None:
@@ -75,14 +93,12 @@ class Server:
                 continue
             self.hosts[hc.name] = Host(self, hc.name, hc)
         self._setup_certificates()
-        # s2s: federation, unless "s2s" is in the global modules_disabled (as in Prosody)
-        if "s2s" not in (self.config.get("modules_disabled") or ()):
-            from .s2s import S2SManager
-            self.s2s = S2SManager(self)
+        await self.events.notify("server-starting", self)
         for host in self.hosts.values():
             host.load_modules()
         await self.events.notify("server-started", self)
         await self._start_listeners()
+        await self.events.notify("server-listening", self)
         from .control import ControlPathTooLong, ControlServer, socket_path
         path = socket_path(self)
         if path is not None:  # control_socket = false: none
@@ -95,28 +111,29 @@ class Server:
                 log.error("%s; xmppctl cannot reach this server", exc)
 
     async def _start_listeners(self) -> None:
-        from ..protocol.c2s import C2SSession
-        ifaces = listener.resolve_interfaces(
-            self.config.get("c2s_interfaces") or self.config.get("interfaces", default=["*", "::"]))
-        for port in _ports(self.config.get("c2s_ports", default=[5222])):
-            self.listeners.setdefault("c2s", []).extend(
-                await listener.listen(lambda: C2SSession(self), ifaces, port, name="c2s"))
-        if any(h.kind == "component" and not h.component_module for h in self.hosts.values()):
-            from ..protocol.component import ComponentSession
-            cifaces = listener.resolve_interfaces(
-                self.config.get("component_interfaces", default=["127.0.0.1", "::1"]))
-            for port in _ports(self.config.get("component_ports", default=[5347])):
-                self.listeners.setdefault("component", []).extend(
-                    await listener.listen(lambda: ComponentSession(self), cifaces, port, name="component"))
-        direct = _ports(self.config.get("c2s_direct_tls_ports", default=[]))
-        if direct:
-            ctx = self.certs.default_context(alpn=["xmpp-client"])
-            for port in direct:
-                self.listeners.setdefault("c2s_direct_tls", []).extend(
-                    await listener.listen(lambda: C2SSession(self, direct_tls=True), ifaces, port,
-                                          ssl_context=ctx, name="c2s (direct TLS)"))
-        if self.s2s is not None:  # s2s: listeners on s2s_ports / s2s_direct_tls_ports
-            await self.s2s.start(self.config.get("interfaces", default=["*", "::"]))
+        """Bind every listener a protocol registered (``listener`` items)."""
+        for lst in self.items("listener"):
+            if lst.when is not None and not lst.when(self):
+                continue
+            ports = _ports(self.config.get(lst.ports_option, default=lst.default_ports))
+            if not ports:
+                continue
+            ifaces = None
+            if lst.interfaces_option:
+                ifaces = self.config.get(lst.interfaces_option)
+            if not ifaces:
+                ifaces = lst.default_interfaces or self.config.get("interfaces", default=["*", "::"])
+            ifaces = listener.resolve_interfaces(ifaces)
+            ctx = lst.ssl_context(self) if lst.ssl_context is not None else None
+            for port in ports:
+                try:
+                    self.listeners.setdefault(lst.name, []).extend(
+                        await listener.listen(lst.factory, ifaces, port, ssl_context=ctx,
+                                              name=lst.name))
+                except OSError as exc:
+                    if lst.fatal:
+                        raise
+                    log.error("%s: %s", lst.name, exc)
 
     def spawn(self, coro) -> asyncio.Task:
         """Run ``coro`` in the background; ``stop()`` waits for it before
@@ -136,7 +153,6 @@ class Server:
         self._stopping = True
         if self.control is not None:
             await self.control.close()
-        from ..errors import StreamError
         for servers in self.listeners.values():
             for srv in servers:
                 srv.close()
@@ -146,8 +162,7 @@ class Server:
             await host.events.notify("server-stopping", self)
         for sess in list(self.c2s_sessions):
             sess.stream_error(StreamError("system-shutdown"))
-        if self.s2s is not None:  # s2s: close federation streams
-            await self.s2s.stop()
+        await self.events.notify("server-closing", self)   # s2s closes its streams
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2
         while self.c2s_sessions and loop.time() < deadline:
@@ -174,18 +189,18 @@ class Server:
         if self._own_storage and self.storage is not None:
             await self.storage.close()
 
-    def load_global_module(self, name: str, pymod) -> None:
-        if name in self.global_modules:
-            return
-        api = modmgr.ModuleAPI(_GlobalHost(self), name, pymod)
-        self.global_modules[name] = api
-        pymod.setup(api)
+    def load_global_module(self, name: str, pymod) -> modmgr.ModuleAPI:
+        api = self.global_modules.get(name)
+        if api is None:
+            api = modmgr.ModuleAPI(_GlobalHost(self), name, pymod)
+            self.global_modules[name] = api
+            pymod.setup(api)
+        return api
 
     async def _user_deleted(self, host: str, user: str) -> None:
         h = self.hosts.get(host)
         if h is not None:
             for sess in list(h.sessions_of(user).values()):
-                from ..errors import StreamError
                 sess.stream_error(StreamError("not-authorized", "account deleted"))
             await h.events.notify("user-deleted", user)
 
@@ -221,14 +236,36 @@ class _GlobalHost:
     def __init__(self, server: Server):
         self.server = server
         self.name = "*"
+        self.kind = "global"
         self.events = server.events
+        self.modules = server.global_modules
+        self.sessions: dict = {}
         self.features: list = []
         self.account_features: list = []
         self.identities: list = []
         self.account_identities: list = []
         self.disco_extensions: list = []
         self.stream_features: dict = {}
-        self.state: dict = {}
+
+    @property
+    def finder(self):
+        return self.server.finder
+
+    def add_item(self, kind, value, module=""):
+        return self.server.add_item(kind, value, module)
+
+    def remove_item(self, item) -> None:
+        self.server.remove_item(item)
+
+    def items(self, kind: str) -> list:
+        return self.server.items(kind)
+
+    def provided(self, name: str):
+        api = self.server.global_modules.get(name)
+        return api.provided if api is not None else None
+
+    def load_module(self, name: str):
+        return self.server.load_global_module(name, self.server.finder.load(name))
 
     def get_option(self, name, default=None, opt=None):
         setting = self.server.config.where(name)

@@ -31,11 +31,12 @@ import xml.etree.ElementTree as ET
 
 from xmppd.config.options import Option
 from xmppd.core import events as ev
-from xmppd.core import stanza as st
-from xmppd.errors import StanzaError
-from xmppd.jid import InvalidJID, split as jid_split
+from xmppd.xmpp import stanza as st
+from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import InvalidJID, split as jid_split
 
-from ._account_util import copy_element, sends_presence_to, has_presence_of, subscription
+from xmppd.moduleapi import roster as rs
+from xmppd.xmpp.stanza import copy as copy_element
 
 PROTOCOLS = ["XEP-0191"]
 OPTIONS = [
@@ -188,9 +189,9 @@ def setup(m) -> None:
         if not sessions:
             return
         for jid in jids:
-            sub = await subscription(host, user, jid)
+            sub = await host.roster.subscription(user, jid)
             for sess in sessions:
-                if sends_presence_to(sub) or jid in sess.directed:
+                if rs.sends_presence_to(sub) or jid in sess.directed:
                     await m.send(st.make("presence", {"type": "unavailable",
                                                       "from": sess.full_jid, "to": jid}))
                     sess.directed.discard(jid)
@@ -200,15 +201,15 @@ def setup(m) -> None:
         if not sessions:
             return
         for jid in jids:
-            sub = await subscription(host, user, jid)
-            if sends_presence_to(sub):
+            sub = await host.roster.subscription(user, jid)
+            if rs.sends_presence_to(sub):
                 for sess in sessions:
                     if sess.presence is not None:
                         out = copy_element(sess.presence)
                         out.set("from", sess.full_jid)
                         out.set("to", jid)
                         await m.send(out)
-            if has_presence_of(sub):
+            if rs.has_presence_of(sub):
                 await m.send(st.make("presence", {"type": "probe", "from": f"{user}@{host.name}",
                                                   "to": jid}))
 

@@ -28,9 +28,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from xmppd.core import events as ev
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
-from .message import deliverable_sessions
 
 PROTOCOLS = ["XEP-0280", "XEP-0297"]
 OPTIONS: list = []
@@ -180,7 +179,7 @@ def setup(m) -> None:
         elif to_full and t != "chat":
             return None  # bounced or dropped: nothing was delivered
         else:
-            receivers = deliverable_sessions(host, user)
+            receivers = host.deliverable_sessions(user)
         others = [s for s in candidates if s not in receivers]
         if others:
             _send_copies(_wrap("received", stanza, user_bare), others)

@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 
 from xmppd.config.options import Option
 from xmppd.core import events as ev
-from xmppd.core import stanza as st
-from xmppd.errors import StanzaError
+from xmppd.xmpp import stanza as st
+from xmppd.xmpp.errors import StanzaError
 
 PROTOCOLS = ["XEP-0357"]
 NS = "urn:xmpp:push:0"

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 from xmppd.config.options import Option
 from xmppd.core import events as ev
-from xmppd.core import stanza as st
+from xmppd.xmpp import stanza as st
 
 PROTOCOLS = ["XEP-0352"]
 NS = "urn:xmpp:csi:0"

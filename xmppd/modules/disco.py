@@ -6,7 +6,7 @@ registered (``m.add_feature``, ``m.add_identity``); nothing is listed by hand.
 import xml.etree.ElementTree as ET
 
 from xmppd.config.options import Option
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
 PROTOCOLS = ["XEP-0030"]
 INFO = "http://jabber.org/protocol/disco#info"

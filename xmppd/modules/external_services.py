@@ -2,7 +2,7 @@
 servers are (for audio and video calls), with short-lived TURN credentials.
 
 Services come from the ``external_services`` list and from modules that add their
-own (``turn_external``)::
+own as ``external-service`` items (``turn_external``)::
 
     external_services = {
         { type = "stun", transport = "udp", host = "turn-server.falcot.com", port = 3478 };
@@ -29,7 +29,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from xmppd.config.options import Option
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
 PROTOCOLS = ["XEP-0215"]
 NAMESPACES = ("urn:xmpp:extdisco:2", "urn:xmpp:extdisco:1")
@@ -50,7 +50,7 @@ OPTIONS = [
            "JIDs or domains that may ask besides local users (default: only local users "
            "connected to this server)"),
 ]
-EXTRA = "external_services.extra"   # host.state: services that other modules add
+ITEM = "external-service"   # the item kind other modules add services as
 TYPES = ("stun", "turn", "turns")
 
 
@@ -110,7 +110,7 @@ def setup(m) -> None:
     def services() -> list[dict]:
         """Every service, with credentials made now (they expire)."""
         prepared = (prepare(item, **defaults)
-                    for item in [*configured, *host.state.get(EXTRA, ())])
+                    for item in [*configured, *m.items(ITEM)])
         return [srv for srv in prepared if srv is not None]
 
     def allowed(event) -> None:

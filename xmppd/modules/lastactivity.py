@@ -16,9 +16,9 @@ import time
 import xml.etree.ElementTree as ET
 
 from xmppd.core import events as ev
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
-from ._account_util import sends_presence_to, subscription
+from xmppd.moduleapi import roster as rs
 
 PROTOCOLS = ["XEP-0012"]
 OPTIONS: list = []
@@ -47,8 +47,8 @@ def setup(m) -> None:
     async def account_last(event):
         user = event.to_node
         if event.from_bare != f"{user}@{host.name}":
-            sub = await subscription(host, user, event.from_bare)
-            if not sends_presence_to(sub):
+            sub = await host.roster.subscription(user, event.from_bare)
+            if not rs.sends_presence_to(sub):
                 raise StanzaError("forbidden", "you are not subscribed to this account's presence")
         if any(s.available for s in host.sessions_of(user).values()):
             return _query(0)

@@ -50,11 +50,11 @@ from datetime import datetime, timezone
 from xmppd.config.lexer import ConfigError
 from xmppd.config.options import Option
 from xmppd.core import events as ev
-from xmppd.errors import StanzaError
-from xmppd.jid import InvalidJID, split as jid_split
+from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import InvalidJID, split as jid_split
 from xmppd.storage.api import ItemNotFound
 
-from ._account_util import from_xml, to_xml
+from xmppd.xmpp.stanza import from_xml, to_xml
 
 PROTOCOLS = ["XEP-0313", "XEP-0359", "XEP-0441", "XEP-0059", "XEP-0297"]
 
@@ -214,6 +214,13 @@ def _text(el: ET.Element | None) -> str | None:
     return (el.text or "").strip()
 
 
+class MamControl:
+    """What this module provides to others (and tests): running the expiry now."""
+
+    def __init__(self, cleanup):
+        self.cleanup = cleanup
+
+
 # ---------------------------------------------------------------- module
 def setup(m) -> None:
     host = m.host
@@ -259,17 +266,7 @@ def setup(m) -> None:
         return p
 
     async def in_roster(user: str, contact: str) -> bool:
-        if "roster" not in host.modules:
-            return True  # TODO: no roster module on this host: "roster" acts as "always"
-        try:
-            from xmppd.modules import roster
-            get_item = roster.get_item
-        except (ImportError, AttributeError):
-            return True  # TODO: roster module without get_item(host, user, contact)
-        item = get_item(host, user, contact)
-        if hasattr(item, "__await__"):
-            item = await item
-        return item is not None
+        return await host.roster.get_item(user, contact) is not None
 
     async def shall_store(user: str, contact: str | None) -> bool:
         p = await get_prefs(user)
@@ -646,5 +643,5 @@ def setup(m) -> None:
     if expires is not None:
         m.add_timer(60, cleanup)  # soon after start, then periodically
         m.add_timer(m.get_option("archive_cleanup_interval"), cleanup, repeat=True)
-    m.cleanup = cleanup  # for tests and admin tools
+    m.provide(MamControl(cleanup))
 

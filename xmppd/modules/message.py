@@ -8,25 +8,10 @@ HANDLED, otherwise the sender gets ``service-unavailable``.
 from __future__ import annotations
 
 from xmppd.core import events as ev
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
 PROTOCOLS = ["RFC 6121 §8.5"]
 OPTIONS: list = []
-
-
-def deliverable_sessions(host, user: str):
-    """Available resources with non-negative priority, highest priority only."""
-    best = None
-    out = []
-    for sess in host.sessions_of(user).values():
-        if not sess.available or sess.priority < 0:
-            continue
-        if best is None or sess.priority > best:
-            best = sess.priority
-            out = [sess]
-        elif sess.priority == best:
-            out.append(sess)
-    return out
 
 
 def setup(m) -> None:
@@ -43,7 +28,7 @@ def setup(m) -> None:
             if t != "headline":
                 raise StanzaError("service-unavailable")
             return ev.HANDLED
-        sessions = deliverable_sessions(host, sev.to_node)
+        sessions = host.deliverable_sessions(sev.to_node)
         if t == "groupchat":
             raise StanzaError("service-unavailable")
         if sessions:

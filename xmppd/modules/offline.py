@@ -21,7 +21,7 @@ import time
 from xmppd.config.options import Option
 from xmppd.core import events as ev
 
-from ._account_util import add_delay, copy_element, from_xml, to_xml
+from xmppd.xmpp.stanza import add_delay, copy as copy_element, from_xml, parse_priority, to_xml
 
 PROTOCOLS = ["XEP-0160", "XEP-0203", "XEP-0334"]
 OPTIONS = [
@@ -92,12 +92,7 @@ def setup(m) -> None:
         if (getattr(sess, "kind", None) != "c2s" or sev.stanza.get("type") is not None
                 or not sess.available or sess.priority >= 0):
             return None
-        try:
-            from .presence import parse_priority
-            new = parse_priority(sev.stanza)
-        except Exception:
-            return None
-        if new >= 0:
+        if parse_priority(sev.stanza) >= 0:
             # runs once the presence module has recorded the new priority
             asyncio.get_running_loop().create_task(deliver(sess))
         return None

@@ -24,37 +24,22 @@ directed-presence tracking).
 from __future__ import annotations
 
 import contextvars
-import time
 import xml.etree.ElementTree as ET
 
-from xmppd.core import events as ev
-from xmppd.core import stanza as st
-from xmppd.errors import StanzaError
-from xmppd.jid import InvalidJID, split as jid_split
-from xmppd.modules import roster as rm
+from xmppd.moduleapi import LATE, NORMAL, HANDLED, roster as rs, stanza_event
+from xmppd.xmpp import stanza as st
+from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import bare as bare_of
+from xmppd.xmpp.stanza import parse_priority
 
 PROTOCOLS = ["RFC 6121 §3", "RFC 6121 §4"]
 OPTIONS: list = []
 
-C = "{jabber:client}"
-PRIORITY = f"{C}priority"
-NS_DELAY = "urn:xmpp:delay"
 
 # Set while this module routes presence it generated on a user's behalf (broadcasts,
 # probe answers): the outbound hooks must not take those for client-sent directed
 # presence or subscription stanzas.
 _generated: contextvars.ContextVar[bool] = contextvars.ContextVar("xmppd_presence_generated", default=False)
-
-
-def parse_priority(stanza: ET.Element) -> int:
-    """``<priority/>`` as Prosody reads it: an integer clamped to -128..127, else 0."""
-    el = stanza.find(PRIORITY)
-    text = (el.text or "").strip() if el is not None else ""
-    try:
-        p = int(text, 10)
-    except ValueError:
-        return 0
-    return max(-128, min(127, p))
 
 
 def copy_to(stanza: ET.Element, to: str | None, **attrs: str) -> ET.Element:
@@ -70,16 +55,10 @@ def copy_to(stanza: ET.Element, to: str | None, **attrs: str) -> ET.Element:
     return out
 
 
-def bare_of(jid: str) -> str | None:
-    try:
-        node, domain, _ = jid_split(jid)
-    except InvalidJID:
-        return None
-    return f"{node}@{domain}" if node else domain
 
 
 def available_sessions(host, user: str) -> list:
-    return [s for s in host.sessions_of(user).values() if s.available and not s.closed]
+    return host.available_sessions(user)
 
 
 async def route_as(server, stanza: ET.Element, origin) -> None:
@@ -118,18 +97,18 @@ async def process_outbound(host, user: str, contact: str, ptype: str, stanza: ET
     info: dict = {}
 
     def change(item):
-        before = rm.state_of(item)
-        new_state, passes = rm.transition("outbound", ptype, before)
+        before = rs.state_of(item)
+        new_state, passes = rs.transition("outbound", ptype, before)
         info.update(before=before, passes=passes, preapprove=False, unapprove=False)
         if ptype == "subscribe":
-            item = item or rm.new_item()
+            item = item or rs.new_item()
             item["listed"] = True     # §3.1.2: the contact goes on the roster
         elif item is None:
             if ptype == "subscribed":
-                item = rm.new_item()  # §3.4: pre-approval of someone not on the roster
+                item = rs.new_item()  # §3.4: pre-approval of someone not on the roster
             else:
                 return None
-        if ptype == "subscribed" and not passes and before in (rm.NONE, rm.NONE_OUT, rm.TO):
+        if ptype == "subscribed" and not passes and before in (rs.NONE, rs.NONE_OUT, rs.TO):
             item["listed"] = True
             item["approved"] = True
             info["preapprove"] = True
@@ -140,17 +119,17 @@ async def process_outbound(host, user: str, contact: str, ptype: str, stanza: ET
             return item
         if ptype == "subscribed" and passes:
             item["listed"] = True     # approving a stranger puts them on the roster
-        return rm.set_state(item, new_state)
+        return rs.set_state(item, new_state)
 
-    old, new, ver = await rm.update(host, user, contact, change)
-    pushed = rm._visible(old) != rm._visible(new)
-    if ptype == "unsubscribed" and info["passes"] and rm.is_subscribed(old, "from"):
+    old, new, ver = await host.roster.update(user, contact, change)
+    pushed = rs.visible(old) != rs.visible(new)
+    if ptype == "unsubscribed" and info["passes"] and rs.is_subscribed(old, "from"):
         # §3.2.2: unavailable from every resource while the contact is still subscribed
         await send_presence_of_available(host, user, contact, _presence({"type": "unavailable"}))
     if info["passes"]:
         await server.router.route(stanza, host)
     if pushed:
-        rm.push(host, user, contact, new, ver)
+        host.roster.push(user, contact, new, ver)
     if ptype == "subscribed" and info["passes"]:
         # §3.1.5: the new subscriber gets the current presence of every resource
         await send_presence_of_available(host, user, contact)
@@ -170,8 +149,8 @@ async def process_inbound(host, user: str, sender: str, sender_full: str, ptype:
         return
 
     if ptype == "probe":
-        item = await rm.get_item(host, user, sender)
-        if sender == bare or rm.is_subscribed(item, "from"):
+        item = await host.roster.get_item(user, sender)
+        if sender == bare or rs.is_subscribed(item, "from"):
             if await send_presence_of_available(host, user, sender_full) == 0:
                 await server.router.route(_presence({"type": "unavailable", "from": bare, "to": sender_full}), host)
         else:
@@ -185,32 +164,32 @@ async def process_inbound(host, user: str, sender: str, sender_full: str, ptype:
     info: dict = {}
 
     def change(item):
-        before = rm.state_of(item)
+        before = rs.state_of(item)
         info.update(before=before, auto=None)
         if ptype == "subscribe":
-            if rm.is_subscribed(item, "from"):
+            if rs.is_subscribed(item, "from"):
                 info["auto"] = "already"          # §3.1.3: already subscribed
                 return item
             if item is not None and item.get("approved"):
                 info["auto"] = "preapproved"      # §3.4
-                return rm.set_state(item, {rm.NONE: rm.FROM, rm.NONE_OUT: rm.FROM_OUT,
-                                           rm.TO: rm.BOTH}.get(before, before))
-        new_state, deliver = rm.transition("inbound", ptype, before)
+                return rs.set_state(item, {rs.NONE: rs.FROM, rs.NONE_OUT: rs.FROM_OUT,
+                                           rs.TO: rs.BOTH}.get(before, before))
+        new_state, deliver = rs.transition("inbound", ptype, before)
         info["deliver"] = deliver
         if item is None:
-            if new_state == rm.NONE:
+            if new_state == rs.NONE:
                 return None
-            item = rm.new_item(listed=False)      # a stranger's request: not a roster item
-        item = rm.set_state(item, new_state)
+            item = rs.new_item(listed=False)      # a stranger's request: not a roster item
+        item = rs.set_state(item, new_state)
         if ptype == "subscribe" and deliver:
-            item["request"] = rm.stanza_to_text(stanza)
+            item["request"] = rs.stanza_to_text(stanza)
         return item
 
-    old, new, ver = await rm.update(host, user, sender, change)
+    old, new, ver = await host.roster.update(user, sender, change)
     auto = info.get("auto")
     if auto:
-        if rm._visible(old) != rm._visible(new):
-            rm.push(host, user, sender, new, ver)
+        if rs.visible(old) != rs.visible(new):
+            host.roster.push(user, sender, new, ver)
         await server.router.route(_presence({"type": "subscribed", "from": bare, "to": sender}), host)
         if await send_presence_of_available(host, user, sender) == 0 and auto == "already":
             await server.router.route(_presence({"type": "unavailable", "from": bare, "to": sender}), host)
@@ -220,12 +199,12 @@ async def process_inbound(host, user: str, sender: str, sender_full: str, ptype:
     if ptype == "subscribe":
         targets = available_sessions(host, user)      # others get it at their next login
     else:
-        targets = rm.interested(host, user)
+        targets = host.roster.interested(user)
     for sess in targets:
         sess.send(copy_to(stanza, sess.full_jid))
-    if rm._visible(old) != rm._visible(new):
-        rm.push(host, user, sender, new, ver)
-    if ptype == "unsubscribe" and rm.is_subscribed(old, "from"):
+    if rs.visible(old) != rs.visible(new):
+        host.roster.push(user, sender, new, ver)
+    if ptype == "unsubscribe" and rs.is_subscribed(old, "from"):
         # §3.3.3: the former subscriber sees the user go offline
         await send_presence_of_available(host, user, sender, _presence({"type": "unavailable"}))
 
@@ -252,9 +231,9 @@ async def user_deleted(host, user: str) -> None:
     sessions = available_sessions(host, user)
     for s in sessions:
         s.available = False   # their resource-unbind must not broadcast again
-    records = await rm._records(host, user)
+    records = await host.roster.records(user)
     for contact, item in records.items():
-        if rm.is_subscribed(item, "from"):
+        if rs.is_subscribed(item, "from"):
             for s in sessions:
                 await route_as(server, _presence({"type": "unavailable", "from": s.full_jid, "to": contact}), s)
         chost = server.hosts.get(contact.rpartition("@")[2])
@@ -267,13 +246,13 @@ async def user_deleted(host, user: str) -> None:
     for other in list(server.hosts.values()):
         if not other.is_virtualhost:
             continue
-        for u in await rm._store(other).users():
+        for u in await other.roster.users():
             if other is host and u == user:
                 continue
-            old, _new, ver = await rm.update(other, u, bare, lambda item: None)
+            old, _new, ver = await other.roster.update(u, bare, lambda item: None)
             if old is not None and old.get("listed"):
-                rm.push(other, u, bare, None, ver)
-    await rm.remove_all(host, user)
+                other.roster.push(u, bare, None, ver)
+    await host.roster.remove_all(user)
 
 
 # ---------------------------------------------------------------- the module
@@ -293,8 +272,7 @@ def setup(m) -> None:
             sess.priority = parse_priority(stanza)
             sess.available = True
             stored = copy_to(stanza, None)
-            ET.SubElement(stored, f"{{{NS_DELAY}}}delay",
-                          {"from": host.name, "stamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            st.add_delay(stored, host.name)
             sess.presence = stored
         else:
             sess.available = False
@@ -305,18 +283,18 @@ def setup(m) -> None:
             own.append(sess)
         for s in own:
             s.send(copy_to(stanza, s.full_jid))
-        roster = await rm.get_roster(host, user)
-        subscribers = {c for c, item in roster.items() if rm.is_subscribed(item, "from")}
+        roster = await host.roster.get_roster(user)
+        subscribers = {c for c, item in roster.items() if rs.is_subscribed(item, "from")}
         for contact in sorted(subscribers):
             await route_as(server, copy_to(stanza, contact), sess)
         if initial:
             for contact, item in sorted(roster.items()):
-                if rm.is_subscribed(item, "to"):
+                if rs.is_subscribed(item, "to"):
                     await route_as(server, _presence({"type": "probe", "from": sess.full_jid, "to": contact}), sess)
             for s in available_sessions(host, user):
                 if s is not sess and s.presence is not None:
                     sess.send(copy_to(s.presence, sess.full_jid))
-            for request in (await rm.pending_requests(host, user)).values():
+            for request in (await host.roster.pending_requests(user)).values():
                 request.set("to", sess.full_jid)
                 sess.send(request)
             for contact, item in sorted(roster.items()):
@@ -340,28 +318,28 @@ def setup(m) -> None:
     async def on_broadcast(sev):
         origin = sev.origin
         if getattr(origin, "kind", None) != "c2s":
-            return ev.HANDLED
+            return HANDLED
         t = sev.stanza.get("type")
         if t == "error":
-            return ev.HANDLED
+            return HANDLED
         if t not in (None, "unavailable"):
             raise StanzaError("bad-request", f"presence of type {t} needs a 'to'")
         await own_presence(origin, sev.stanza)
-        return ev.HANDLED
+        return HANDLED
 
     async def outbound(sev):
         """pre-presence/*: a client's subscription stanza (not our own traffic)."""
         if _generated.get() or getattr(sev.origin, "kind", None) != "c2s":
             return None
         t = sev.stanza.get("type")
-        if t not in rm.SUBSCRIPTION_TYPES:
+        if t not in rs.SUBSCRIPTION_TYPES:
             return None
         sess = sev.origin
         contact = sev.to_bare
         if contact == sess.bare_jid:
-            return ev.HANDLED     # no subscription to oneself
+            return HANDLED     # no subscription to oneself
         await process_outbound(host, sess.username, contact, t, sev.stanza)
-        return ev.HANDLED
+        return HANDLED
 
     def track_directed(sev):
         """pre-presence/*, after blocking: remember directed presence (§4.6)."""
@@ -381,13 +359,13 @@ def setup(m) -> None:
     # -- to our accounts and to the host -----------------------------------
     async def inbound(sev):
         t = sev.stanza.get("type")
-        if t not in rm.SUBSCRIPTION_TYPES and t != "probe":
+        if t not in rs.SUBSCRIPTION_TYPES and t != "probe":
             return None
         sender = sev.from_bare
         if not sender:
-            return ev.HANDLED
+            return HANDLED
         await process_inbound(host, sev.to_node, sender, sev.from_jid, t, sev.stanza)
-        return ev.HANDLED
+        return HANDLED
 
     async def to_host(sev):
         t = sev.stanza.get("type")
@@ -397,14 +375,14 @@ def setup(m) -> None:
         elif sender and t == "subscribe":
             await m.send(_presence({"type": "subscribed", "from": host.name, "to": sender}))
             await m.send(_presence({"from": host.name, "to": sender}))
-        return ev.HANDLED
+        return HANDLED
 
     async def to_bare(sev):
         t = sev.stanza.get("type")
         if t in (None, "unavailable"):
             for s in available_sessions(host, sev.to_node):
                 s.send(sev.stanza)
-        return ev.HANDLED     # errors to a bare JID are dropped
+        return HANDLED     # errors to a bare JID are dropped
 
     async def to_full(sev):
         t = sev.stanza.get("type")
@@ -412,7 +390,7 @@ def setup(m) -> None:
             sess = host.get_session(sev.to_node, sev.to_resource)
             if sess is not None:
                 sess.send(sev.stanza)
-        return ev.HANDLED
+        return HANDLED
 
     async def unbound(arg):
         sess, _exc = arg
@@ -424,14 +402,18 @@ def setup(m) -> None:
     async def deleted(user):
         await user_deleted(host, user)
 
+    async def roster_item_removed(event):
+        await after_remove(host, event["user"], event["contact"], event["item"], event["session"])
+
     for to_type in ("bare", "full", "host"):
-        m.hook(ev.stanza_event("presence", to_type, pre=True), outbound, ev.NORMAL)
-        m.hook(ev.stanza_event("presence", to_type, pre=True), track_directed, ev.LATE)
-    m.hook(ev.stanza_event("presence", "broadcast"), on_broadcast, ev.NORMAL)
-    m.hook(ev.stanza_event("presence", "bare"), inbound, ev.NORMAL)
-    m.hook(ev.stanza_event("presence", "full"), inbound, ev.NORMAL)
-    m.hook(ev.stanza_event("presence", "host"), to_host, ev.NORMAL)
-    m.hook(ev.stanza_event("presence", "bare"), to_bare, ev.LATE)
-    m.hook(ev.stanza_event("presence", "full"), to_full, ev.LATE)
+        m.hook(stanza_event("presence", to_type, pre=True), outbound, NORMAL)
+        m.hook(stanza_event("presence", to_type, pre=True), track_directed, LATE)
+    m.hook(stanza_event("presence", "broadcast"), on_broadcast, NORMAL)
+    m.hook(stanza_event("presence", "bare"), inbound, NORMAL)
+    m.hook(stanza_event("presence", "full"), inbound, NORMAL)
+    m.hook(stanza_event("presence", "host"), to_host, NORMAL)
+    m.hook(stanza_event("presence", "bare"), to_bare, LATE)
+    m.hook(stanza_event("presence", "full"), to_full, LATE)
     m.hook("resource-unbind", unbound)
     m.hook("user-deleted", deleted)
+    m.hook("roster-item-removed", roster_item_removed)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from xmppd.config.options import Option
-from xmppd.core import stanza as st
-from xmppd.errors import StanzaError
+from xmppd.xmpp import stanza as st
+from xmppd.xmpp.errors import StanzaError
 
-from ._account_util import from_xml, to_xml
+from xmppd.xmpp.stanza import from_xml, to_xml
 
 PROTOCOLS = ["XEP-0049"]
 OPTIONS = [

@@ -20,10 +20,10 @@ import xml.etree.ElementTree as ET
 
 from xmppd.config.options import CORE_OPTIONS, Option
 from xmppd.core import events as ev
-from xmppd.core import stanza as st
+from xmppd.xmpp import stanza as st
 from xmppd.core.accounts import AccountExists, NoSuchAccount
-from xmppd.errors import StanzaError
-from xmppd.jid import InvalidJID, nodeprep
+from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import InvalidJID, nodeprep
 
 PROTOCOLS = ["XEP-0077"]
 OPTIONS = [

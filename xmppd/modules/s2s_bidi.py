@@ -10,23 +10,45 @@ host and a peer that supports it, instead of one connection per direction:
 * outgoing streams whose peer offers the feature request it before authenticating
   and then accept the peer's stanzas for (peer, us) on the same stream.
 
-The stream mechanics live in ``protocol/s2s.py`` and the routing in ``core/s2s.py``;
-this module switches them on for its host. Components inherit it from the global
+The stream mechanics (an incoming stream used as a link, stanzas accepted on an
+outgoing one) are the s2s protocol's; this module negotiates them, through the
+events the streams fire. Components inherit it from the global
 ``modules_enabled``, as dialback.
 """
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from xmppd.moduleapi import HANDLED, s2s_element_event
+from xmppd.xmpp import ns
+
 PROTOCOLS = ["XEP-0288"]
 OPTIONS: list = []
 
-BIDI_FEATURE = "urn:xmpp:features:bidi"
+
+def offer(stream):
+    """The stream feature, on incoming streams before authentication."""
+    if stream.direction != "in" or stream.bidi or stream.pairs:
+        return None
+    return ET.Element(f"{{{ns.BIDI_FEATURE}}}bidi")
+
+
+def requested(arg):
+    """``<bidi/>`` on an incoming stream: the peer wants our stanzas on it."""
+    stream, _el = arg
+    stream.enable_bidi()
+    return HANDLED
+
+
+def features(arg) -> None:
+    """An outgoing stream whose peer offers bidi asks for it (no answer comes)."""
+    stream, feats = arg
+    if not stream.bidi and feats.find(f"{{{ns.BIDI_FEATURE}}}bidi") is not None:
+        stream.bidi = True
+        stream.send(ET.Element(f"{{{ns.BIDI}}}bidi"))
 
 
 def setup(m) -> None:
-    def feature(session):
-        if session.direction != "in" or session.bidi or session.pairs:
-            return None  # offered before authentication only
-        return ET.Element(f"{{{BIDI_FEATURE}}}bidi")
-    m.add_stream_feature(feature, stage="s2s")
+    m.add_stream_feature(offer, stage="s2s")
+    m.hook(s2s_element_event("in", ns.BIDI, "bidi"), requested)
+    m.hook("s2s-out-features", features)

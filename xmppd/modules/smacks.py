@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 from xmppd.config.options import Option
 from xmppd.core import events as ev
-from xmppd.core import stanza as st
+from xmppd.xmpp import stanza as st
 
 PROTOCOLS = ["XEP-0198"]
 NS = "urn:xmpp:sm:3"
@@ -84,7 +84,7 @@ def setup(m) -> None:
         sm.queue.append(stanza)
         if len(sm.queue) > sm.max_queue:
             m.log.warning("%s: %d unacknowledged stanzas; closing", session.full_jid, len(sm.queue))
-            from xmppd.errors import StreamError
+            from xmppd.xmpp.errors import StreamError
             asyncio.get_running_loop().call_soon(session.stream_error,
                                                  StreamError("resource-constraint", "too many unacknowledged stanzas"))
             return
@@ -183,10 +183,10 @@ def setup(m) -> None:
         try:
             h = int(el.get("h", ""))
         except ValueError:
-            from xmppd.errors import StreamError
+            from xmppd.xmpp.errors import StreamError
             raise StreamError("bad-format", "<a/> needs a numeric h") from None
         if not acknowledge(sm, h):
-            from xmppd.errors import StreamError
+            from xmppd.xmpp.errors import StreamError
             raise StreamError("undefined-condition", "handled count too high")
         if sm.queue and not session.closing:
             sm.ack_requested = True
@@ -255,7 +255,7 @@ def setup(m) -> None:
                     "stamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sm_time(session)))})
             await m.server.router.route(copy, host)
         elif kind == "iq" and stanza.get("type") in ("get", "set"):
-            from xmppd.errors import StanzaError
+            from xmppd.xmpp.errors import StanzaError
             await m.server.router.bounce(stanza, StanzaError("recipient-unavailable"))
 
     def sm_time(session):

@@ -8,13 +8,13 @@ announced to clients through External Service Discovery (XEP-0215), with Prosody
 
 Clients get STUN and TURN over UDP on ``turn_external_port`` (and TCP with
 ``turn_external_tcp``, TURNS with ``turn_external_tls_port``), the TURN entries with
-credentials valid for ``turn_external_ttl`` seconds.
+credentials valid for ``turn_external_ttl`` seconds. The entries reach
+``external_services`` as ``external-service`` items.
 """
 from __future__ import annotations
 
 from xmppd.config.options import Option
 
-from .external_services import EXTRA
 
 PROTOCOLS = ["XEP-0215"]
 DEPENDS = ["external_services"]
@@ -59,13 +59,5 @@ def setup(m) -> None:
                      user=m.get_option("turn_external_user"),
                      ttl=m.get_option("turn_external_ttl"), tcp=m.get_option("turn_external_tcp"),
                      tls_port=m.get_option("turn_external_tls_port"))
-    extra = m.host.state.setdefault(EXTRA, [])
-    extra.extend(added)
-    m.host.state["turn_external.added"] = added
-
-
-def teardown(m) -> None:
-    extra = m.host.state.get(EXTRA) or []
-    for item in m.host.state.pop("turn_external.added", ()):
-        if item in extra:
-            extra.remove(item)
+    for item in added:
+        m.add_item("external-service", item)

@@ -13,7 +13,7 @@ import collections
 import logging
 import socket
 
-from ..errors import StreamError
+from ..xmpp.errors import StreamError
 
 log = logging.getLogger("xmppd.stream")
 

@@ -14,11 +14,11 @@ import secrets
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from .. import namespaces as ns
-from ..errors import SASLFailure, StanzaError, StreamError
-from ..jid import InvalidJID, nameprep, resourceprep, split as jid_split
+from ..xmpp import ns
+from ..xmpp.errors import SASLFailure, StanzaError, StreamError
+from ..xmpp.jid import InvalidJID, nameprep, resourceprep, split as jid_split
 from ..core import events as ev
-from ..core import stanza as st
+from ..xmpp import stanza as st
 from ..stream import StanzaEvent, StreamClose, StreamOpen, StreamParser, serialize, stream_header
 from .base import XMLStreamProtocol
 
@@ -484,3 +484,15 @@ class C2SSession(XMLStreamProtocol):
                                          from_=self.host.name))
                 return
         await self.server.router.route(el, self)
+
+
+def register(server: "Server") -> None:
+    """The client listeners: ``c2s_ports`` (STARTTLS) and ``c2s_direct_tls_ports``
+    (XEP-0368, ALPN ``xmpp-client``), on ``c2s_interfaces`` or ``interfaces``."""
+    from ..core.modules import Listener
+    server.add_item("listener", Listener(
+        "c2s", lambda: C2SSession(server), "c2s_ports", [5222], interfaces_option="c2s_interfaces"))
+    server.add_item("listener", Listener(
+        "c2s_direct_tls", lambda: C2SSession(server, direct_tls=True), "c2s_direct_tls_ports", [],
+        interfaces_option="c2s_interfaces",
+        ssl_context=lambda srv: srv.certs.default_context(alpn=["xmpp-client"])))

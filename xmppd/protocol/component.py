@@ -13,10 +13,10 @@ import hmac
 import logging
 import xml.etree.ElementTree as ET
 
-from .. import namespaces as ns
-from ..core import stanza as st
-from ..errors import StreamError
-from ..jid import InvalidJID, nameprep, split
+from ..xmpp import ns
+from ..xmpp import stanza as st
+from ..xmpp.errors import StreamError
+from ..xmpp.jid import InvalidJID, nameprep, split
 from ..stream import StreamOpen
 from .c2s import C2SSession
 
@@ -57,11 +57,10 @@ class ComponentSession(C2SSession):
             expected = hashlib.sha1((self.id + str(secret)).encode()).hexdigest()
             if not hmac.compare_digest(expected, (el.text or "").strip().lower()):
                 raise StreamError("not-authorized", "wrong handshake")
-            current = self.host.state.get("component")
-            if current is not None and not current.closing:
-                raise StreamError("conflict", "this component is already connected")
+            # the component module takes the connection (or says it has one already)
+            if not await self.host.events.fire("component-connected", self):
+                raise StreamError("internal-server-error", "nothing takes this component's stanzas")
             self.authenticated = True
-            self.host.state["component"] = self
             if self._timeout:
                 self._timeout.cancel()
                 self._timeout = None
@@ -83,6 +82,17 @@ class ComponentSession(C2SSession):
 
     def connection_lost(self, exc) -> None:
         super().connection_lost(exc)
-        if self.host is not None and self.host.state.get("component") is self:
-            del self.host.state["component"]
+        if self.host is not None and self.authenticated:
+            self.host.events.call("component-disconnected", self)
             log.info("component %s disconnected", self.host.name)
+
+
+def register(server) -> None:
+    """The listener for external components: ``component_ports`` (5347) on
+    ``component_interfaces`` (loopback), when a Component without a module is configured."""
+    from ..core.modules import Listener
+    server.add_item("listener", Listener(
+        "component", lambda: ComponentSession(server), "component_ports", [5347],
+        interfaces_option="component_interfaces", default_interfaces=["127.0.0.1", "::1"],
+        when=lambda srv: any(h.kind == "component" and not h.component_module
+                             for h in srv.hosts.values())))

@@ -6,7 +6,7 @@ Mechanisms: SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS (channel binding
 The caller owns the XML: it base64-decodes the ``<auth/>`` / ``<response/>`` text
 (:func:`decode_payload`), awaits :meth:`SASLServer.step`, and sends a ``<challenge/>``
 or ``<success/>`` carrying :func:`encode_payload` of ``SASLStep.data``; a
-:class:`~xmppd.errors.SASLFailure` becomes ``<failure/>``. A failed exchange is over:
+:class:`~xmppd.xmpp.errors.SASLFailure` becomes ``<failure/>``. A failed exchange is over:
 start a new :class:`SASLServer` for the client's next ``<auth/>``.
 
 SCRAM is scramp's server. scramp's ``auth_fn`` is synchronous, so the username is
@@ -38,7 +38,7 @@ from slixmpp.jid import JID, InvalidJID
 from ..core.credentials import (
     DEFAULT_ITERATIONS, make_credentials_async, scram_auth_info, verify_password_async,
 )
-from ..errors import SASLFailure
+from ..xmpp.errors import SASLFailure
 from ..net.tls import tls_server_end_point  # re-exported
 
 log = logging.getLogger(__name__)

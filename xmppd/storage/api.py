@@ -38,7 +38,7 @@ class StorageError(Exception):
     """Any failure of the storage layer (bad value, broken or too-new database, ...)."""
 
 
-class ItemNotFound(StorageError):
+class ItemNotFound(StorageError, LookupError):
     """An archive ``after``/``before`` key that does not exist in the queried archive."""
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from .. import namespaces as ns
+from ..xmpp import ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class StreamOpen:
     """The peer's ``<stream:stream ...>`` header.
 
     ``attrs`` holds the header's attributes; namespaced ones use Clark notation,
-    so the language is under ``xmppd.namespaces.XML_LANG``
+    so the language is under ``xmppd.xmpp.ns.XML_LANG``
     (``'{http://www.w3.org/XML/1998/namespace}lang'``), exactly as on stanza
     elements.  The properties below are shortcuts for the usual ones.
     """

@@ -40,8 +40,8 @@ import xml.etree.ElementTree as ET
 from pyexpat import ExpatError, ParserCreate, errors as expat_errors
 import pyexpat
 
-from .. import namespaces as ns
-from ..errors import StreamError
+from ..xmpp import ns
+from ..xmpp.errors import StreamError
 from .events import StanzaEvent, StreamClose, StreamOpen
 from .serializer import escape_attr
 
@@ -140,7 +140,7 @@ class StreamParser:
     """Incremental parser for one XML stream (one direction of one connection).
 
     ``feed(data)`` returns the events completed by ``data`` (possibly none) and
-    raises :class:`xmppd.errors.StreamError` on bad input; after an error the
+    raises :class:`xmppd.xmpp.errors.StreamError` on bad input; after an error the
     parser stays failed and every later ``feed`` raises the same error.  Data may
     be split anywhere, including inside a UTF-8 sequence or a tag.
 

@@ -36,8 +36,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from .. import namespaces as ns
-from ..errors import StreamError
+from ..xmpp import ns
+from ..xmpp.errors import StreamError
 
 __all__ = [
     "Copy", "SharedContent", "copy_of", "serialize", "stream_header", "stream_footer", "serialize_error",

@@ -11,7 +11,6 @@ import pytest
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from xmppd.modules.muc import services
 
 from ..clients import TIMEOUT, slix_close, slix_connect
 from ..conftest import start_server
@@ -23,7 +22,7 @@ PLUGINS = ("xep_0030", "xep_0045", "xep_0004", "xep_0199", "xep_0203", "xep_0249
 async def start_muc(tmp_path, certs, muc_options: str = "", extra: str = ""):
     host_extra = f'\nComponent "{MUC}" "muc"\n' + textwrap.indent(textwrap.dedent(muc_options), "    ")
     srv = await start_server(tmp_path, certs, extra=extra, host_extra=host_extra)
-    srv.muc = services[MUC]
+    srv.muc = srv.server.hosts[MUC].provided("muc")
     await srv.muc.ready.wait()
     return srv
 

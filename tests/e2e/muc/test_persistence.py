@@ -94,13 +94,13 @@ async def test_xmppctl_muc_commands(tmp_path, certs, capsys):
                             filename=str(tmp_path / "xmppd.cfg.lua"), base_dir=str(tmp_path))
     parser = ctl.build_parser()
     args = parser.parse_args(["muc", "list", MUC])
-    assert await args.func(args, cfg) == 0
+    assert await args.func(args, ctl.Context(cfg)) == 0
     assert ROOM in capsys.readouterr().out
     args = parser.parse_args(["muc", "destroy", ROOM, "--reason", "cleanup"])
-    assert await args.func(args, cfg) == 0
+    assert await args.func(args, ctl.Context(cfg)) == 0
     args = parser.parse_args(["muc", "list", "xmppd.test"])
     with pytest.raises(ctl.CtlError):
-        await args.func(args, cfg)
+        await args.func(args, ctl.Context(cfg))
     args = parser.parse_args(["muc", "destroy", ROOM])
     with pytest.raises(ctl.CtlError):
-        await args.func(args, cfg)
+        await args.func(args, ctl.Context(cfg))

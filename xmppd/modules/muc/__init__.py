@@ -14,19 +14,20 @@ from __future__ import annotations
 import asyncio
 import xml.etree.ElementTree as ET
 
-from xmppd.config.options import Option
-from xmppd.core import events as ev
+from xmppd.moduleapi import CliCommand, Option, stanza_event
 
 from .archive import RoomArchive
 from .config import ALLOW_PM, RoomConfig
 from .ns import DISCO_INFO, DISCO_ITEMS, UNIQUE, q
 from .persistence import RoomStore
 from .room import RoomEnv, bare_of
+from . import cli
 from .service import FEATURES, MucService
 
 PROTOCOLS = ["XEP-0045", "XEP-0249", "XEP-0313", "XEP-0359", "XEP-0410", "XEP-0421",
              "XEP-0425", "XEP-0486"]
 DEPENDS: list = []
+CLI = [CliCommand("muc", cli.register, "multi-user chat rooms")]
 
 OPTIONS = [
     Option("restrict_room_creation", "any", False, "host",
@@ -72,8 +73,6 @@ OPTIONS = [
            "server admins (the admins option) are owners of every room"),
 ]
 
-# The running service of each MUC host, by domain (tests and tools look here).
-services: dict[str, MucService] = {}
 
 
 def _admins(m) -> frozenset[str]:
@@ -120,17 +119,19 @@ def setup(m) -> None:
         log_all_rooms=m.get_option("muc_log_all_rooms"),
         lock_timeout=m.get_option("muc_room_lock_timeout"),
     )
-    services[host.name] = svc
+    m.provide(svc)
+    m.add_control_command("muc-destroy", destroy_command,
+                          doc="Destroy a room (its occupants are told), or delete it from storage.")
     m.add_identity("conference", "text", name)
     for f in FEATURES:
         m.add_feature(f)
 
     for kind in ("presence", "message", "iq"):
         for to_type in ("bare", "full"):
-            m.hook(ev.stanza_event(kind, to_type), svc.submit)
+            m.hook(stanza_event(kind, to_type), svc.submit)
 
     def info(event):
-        from xmppd.errors import StanzaError
+        from xmppd.xmpp.errors import StanzaError
         if event.payload.get("node"):
             raise StanzaError("item-not-found")
         qel = ET.Element(q(DISCO_INFO, "query"))
@@ -168,6 +169,26 @@ def setup(m) -> None:
 
 
 def teardown(m) -> None:
-    svc = services.pop(m.host.name, None)
-    if svc is not None:
-        svc.close()
+    if m.provided is not None:
+        m.provided.close()
+
+
+async def destroy_command(ctx, args: dict) -> dict:
+    """``muc-destroy`` on the control socket: destroy a room through the running MUC
+    service (occupants are told), or from storage if the room is not loaded."""
+    room = ctx.arg(args, "room")
+    reason = ctx.arg(args, "reason", required=False)
+    alternate = ctx.arg(args, "alternate", required=False)
+    node, domain, resource = ctx.jid(room)
+    if not node or resource:
+        raise ctx.Error(f"invalid room {room!r}: expected room@conference.domain")
+    host = ctx.server.hosts.get(domain)
+    svc = host.provided("muc") if host is not None else None
+    if svc is None:
+        raise ctx.Error(f"{domain!r} is not a MUC service of the running xmppd")
+    occupants = await svc.destroy_room(node, reason, alternate)
+    if occupants is not None:
+        return {"room": f"{node}@{domain}", "live": True, "occupants": occupants}
+    if not await cli.destroy_room(ctx.server.storage, domain, node):
+        raise ctx.Error(f"no room {node}@{domain}")
+    return {"room": f"{node}@{domain}", "live": False, "occupants": 0}

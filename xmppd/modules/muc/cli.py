@@ -1,5 +1,9 @@
 """``xmppctl muc``: the persistent rooms of a MUC component, from storage.
 
+Declared in the module's ``CLI`` list; xmppctl calls each command as
+``func(args, ctx)`` with its context (``ctx.config``, ``ctx.open_storage()``,
+``ctx.call_running()``, ``ctx.Error``).
+
     xmppctl muc list conference.falcot.com
     xmppctl muc destroy lobby@conference.falcot.com --reason "moved to #general"
 
@@ -9,6 +13,8 @@ the ``<destroy/>`` presence, then the room and its archive are deleted. When xmp
 is not running it deletes them from storage.
 """
 from __future__ import annotations
+
+from xmppd.xmpp.jid import InvalidJID, nameprep, split
 
 from .persistence import RoomStore
 
@@ -41,26 +47,24 @@ async def destroy_room(storage, domain: str, node: str) -> bool:
     return existed or bool(deleted)
 
 
-def _muc_domain(cfg, domain: str) -> str:
-    from xmppd.cli.ctl import CtlError
-    from xmppd.jid import InvalidJID, nameprep
+def _muc_domain(ctx, domain: str) -> str:
+    cfg = ctx.config
     try:
         domain = nameprep(domain)
     except InvalidJID:
-        raise CtlError(f"invalid domain {domain!r}") from None
+        raise ctx.Error(f"invalid domain {domain!r}") from None
     hc = cfg.hosts.get(domain)
     if hc is None or getattr(hc, "component_module", None) != "muc":
         known = ", ".join(h.name for h in cfg.hosts.values()
                           if getattr(h, "component_module", None) == "muc") or "none"
-        raise CtlError(f"{domain!r} is not a MUC component in {cfg.path} "
+        raise ctx.Error(f"{domain!r} is not a MUC component in {cfg.path} "
                        f"(Component \"{domain}\" \"muc\"; configured: {known})")
     return domain
 
 
-async def cmd_list(args, cfg) -> int:
-    from xmppd.cli.ctl import open_storage
-    domain = _muc_domain(cfg, args.domain)
-    storage = await open_storage(cfg)
+async def cmd_list(args, ctx) -> int:
+    domain = _muc_domain(ctx, args.domain)
+    storage = await ctx.open_storage()
     try:
         rooms = await list_rooms(storage, domain)
     finally:
@@ -81,29 +85,27 @@ async def cmd_list(args, cfg) -> int:
     return 0
 
 
-async def cmd_destroy(args, cfg) -> int:
-    from xmppd.cli.ctl import NOT_RUNNING, CtlError, call_running, open_storage
-    from xmppd.jid import InvalidJID, split
+async def cmd_destroy(args, ctx) -> int:
     try:
         node, domain, res = split(args.room)
     except InvalidJID:
         node, domain, res = "", "", ""
     if not node or res:
-        raise CtlError(f"invalid room {args.room!r}: expected room@conference.domain")
-    domain = _muc_domain(cfg, domain)
+        raise ctx.Error(f"invalid room {args.room!r}: expected room@conference.domain")
+    domain = _muc_domain(ctx, domain)
     reason_text = args.reason or args.reason_pos
     reason = f" ({reason_text})" if reason_text else ""
-    r = call_running(cfg, "muc-destroy", {"room": f"{node}@{domain}", "reason": reason_text},
-                     required=False)
-    if r is not NOT_RUNNING:
+    r = ctx.call_running("muc-destroy", {"room": f"{node}@{domain}", "reason": reason_text},
+                         required=False)
+    if r is not ctx.NOT_RUNNING:
         print(f"destroyed {node}@{domain} and its archive{reason}")
         if r["live"]:
             print(f"(on the running xmppd: {r['occupants']} occupant(s) told)")
         return 0
-    storage = await open_storage(cfg)
+    storage = await ctx.open_storage()
     try:
         if not await destroy_room(storage, domain, node):
-            raise CtlError(f"no stored room {node}@{domain}")
+            raise ctx.Error(f"no stored room {node}@{domain}")
     finally:
         await storage.close()
     print(f"destroyed {node}@{domain} and its archive{reason}")
@@ -126,3 +128,4 @@ def register(subparsers, common_parser) -> None:
                     help="why (sent to the occupants of a live room)")
     pd.add_argument("--reason", default=None, help="the same as REASON")
     pd.set_defaults(func=cmd_destroy)
+    return p

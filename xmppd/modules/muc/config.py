@@ -11,7 +11,7 @@ import dataclasses
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
 from .ns import DATA, ROOMCONFIG, q
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmppd.errors import StanzaError
-from xmppd.jid import InvalidJID, split as jid_split
+from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import InvalidJID, split as jid_split
 
 from . import permissions as perm
 from .ns import CLIENT, USER, q

@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Awaitable, Callable
 
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
 from . import history as hist
 from . import occupant_id as oid

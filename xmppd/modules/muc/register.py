@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
 from . import permissions as perm
 from .ns import DATA, DISCO_INFO, q

@@ -18,8 +18,8 @@ import uuid
 import xml.etree.ElementTree as ET
 from typing import Callable, Iterable
 
-from xmppd.errors import StanzaError
-from xmppd.jid import InvalidJID, split as jid_split
+from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import InvalidJID, split as jid_split
 from xmppd.stream import SharedContent, copy_of
 
 from . import history as hist

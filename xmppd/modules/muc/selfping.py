@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmppd.core import stanza as st
-from xmppd.errors import StanzaError
+from xmppd.xmpp import stanza as st
+from xmppd.xmpp.errors import StanzaError
 
 
 def answer(room, stanza: ET.Element, occ, nick: str) -> list[ET.Element]:

@@ -20,9 +20,9 @@ import xml.etree.ElementTree as ET
 from typing import Any, Awaitable, Callable
 
 from xmppd.core import events as ev
-from xmppd.core import stanza as st
-from xmppd.errors import StanzaError
-from xmppd.jid import InvalidJID, split as jid_split
+from xmppd.xmpp import stanza as st
+from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import InvalidJID, split as jid_split
 
 from . import archive as arch
 from . import config as cfgmod

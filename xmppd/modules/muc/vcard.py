@@ -11,7 +11,7 @@ import binascii
 import hashlib
 import xml.etree.ElementTree as ET
 
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
 from .ns import VCARD, VCARD_UPDATE, q
 from .room import PRESENCE, bare_of

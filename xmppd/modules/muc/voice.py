@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmppd.errors import StanzaError
+from xmppd.xmpp.errors import StanzaError
 
 from .ns import CLIENT, DATA, REQUEST, q
 

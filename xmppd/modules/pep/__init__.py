@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import inspect
 import secrets
 import xml.etree.ElementTree as ET
 
 from xmppd.config.options import Option
 from xmppd.core import events as ev
-from xmppd.core import stanza as st
-from xmppd.errors import StanzaError
-from xmppd.modules._account_util import from_xml, to_xml, utc_stamp
+from xmppd.xmpp import stanza as st
+from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.stanza import from_xml, to_xml
+from xmppd.xmpp.time import utc_stamp
 
 from . import caps as capsmod
 from . import compat
@@ -133,22 +133,11 @@ def bare_of(jid: str) -> str:
 
 
 async def roster_info(host, user: str, contact: str) -> tuple[str, frozenset]:
-    """(subscription, groups) of ``contact`` in ``user``'s roster (the roster
-    module's helpers work whether or not it is enabled on the host)."""
-    try:
-        from xmppd.modules import roster
-        get_item = roster.get_item
-    except (ImportError, AttributeError):
-        return "none", frozenset()
-    item = get_item(host, user, contact)
-    if inspect.isawaitable(item):
-        item = await item
+    """(subscription, groups) of ``contact`` in ``user``'s roster."""
+    item = await host.roster.get_item(user, contact)
     if item is None:
         return "none", frozenset()
-    if isinstance(item, dict):
-        return item.get("subscription") or "none", frozenset(item.get("groups") or ())
-    return (getattr(item, "subscription", None) or "none",
-            frozenset(getattr(item, "groups", None) or ()))
+    return item.get("subscription") or "none", frozenset(item.get("groups") or ())
 
 
 class PEP:
@@ -399,7 +388,7 @@ class PEP:
 def setup(m) -> None:
     host = m.host
     pep = PEP(m)
-    host.state["pep"] = pep
+    m.provide(pep)
 
     m.add_identity("pubsub", "pep", to="account")
     m.add_feature(PUBSUB, to="account")
@@ -717,7 +706,7 @@ def setup(m) -> None:
 
 
 def teardown(m) -> None:
-    pep = m.host.state.pop("pep", None)
+    pep = m.provided
     if pep is not None:
         for h in pep.timers.values():
             h.cancel()

@@ -18,9 +18,9 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 from xmppd.core import events as ev
-from xmppd.core import stanza as st
-from xmppd.errors import StanzaError
-from xmppd.modules._account_util import from_xml, to_xml
+from xmppd.xmpp import stanza as st
+from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.stanza import from_xml, to_xml
 
 from .pubsub import PubSubError, Requester
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ..errors import StanzaError
+from .errors import StanzaError
 
 C = "{jabber:client}"
 KINDS = {"message", "presence", "iq"}
@@ -108,3 +108,83 @@ def to_client_ns(el: ET.Element, stream_ns: str) -> ET.Element:
             e.tag = C + tag[n:]
             stack.extend(e)
     return el
+
+
+# -- copies ------------------------------------------------------------------------------
+
+def copy(el: ET.Element, *, drop=None, **attrs: str | None) -> ET.Element:
+    """A copy of ``el`` sharing its children (one level deep): attributes may be
+    changed (``None`` removes one) and children added or removed without touching
+    the original. ``drop(child)`` true leaves a child out."""
+    out = ET.Element(el.tag, dict(el.attrib))
+    out.text = el.text
+    out.extend(el if drop is None else (c for c in el if not drop(c)))
+    for k, v in attrs.items():
+        k = k.rstrip("_")   # from_= for 'from'
+        if v is None:
+            out.attrib.pop(k, None)
+        else:
+            out.set(k, v)
+    return out
+
+
+def deep_client_ns(el: ET.Element) -> ET.Element:
+    """A deep copy of ``el`` with ``jabber:server`` tags as ``jabber:client``."""
+    def conv(e):
+        tag = e.tag
+        if tag.startswith("{jabber:server}"):
+            tag = C + tag[15:]
+        out = ET.Element(tag, dict(e.attrib))
+        out.text, out.tail = e.text, e.tail
+        out.extend(conv(c) for c in e)
+        return out
+    return conv(el)
+
+
+# -- reading stanzas ----------------------------------------------------------------------
+
+BODY = C + "body"
+PRIORITY = C + "priority"
+
+
+def has_body(stanza: ET.Element) -> bool:
+    """A ``<body/>`` in the client namespace (or namespace-less, from older code paths)."""
+    return stanza.find(BODY) is not None or stanza.find("body") is not None
+
+
+def namespace_of(tag: str) -> str:
+    """``{ns}local`` → ``ns`` (``""`` without one)."""
+    return tag[1:tag.index("}")] if tag[:1] == "{" else ""
+
+
+def parse_priority(stanza: ET.Element) -> int:
+    """``<priority/>`` of a presence as Prosody reads it: an integer clamped to
+    -128..127, else 0 (RFC 6121 §4.7.2.3)."""
+    el = stanza.find(PRIORITY)
+    text = (el.text or "").strip() if el is not None else ""
+    try:
+        p = int(text, 10)
+    except ValueError:
+        return 0
+    return max(-128, min(127, p))
+
+
+# -- stored stanzas -------------------------------------------------------------------------
+
+def to_xml(el: ET.Element) -> str:
+    """A string for storage, with every namespace declared so that it parses alone."""
+    from ..stream import serialize
+    return serialize(el, default_ns="")
+
+
+def from_xml(text: str) -> ET.Element:
+    """An element back from :func:`to_xml`. Only strings we stored ourselves, from
+    elements our stream parser built (it refuses DTDs and entities), come here."""
+    return ET.fromstring(text)
+
+
+def add_delay(stanza: ET.Element, from_: str, when: float | None = None) -> ET.Element:
+    """Append a XEP-0203 ``<delay/>`` (whole seconds) to ``stanza`` and return it."""
+    from .time import utc_stamp
+    ET.SubElement(stanza, "{urn:xmpp:delay}delay", {"from": from_, "stamp": utc_stamp(when)})
+    return stanza

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from . import namespaces as ns
+from . import ns
 
 STREAM_CONDITIONS = frozenset({
     "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout",

@@ -1,4 +1,8 @@
-"""JID parsing (RFC 7622) on top of slixmpp's JID; maps are keyed by normalised strings."""
+"""JIDs (RFC 7622) on slixmpp's JID; maps are keyed by normalised strings.
+
+``split`` normalises and splits, ``bare`` gives the normalised bare JID (or None
+for an address that is not a JID), ``join`` puts the parts back together.
+"""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -7,7 +11,8 @@ from slixmpp.jid import JID, InvalidJID
 
 from .errors import StanzaError
 
-__all__ = ["JID", "InvalidJID", "parse", "split", "nodeprep", "resourceprep", "nameprep"]
+__all__ = ["JID", "InvalidJID", "split", "parse", "bare", "domain_of", "join", "nodeprep",
+           "resourceprep", "nameprep"]
 
 
 @lru_cache(maxsize=65536)
@@ -25,6 +30,28 @@ def parse(s: str) -> tuple[str, str, str]:
         return split(s)
     except InvalidJID as exc:
         raise StanzaError("jid-malformed", str(exc) or None) from None
+
+
+def bare(s: str | None) -> str | None:
+    """The normalised bare JID of ``s`` (``node@domain`` or ``domain``); None when
+    ``s`` is empty or not a valid JID."""
+    if not s:
+        return None
+    try:
+        node, domain, _ = split(s)
+    except InvalidJID:
+        return None
+    return f"{node}@{domain}" if node else domain
+
+
+def domain_of(s: str | None) -> str | None:
+    """The normalised domain of ``s``; None when it is not a valid JID."""
+    if not s:
+        return None
+    try:
+        return split(s)[1]
+    except InvalidJID:
+        return None
 
 
 def join(node: str | None, domain: str, resource: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The s2s manager: federation links, listeners, policy (RFC 6120 §13, XEP-0178/0220/0368).
+"""Federation: outgoing links, the streams, policy (RFC 6120 §13, XEP-0178/0368).
 
 * Routing: the router fires the global ``route/remote`` event for any domain not
   served here (local hosts and components are never looked up in DNS); the manager
@@ -15,9 +15,10 @@
   stream but never written to the socket) connects once more and sends them; if that
   fails they are bounced. Stanzas already written are not tracked (no XEP-0198 on
   s2s): a connection lost with data in flight loses it.
-* Bidirectional streams (XEP-0288): an incoming stream on which the peer asked for
-  bidi becomes the link for the reverse of each pair it authenticated (no second
-  connection); an outgoing one that negotiated it also receives (``protocol/s2s.py``).
+* Bidirectional streams (XEP-0288, negotiated by the ``s2s_bidi`` module): an
+  incoming stream on which the peer asked for bidi becomes the link for the reverse
+  of each pair it authenticated (no second connection); an outgoing one that
+  negotiated it also receives.
 * Policy: ``s2s_require_encryption``, ``s2s_secure_auth``, ``s2s_insecure_domains``,
   ``s2s_secure_domains``; trust anchors from ``ssl = { cafile = ..., capath = ... }``
   (else the system store).
@@ -34,14 +35,17 @@ from typing import TYPE_CHECKING
 
 import dns.exception
 
-from ..errors import StanzaError
-from ..net import listener
-from ..net.dns import NoService, S2SResolver
-from ..net.peercert import client_context, identity_matches, server_context
-from ..protocol.s2s import S2SFailure, S2SSession
+from ...core import events as ev
+from ...net.dns import NoService, S2SResolver
+from ...net.peercert import client_context, identity_matches, server_context
+from ...xmpp.errors import StanzaError, StreamError
+from ...xmpp.jid import InvalidJID, split
+from .incoming import IncomingStream
+from .outgoing import OutgoingStream
+from .stream import S2SFailure, S2SStream
 
 if TYPE_CHECKING:
-    from .server import Server
+    from ...core.server import Server
 
 log = logging.getLogger("xmppd.s2s")
 
@@ -56,8 +60,8 @@ class OutgoingLink:
         self.local = local
         self.remote = remote
         self.queue: collections.deque = collections.deque()
-        self.session: S2SSession | None = None        # authenticated
-        self.stream_session: S2SSession | None = None # usable for db:verify
+        self.session: S2SStream | None = None         # authenticated
+        self.stream_session: OutgoingStream | None = None  # usable before authentication
         self.stream_event = asyncio.Event()
         self.failure: Exception | None = None
         self.task: asyncio.Task | None = None
@@ -88,13 +92,13 @@ class OutgoingLink:
         self.stream_session = None
         self.task = asyncio.get_running_loop().create_task(self._run())
 
-    def use(self, sess: S2SSession) -> None:
+    def use(self, sess: S2SStream) -> None:
         """Send over ``sess`` (an incoming bidirectional stream) from now on."""
         self.session = sess
         while self.queue and not sess.closing:
             sess.send(self.queue.popleft())
 
-    def lost(self, sess: S2SSession) -> bool:
+    def lost(self, sess: S2SStream) -> bool:
         """``sess``, this link's stream, is gone: connect again if stanzas are waiting
         (the ones it never wrote first). False: nothing waits, the link can go."""
         self.session = None
@@ -123,7 +127,7 @@ class OutgoingLink:
         while self.queue and not sess.closing:
             sess.send(self.queue.popleft())
 
-    async def _connect(self) -> S2SSession:
+    async def _connect(self) -> OutgoingStream:
         m = self.manager
         loop = asyncio.get_running_loop()
         try:
@@ -148,9 +152,9 @@ class OutgoingLink:
                 while True:
                     self.attempts.append(f"{addr}:{target.port}{' tls' if target.direct_tls else ''}"
                                          f"{'' if verify else ' (no chain check)'}")
-                    sess = S2SSession(m, "out", local=self.local, remote=self.remote,
-                                      direct_tls=target.direct_tls, verify_chain=verify,
-                                      target=f"{target.host}[{addr}]:{target.port}")
+                    sess = OutgoingStream(m, local=self.local, remote=self.remote,
+                                          direct_tls=target.direct_tls, verify_chain=verify,
+                                          target=f"{target.host}[{addr}]:{target.port}")
                     ctx = m.client_tls_context(self.local, verify=verify, direct_tls=True) \
                         if target.direct_tls else None
                     try:
@@ -186,7 +190,7 @@ class OutgoingLink:
                         break
         raise last
 
-    def _stream_ready(self, sess: S2SSession, fut: asyncio.Future) -> None:
+    def _stream_ready(self, sess: OutgoingStream, fut: asyncio.Future) -> None:
         if not fut.cancelled() and fut.exception() is None:
             self.stream_session = sess
             self.stream_event.set()
@@ -203,9 +207,10 @@ class OutgoingLink:
         for stanza in queued:
             asyncio.get_running_loop().create_task(router.bounce(stanza, StanzaError(condition, text)))
 
-    async def stream(self) -> S2SSession:
-        """A session to the remote server usable for dialback verification (our own
-        outgoing stream: never an incoming bidirectional one, XEP-0288 §2)."""
+    async def stream(self) -> OutgoingStream:
+        """Our own outgoing stream to the remote server, usable once TLS is up (for a
+        module's exchanges such as dialback verification; never an incoming
+        bidirectional stream, XEP-0288 §2)."""
         sess = self.stream_session
         if sess is not None and not sess.closing:
             return sess
@@ -226,13 +231,13 @@ class S2SManager:
         self.stanza_size_limit = int(cfg.get("s2s_stanza_size_limit", default=524288))
         self.resolver = S2SResolver(list(cfg.get("dns_nameservers", default=None) or ()) or None,
                                     timeout=min(self.timeout, 10.0))
-        self.dialback_secret = secrets.token_bytes(32)   # per start (XEP-0185)
+        # a secret made at each start, for keys bound to streams (dialback, XEP-0185)
+        self.dialback_secret = secrets.token_bytes(32)
         self.links: dict[tuple[str, str], OutgoingLink] = {}
         self._stopping = False
-        self.sessions: set[S2SSession] = set()
+        self.sessions: set[S2SStream] = set()
         self._contexts: dict[tuple, ssl.SSLContext] = {}
         self._cert_names: dict[str, str | None] = {}
-        self._undo = None
         self._idle_handle: asyncio.TimerHandle | None = None
 
     # -- policy -------------------------------------------------------------------
@@ -337,26 +342,8 @@ class S2SManager:
         return ctx
 
     # -- lifecycle ------------------------------------------------------------------
-    async def start(self, interfaces: list[str]) -> None:
-        """Hook routing; listen on ``s2s_ports`` and ``s2s_direct_tls_ports``."""
-        from .server import _ports
-        self._undo = self.server.events.hook("route/remote", self._route_remote)
-        cfg = self.server.config
-        ifaces = listener.resolve_interfaces(cfg.get("s2s_interfaces") or interfaces)
-        for port in _ports(cfg.get("s2s_ports", default=[5269])):
-            try:
-                self.server.listeners.setdefault("s2s", []).extend(
-                    await listener.listen(lambda: S2SSession(self, "in"), ifaces, port, name="s2s"))
-            except OSError as exc:
-                # as Prosody: the server runs on (outgoing federation still works)
-                log.error("s2s: %s; remote servers cannot connect to us", exc)
-        direct = _ports(cfg.get("s2s_direct_tls_ports", default=[]))
-        if direct and self.server.certs:
-            ctx = self._direct_tls_listener_context()
-            for port in direct:
-                self.server.listeners.setdefault("s2s_direct_tls", []).extend(
-                    await listener.listen(lambda: S2SSession(self, "in", direct_tls=True), ifaces, port,
-                                          ssl_context=ctx, name="s2s (direct TLS)"))
+    def start(self) -> None:
+        """Once listening: close idle streams from now on."""
         if self.idle_timeout > 0:
             self._schedule_idle()
 
@@ -373,11 +360,7 @@ class S2SManager:
         self._schedule_idle()
 
     async def stop(self) -> None:
-        from ..errors import StreamError
         self._stopping = True
-        if self._undo:
-            self._undo()
-            self._undo = None
         if self._idle_handle:
             self._idle_handle.cancel()
         for link in list(self.links.values()):
@@ -388,10 +371,10 @@ class S2SManager:
             sess.stream_error(StreamError("system-shutdown"))
 
     # -- sessions and links --------------------------------------------------------
-    def add_session(self, sess: S2SSession) -> None:
+    def add_session(self, sess: S2SStream) -> None:
         self.sessions.add(sess)
 
-    def remove_session(self, sess: S2SSession) -> None:
+    def remove_session(self, sess: S2SStream) -> None:
         self.sessions.discard(sess)
         if sess.direction == "out":
             keys = [(sess.local, sess.remote)]
@@ -403,7 +386,7 @@ class S2SManager:
                 if self._stopping or not link.lost(sess):
                     self.drop_link(link)
 
-    def bidi_incoming(self, sess: S2SSession, local: str, remote: str) -> None:
+    def bidi_incoming(self, sess: IncomingStream, local: str, remote: str) -> None:
         """XEP-0288: ``remote`` asked for bidi and is authenticated on ``sess``:
         stanzas from ``local`` to it go over that stream unless a link already works."""
         link = self.link(local, remote)
@@ -421,9 +404,8 @@ class S2SManager:
             link = self.links[(local, remote)] = OutgoingLink(self, local, remote)
         return link
 
-    async def _route_remote(self, sev):
-        from . import events as ev
-        from ..jid import InvalidJID, split
+    async def route_remote(self, sev):
+        """``route/remote``: a stanza for a domain not served here."""
         stanza = sev.stanza
         if getattr(sev.origin, "kind", None) in ("s2sin", "s2sout"):
             log.info("dropping a %s from %s for %s: servers do not relay", stanza.tag,
@@ -442,18 +424,24 @@ class S2SManager:
                                                                 "too many stanzas waiting for this server"))
         return ev.HANDLED
 
-    async def verify_dialback(self, receiving: str, originating: str, stream_id: str, key: str) -> bool:
-        """Ask the authoritative server of ``originating`` (over our link to it)."""
-        sess = await self.link(receiving, originating).stream()
-        return await sess.request_verify(receiving, originating, stream_id, key)
+    async def stream_to(self, local: str, remote: str) -> OutgoingStream:
+        """Our outgoing stream from ``local`` to ``remote``, connected (TLS up) but
+        maybe not yet authenticated: where a module asks the remote server something
+        (dialback's ``db:verify``). Raises S2SFailure if it cannot be had."""
+        return await self.link(local, remote).stream()
 
     def describe(self) -> list[dict]:
         """Live s2s streams (for ``xmppctl s2s`` / admin tools)."""
-        out = []
-        for s in sorted(self.sessions, key=lambda s: (s.direction, s.local or "", s.remote or "")):
-            out.append({"direction": s.direction, "local": s.local, "remote": s.remote,
-                        "auth": s.auth_method, "tls": s.tls, "bidi": s.bidi, "peer": s.peer,
-                        "pairs": sorted(s.pairs), "age": int(time.monotonic() - s.created),
-                        "idle": int(time.monotonic() - s.last_activity),
-                        "stanzas_in": s.counters["in"], "stanzas_out": s.counters["out"]})
-        return out
+        return [s.describe() for s in sorted(self.sessions, key=lambda s: (s.direction, s.local or "",
+                                                                          s.remote or ""))]
+
+    def status(self, server) -> dict:
+        """The s2s counts of ``xmppctl status``."""
+        streams = self.describe()
+        return {"s2s": len(streams), "s2s_in": sum(1 for s in streams if s["direction"] == "in"),
+                "s2s_out": sum(1 for s in streams if s["direction"] == "out")}
+
+    def certificates_reloaded(self, _reports) -> None:
+        """TLS contexts are built from the certificate files on demand: forget them."""
+        self._contexts.clear()
+        self._cert_names.clear()

@@ -1,0 +1,47 @@
+"""Wiring: the one place where the core, the protocols and the modules meet.
+
+``build_server(config)`` makes a :class:`~xmppd.core.server.Server` that finds its
+modules in ``xmppd.modules`` (with Prosody's module names as aliases), and lets
+each protocol register what it brings: client streams (c2s, and direct TLS),
+external components, server-to-server federation. The daemon (``xmppd``), the
+tests and the benchmarks all start servers through here.
+"""
+from __future__ import annotations
+
+from .config.options import DEFAULT_MODULES
+from .core.modules import ModuleFinder
+from .core.server import Server
+
+# Prosody module names whose job an xmppd module does under another name: the
+# name in modules_enabled loads the module on the right.
+ALIASES = {
+    "register_ibr": "register",      # Prosody 0.12 split in-band registration out
+    "csi_simple": "csi",             # client state indication
+    "vcard_legacy": "vcard",         # vcard-temp (the vCard4 bridge is vcard's job)
+    "bookmarks": "pep",              # bookmarks 2 with the private-storage bridge
+    "uptime": "lastactivity",        # the server's uptime through XEP-0012
+    "muc_mam": "muc",                # the room archive is part of the MUC service
+}
+# Prosody module names whose job is done by xmppd's core: accepted silently.
+BUILTIN = frozenset({
+    "saslauth", "tls", "c2s", "s2s", "posix", "auth_internal_hashed", "auth_internal_plain",
+    "storage_internal", "storage_sql", "iq", "message", "presence", "bind", "session",
+})
+# Modules every VirtualHost loads, whatever modules_enabled says: RFC 6120/6121.
+AUTOLOAD = ("message", "presence")
+# Global modules a Component loads too (s2s authentication under the component's name).
+COMPONENT_INHERITED = ("dialback", "s2s_bidi")
+
+FINDER = ModuleFinder("xmppd.modules", aliases=ALIASES, builtin=BUILTIN, autoload=AUTOLOAD,
+                      default_modules=DEFAULT_MODULES, component_inherited=COMPONENT_INHERITED)
+
+
+def build_server(config, *, storage=None) -> Server:
+    """A server for ``config``, not yet started (``await server.start()``)."""
+    from .protocol import c2s, component, s2s
+    server = Server(config, storage=storage, finder=FINDER)
+    c2s.register(server)
+    component.register(server)
+    if "s2s" not in (config.get("modules_disabled") or ()):   # as in Prosody
+        s2s.register(server)
+    return server

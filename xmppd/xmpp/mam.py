@@ -1,0 +1,177 @@
+"""Message Archive Management (XEP-0313, ``urn:xmpp:mam:2``): queries and their
+answers, for every archive the server keeps (accounts' and rooms').
+
+:func:`parse_query` reads a query (data form, RSM, ``<flip-page/>``),
+:func:`run` pages an archive store for it (with :func:`rsm.page`), and
+:func:`result_message` / :func:`fin` build what goes back.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import forms, ns, rsm
+from .errors import StanzaError
+from .jid import bare
+from .time import parse_stamp, utc_stamp_ms
+
+FIELDS = (forms.Field("with", "jid-single"), forms.Field("start", "text-single"),
+          forms.Field("end", "text-single"), forms.Field("before-id", "text-single"),
+          forms.Field("after-id", "text-single"), forms.Field("ids", "text-multi"))
+FIELD_NAMES = frozenset(f.var for f in FIELDS)
+
+
+@dataclass
+class Query:
+    queryid: str | None = None
+    with_jid: str | None = None
+    start: float | None = None
+    end: float | None = None
+    after_id: str | None = None
+    before_id: str | None = None
+    ids: list[str] | None = None
+    flip: bool = False
+    rsm: rsm.Request = field(default_factory=rsm.Request)
+
+
+def query_form() -> ET.Element:
+    """The search form (XEP-0313 §5.1)."""
+    return forms.build(ns.MAM, FIELDS)
+
+
+def parse_query(payload: ET.Element) -> Query:
+    sub = forms.read(payload.find(forms.X), form_type=ns.MAM, allowed=FIELD_NAMES)
+    out = Query(queryid=payload.get("queryid"), rsm=rsm.request(payload),
+                flip=payload.find(f"{{{ns.MAM}}}flip-page") is not None)
+    if sub.get("with") is not None:
+        out.with_jid = bare(sub.get("with"))
+        if out.with_jid is None:
+            raise StanzaError("jid-malformed", "bad JID in 'with'")
+    for name in ("start", "end"):
+        if sub.get(name) is not None:
+            try:
+                setattr(out, name, parse_stamp(sub.get(name)))
+            except ValueError:
+                raise StanzaError("bad-request", f"invalid timestamp in {name!r}") from None
+    out.after_id = sub.get("after-id")
+    out.before_id = sub.get("before-id")
+    if sub.all("ids"):
+        out.ids = sub.all("ids")
+    return out
+
+
+@dataclass
+class Result:
+    items: list
+    complete: bool
+    first_index: int | None
+    total: int | None
+
+
+async def run(store, user: str | None, q: Query, *, max_results: int,
+              include_total: bool = True) -> Result:
+    """Page ``store`` (an archive store of the storage API) for ``q``; unknown ids
+    are ``item-not-found``."""
+    limit = min(q.rsm.max if q.rsm.max is not None else max_results, max_results)
+
+    async def position(key: str) -> float:
+        item = await store.get(user, key)
+        if item is None:
+            raise StanzaError("item-not-found", f"no archived message with id {key}")
+        return item.when
+
+    async def order(a: str, b: str) -> int:
+        """-1 if ``a`` comes before ``b`` in the archive, 1 if after, 0 if the same."""
+        if a == b:
+            return 0
+        wa, wb = await position(a), await position(b)
+        if wa != wb:
+            return -1 if wa < wb else 1
+        keys = [i.key for i in await store.query(user, start=wa, end=wa)]
+        return -1 if keys.index(a) < keys.index(b) else 1
+
+    after, before = q.after_id, q.before_id
+    for key in (after, before):
+        if key is not None:
+            await position(key)
+    if q.rsm.after:
+        await position(q.rsm.after)
+        if after is None or await order(q.rsm.after, after) > 0:
+            after = q.rsm.after
+    if q.rsm.before:
+        await position(q.rsm.before)
+        if before is None or await order(q.rsm.before, before) < 0:
+            before = q.rsm.before
+
+    if q.ids is not None:
+        items = []
+        for key in q.ids:
+            item = await store.get(user, key)
+            if item is None:
+                raise StanzaError("item-not-found", f"no archived message with id {key}")
+            if ((q.with_jid is None or item.with_jid == q.with_jid)
+                    and (q.start is None or item.when >= q.start)
+                    and (q.end is None or item.when <= q.end)):
+                items.append(item)
+        items.sort(key=lambda i: i.when)
+        complete = len(items) <= limit
+        items = items[:limit]
+        return Result(items, complete, None, len(items))
+
+    def query(**kw):
+        return store.query(user, with_jid=q.with_jid, start=q.start, end=q.end, **kw)
+    try:
+        p = await rsm.page(query, limit=limit, after=after, before=before,
+                           backward=q.rsm.backward, index=q.rsm.index)
+    except LookupError:   # the storage API's ItemNotFound: an unknown bound
+        raise StanzaError("item-not-found") from None
+    total = None
+    if include_total or limit == 0:
+        total = await store.count(user, with_jid=q.with_jid, start=q.start, end=q.end)
+        # the form's after-id/before-id narrow the set too (not RSM's)
+        for key, sign in ((q.after_id, 1), (q.before_id, -1)):
+            if key is not None and total:
+                w = await position(key)
+                kw = dict(with_jid=q.with_jid, start=q.start, end=q.end)
+                if sign > 0:
+                    kw["end"] = w if q.end is None else min(q.end, w)
+                else:
+                    kw["start"] = w if q.start is None else max(q.start, w)
+                total = max(0, total - await store.count(user, **kw))
+    return Result(p.items, p.complete, p.first_index, total)
+
+
+def result_message(item, forwarded: ET.Element, *, to: str, frm: str, queryid: str | None,
+                   id: str | None = None) -> ET.Element:
+    """``<message><result queryid id><forwarded><delay/>MESSAGE</forwarded></result>``."""
+    attrs = {"to": to, "from": frm}
+    if id is not None:
+        attrs["id"] = id
+    msg = ET.Element(f"{{{ns.CLIENT}}}message", attrs)
+    res = ET.SubElement(msg, f"{{{ns.MAM}}}result", {"id": item.key})
+    if queryid is not None:
+        res.set("queryid", queryid)
+    fwd = ET.SubElement(res, f"{{{ns.FORWARD}}}forwarded")
+    ET.SubElement(fwd, f"{{{ns.DELAY}}}delay", {"stamp": utc_stamp_ms(item.when)})
+    fwd.append(forwarded)
+    return msg
+
+
+def fin(result: Result, queryid: str | None) -> ET.Element:
+    """The IQ result's ``<fin/>`` with the page's ``<set/>``."""
+    el = ET.Element(f"{{{ns.MAM}}}fin", {"complete": "true" if result.complete else "false"})
+    if queryid is not None:
+        el.set("queryid", queryid)
+    items = result.items
+    el.append(rsm.result(items[0].key if items else None, items[-1].key if items else None,
+                         result.total, result.first_index if items else None))
+    return el
+
+
+def results(result: Result, *, to: str, frm: str, queryid: str | None,
+            decode: Callable, flip: bool = False, id: Callable[[], str] | None = None) -> list[ET.Element]:
+    """The result messages of a page, in the order they go out."""
+    items = result.items[::-1] if flip else result.items
+    return [result_message(it, decode(it), to=to, frm=frm, queryid=queryid,
+                           id=id() if id is not None else None) for it in items]
