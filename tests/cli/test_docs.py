@@ -27,6 +27,12 @@ def test_every_core_option_is_documented():
     assert not missing
 
 
-def test_existing_modules_have_a_page():
-    for name in ("disco", "ping", "version", "time", "message", "presence"):
-        assert (REPO / "docs" / "modules" / f"{name}.md").exists(), name
+def test_every_module_has_a_page_and_every_page_a_module():
+    from xmppd.app import ALIASES, FINDER
+    pages = {p.stem for p in (REPO / "docs" / "modules").glob("*.md")} - {"README"}
+    assert pages == set(FINDER.available())
+    index = (REPO / "docs" / "modules" / "README.md").read_text()
+    for name in FINDER.available():
+        assert f"({name}.md)" in index or name in ("dialback", "s2s_bidi"), name
+    for alias, target in ALIASES.items():
+        assert f"| `{alias}` | [{target}]({target}.md) |" in index, alias
