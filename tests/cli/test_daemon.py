@@ -132,8 +132,56 @@ def test_repository_config_serves_localhost():
 
 def test_unknown_storage_driver_is_a_clear_error(tmp_path, cert_files):
     cfg = write_tree(tmp_path, cert_files, extra='storage = "mongodb"\n')
+    assert start_fails(cfg) == ("xmppd: cannot start: unknown storage driver 'mongodb' "
+                                f"(storage at {cfg}:8:1)")
+
+
+def start_fails(cfg) -> str:
+    """Start xmppd on ``cfg``, which must fail: its one line of error."""
     r = subprocess.run(program("xmppd") + ["--config", str(cfg)], capture_output=True,
                        text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert r.returncode == 1
-    assert "xmppd: cannot start: unknown storage driver 'mongodb'" in r.stderr
     assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if "cannot start" in line]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("xmppd: cannot start: ")
+    return lines[0]
+
+
+def test_corrupt_database_is_one_line(tmp_path, cert_files):
+    cfg = write_tree(tmp_path, cert_files)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "xmppd.sqlite").write_text("this is not a database\n" * 100)
+    line = start_fails(cfg)
+    assert "xmppd.sqlite" in line and "not a database" in line
+    assert line.endswith("(data_path at %s:5:1)" % cfg)
+
+
+def test_data_path_that_cannot_be_made_is_one_line(tmp_path, cert_files):
+    (tmp_path / "afile").write_text("x")
+    cfg = write_tree(tmp_path, cert_files, extra="")
+    cfg.write_text(cfg.read_text().replace('data_path = "var"', 'data_path = "afile/var"'))
+    line = start_fails(cfg)
+    assert "afile/var" in line and "not a directory" in line.lower()
+    assert "(data_path at " in line
+
+
+def test_missing_certificate_names_the_option_and_file(tmp_path, cert_files):
+    cfg = write_tree(tmp_path, cert_files)
+    host = tmp_path / "conf.avail" / f"{DOMAIN}.cfg.lua"
+    host.write_text(host.read_text().replace(cert_files["crt"], str(tmp_path / "gone.crt")))
+    line = start_fails(cfg)
+    assert line == (f"xmppd: cannot start: {DOMAIN}: the certificate file {tmp_path / 'gone.crt'} "
+                    f"does not exist (ssl at {tmp_path / 'conf.d' / host.name}:2:5)")
+
+
+def test_key_that_does_not_match_is_one_line(tmp_path, cert_files, ca):
+    other = ca.issue_cert("other.test")
+    other.private_key_pem.write_to_path(str(tmp_path / "other.key"))
+    cfg = write_tree(tmp_path, cert_files)
+    host = tmp_path / "conf.avail" / f"{DOMAIN}.cfg.lua"
+    host.write_text(host.read_text().replace(cert_files["key"], str(tmp_path / "other.key")))
+    line = start_fails(cfg)
+    assert f"{DOMAIN}: the certificate {cert_files['crt']} or its key {tmp_path / 'other.key'}" in line
+    assert line.endswith(f"cannot be used: key values mismatch "
+                         f"(ssl at {tmp_path / 'conf.d' / host.name}:2:5)")

@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     path = find_config(args.config)
     from ..config import ConfigError, load_config
+    from ..core.server import StartupError
     try:
         cfg = load_config(path)
         warnings, errors = diagnose(cfg)
@@ -228,8 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             return asyncio.run(serve(cfg))
         return uvloop.run(serve(cfg))
-    except (OSError, ValueError, ConfigError) as exc:
-        # a port in use, an unreadable certificate, an unknown storage driver...
+    except (StartupError, ConfigError) as exc:
+        # a port in use, an unreadable certificate, a broken database: one line,
+        # naming the option and where it is set (the traceback at debug level)
+        log.debug("startup failed", exc_info=True)
+        print(f"xmppd: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
         log.debug("startup failed", exc_info=True)
         print(f"xmppd: cannot start: {exc}", file=sys.stderr)
         return 1

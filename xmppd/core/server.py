@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from .items import ItemRegistry
 from .router import Router
 
 log = logging.getLogger("xmppd.server")
+
+
+class StartupError(Exception):
+    """The server cannot start as configured. The message is one line for the admin:
+    what failed, the option and where it is set, and the path."""
 
 
 class Server:
@@ -84,9 +90,23 @@ class Server:
         return self._items.values(kind)
 
     # -- lifecycle -----------------------------------------------------------
+    def where(self, option: str, host: str | None = None) -> str:
+        """`` (option at file:line:col)`` for messages, or `` (option not set)``."""
+        setting = self.config.where(option, host=host)
+        if setting is None:
+            return f" ({option} not set)"
+        return f" ({option} at {setting.file}:{setting.line}:{setting.col})"
+
     async def start(self) -> None:
         if self.storage is None:
-            self.storage = await open_configured_storage(self.config, self.data_path)
+            from ..storage import StorageError
+            try:
+                self.storage = await open_configured_storage(self.config, self.data_path)
+            except ValueError as exc:     # a backend xmppd does not have
+                raise StartupError(f"{exc}{self.where('storage')}") from None
+            except (StorageError, OSError) as exc:
+                raise StartupError(f"storage in {self.data_path}: {_reason(exc)}"
+                                   f"{self.where('data_path')}") from None
         self.accounts = Accounts(self.storage, on_deleted=self._user_deleted)
         for hc in self.config.hosts.values():
             if not hc.enabled:
@@ -132,7 +152,7 @@ class Server:
                                               name=lst.name))
                 except OSError as exc:
                     if lst.fatal:
-                        raise
+                        raise StartupError(f"{exc}{self.where(lst.ports_option)}") from None
                     log.error("%s: %s", lst.name, exc)
 
     def spawn(self, coro) -> asyncio.Task:
@@ -216,6 +236,19 @@ class Server:
             pair = None
             if isinstance(ssl_opt, dict) and ssl_opt.get("certificate") and ssl_opt.get("key"):
                 pair = (self.resolve_path(ssl_opt["certificate"]), self.resolve_path(ssl_opt["key"]))
+                where = self.where("ssl", host.name)
+                for what, path in (("certificate", pair[0]), ("key", pair[1])):
+                    if not path.is_file():
+                        raise StartupError(f"{host.name}: the {what} file {path} does not exist{where}")
+                    if not os.access(path, os.R_OK):
+                        raise StartupError(f"{host.name}: the {what} file {path} is not readable "
+                                           f"by this user{where}")
+                try:
+                    self.certs.add([host.name], pair[0], pair[1])
+                except (OSError, ValueError, ssl.SSLError) as exc:
+                    raise StartupError(f"{host.name}: the certificate {pair[0]} or its key {pair[1]} "
+                                       f"cannot be used: {_reason(exc)}{where}") from None
+                continue
             if pair is None:
                 pair = find_certificate(host.name, certdir)
             if pair is None:
@@ -227,7 +260,20 @@ class Server:
                                 host.name, cert)
                     generate_self_signed(host.name, cert, key, extra_names=extra)
                 pair = (cert, key)
-            self.certs.add([host.name], pair[0], pair[1])
+            try:
+                self.certs.add([host.name], pair[0], pair[1])
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                raise StartupError(f"{host.name}: the certificate {pair[0]} or its key {pair[1]} "
+                                   f"cannot be used: {_reason(exc)}{self.where('certificates')}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as the end of a one-line message."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason).lower().replace("_", " ")
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower() if exc.filename is None else f"{exc.filename}: {exc.strerror.lower()}"
+    return str(exc)
 
 
 class _GlobalHost:
