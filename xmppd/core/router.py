@@ -155,15 +155,10 @@ class Router:
         await self.bounce(sev.stanza, StanzaError("remote-server-not-found"), sev.origin)
 
     async def bounce(self, stanza: ET.Element, err: StanzaError, origin: Any = None) -> None:
-        """Send the error reply for ``stanza``, unless it may not be answered."""
+        """Send the error reply for ``stanza``, unless it may not be answered. A stanza
+        with no 'to' was handled on behalf of the sender's account (RFC 6120 §10.3):
+        its error has no 'from' either (§8.1.2.1), so a client that checks who
+        answered accepts it."""
         if not st.may_answer_with_error(stanza) or not stanza.get("from"):
             return
-        reply = st.error_reply(stanza, err, from_=stanza.get("to") or self._sender_domain(stanza))
-        await self.route(reply, None)
-
-    @staticmethod
-    def _sender_domain(stanza: ET.Element) -> str | None:
-        try:
-            return jid_split(stanza.get("from"))[1]
-        except Exception:
-            return None
+        await self.route(st.error_reply(stanza, err), None)

@@ -474,14 +474,14 @@ class C2SSession(XMLStreamProtocol):
                 hook(self, el)
         if el.tag == "{jabber:client}iq":
             t = el.get("type")
+            # the errors come from where the IQ went (no 'from' if it had no 'to':
+            # handled on behalf of the account, RFC 6120 §8.1.2.1)
             if t not in ("get", "set", "result", "error") or not el.get("id"):
                 if t != "error":
-                    self.send(st.error_reply(el, StanzaError("bad-request", "IQ needs an id and a valid type"),
-                                             from_=self.host.name))
+                    self.send(st.error_reply(el, StanzaError("bad-request", "IQ needs an id and a valid type")))
                 return
             if t in ("get", "set") and len(el) != 1:
-                self.send(st.error_reply(el, StanzaError("bad-request", "an IQ request has exactly one payload"),
-                                         from_=self.host.name))
+                self.send(st.error_reply(el, StanzaError("bad-request", "an IQ request has exactly one payload")))
                 return
         await self.server.router.route(el, self)
 
