@@ -240,6 +240,7 @@ class Xmppd(Server):
             control_socket = false
             log = {{ warn = "{d}/xmppd.log" }}
             c2s_require_encryption = true
+            limits = false
             modules_enabled = {{ {", ".join(f'"{m}"' for m in mods)} }}
             modules_disabled = {{ "offline" }}
             VirtualHost "{DOMAIN}"

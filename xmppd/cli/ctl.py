@@ -417,8 +417,38 @@ def cmd_check(args, cfg) -> int:
     if errors:
         print(f"{cfg.path}: {len(errors)} error(s)", file=sys.stderr)
         return 1
+    print("limits in force:")
+    for line in limits_in_force(cfg):
+        print(f"  {line}")
     print(f"{cfg.path}: ok ({len(cfg.virtual_hosts())} virtual host(s), {len(warnings)} warning(s))")
     return 0
+
+
+def limits_in_force(cfg) -> list[str]:
+    """Every limit the configuration sets or leaves at its default: the core's
+    (connections, reading rates, failed logins) and the options modules declare as
+    limits, with their values per host where they differ."""
+    from ..app import FINDER
+    from ..config.options import CORE_OPTIONS, lookup
+    from ..core.limits import Limits
+    out = Limits(cfg).describe()
+    hosts = [None] + [h.name for h in cfg.hosts.values() if h.enabled]
+    for opt in FINDER.declared_options(CORE_OPTIONS):
+        if not getattr(opt, "limit", False):
+            continue
+        values = {}
+        for h in hosts if opt.scope != "global" else [None]:
+            try:
+                values[h] = lookup(cfg, opt, h)
+            except Exception:
+                continue
+        glob = values.get(None)
+        line = f"{opt.name} = {glob}"
+        diff = [f"{h}: {v}" for h, v in values.items() if h is not None and v != glob]
+        if diff:
+            line += f" ({'; '.join(diff)})"
+        out.append(line)
+    return out
 
 
 def cmd_cert(args, cfg) -> int:

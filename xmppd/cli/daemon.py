@@ -57,6 +57,12 @@ def diagnose(cfg) -> tuple[list, list[str]]:
                                       "will bounce (Prosody loads it implicitly; add it, or list it "
                                       "in modules_disabled to mean it)"))
     _storage_diagnostics(cfg, warnings, errors)
+    from ..core.limits import LimitError, parse_limits
+    try:
+        parse_limits(cfg.get("limits"))
+    except LimitError as exc:
+        where = cfg.where("limits")
+        errors.append(f"{where.file}:{where.line}:{where.col}: limits: {exc}" if where else f"limits: {exc}")
     return warnings, errors
 
 

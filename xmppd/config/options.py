@@ -52,6 +52,7 @@ class Option:
     min: int | float | None = None
     max: int | float | None = None
     choices: tuple | None = None
+    limit: bool = False     # a limit (listed by `xmppctl check config`, docs/security.md)
 
     def __post_init__(self):
         if self.type not in TYPES:
@@ -329,11 +330,11 @@ CORE_OPTIONS: list[Option] = [
     _o("daemonize", "boolean", False, "global", "detach from the terminal (systemd does not "
        "need it)"),
     _o("c2s_stanza_size_limit", "integer", 262144, "global", "largest stanza a client may "
-       "send, in bytes", min=10000),
+       "send, in bytes", min=10000, limit=True),
     _o("s2s_stanza_size_limit", "integer", 524288, "global", "largest stanza a server may "
-       "send, in bytes", min=10000),
+       "send, in bytes", min=10000, limit=True),
     _o("c2s_timeout", "integer", 60, "global", "seconds a client has to authenticate and bind "
-       "a resource", min=1),
+       "a resource", min=1, limit=True),
     _o("s2s_timeout", "integer", 90, "global", "seconds to establish a server connection",
        min=1),
     # s2s (federation, core/s2s.py)
@@ -349,12 +350,21 @@ CORE_OPTIONS: list[Option] = [
     _o("component_secret", "string", None, "host", "shared secret of an external component"),
     _o("name", "string", None, "host", "the service's name in service discovery"),
     _o("default_storage", "string", None, "both", "backend for stores that a storage table does not name"),
+    # limits (core/limits.py)
+    _o("limits", "any", None, "global", "per connection kind (c2s, s2sin, s2sout, component): "
+       "{ rate = \"10kb/s\"; burst = \"2s\"; connections_per_address = N; "
+       "unauthenticated_per_address = N }; false turns every limit off. Default: c2s 10kb/s "
+       "burst 2s, 200 connections and 20 not logged in per address; s2sin 30kb/s, 100 and 50"),
+    _o("c2s_max_auth_failures", "integer", 20, "global", "failed logins from one address "
+       "within c2s_auth_ban_lifetime that ban it from logging in (0: never)", min=0),
+    _o("c2s_auth_ban_lifetime", "integer", 600, "global", "seconds a ban for failed logins "
+       "lasts (and the window failures are counted in)", min=1),
 ]
 
 # Prosody options that xmppd accepts and ignores (reported at level "info"); never one
 # that a module declares (tests/unit/test_options.py checks).
 IGNORED_PROSODY_OPTIONS: list[str] = [
-    "plugin_paths", "use_libevent", "network_backend", "network_settings", "limits",
+    "plugin_paths", "use_libevent", "network_backend", "network_settings",
     "authentication", "http_ports", "https_ports", "http_interfaces", "https_interfaces",
     "http_host", "http_external_url", "http_paths", "welcome_message", "proxy65_ports",
     "proxy65_address", "consider_bosh_secure", "consider_websocket_secure",

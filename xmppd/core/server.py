@@ -17,6 +17,7 @@ from . import modules as modmgr
 from .accounts import Accounts
 from .host import Host
 from .items import ItemRegistry
+from .limits import LimitError, Limits
 from .router import Router
 
 log = logging.getLogger("xmppd.server")
@@ -51,6 +52,12 @@ class Server:
         self.started_at = time.time()
         self.c2s_stanza_size_limit = int(config.get("c2s_stanza_size_limit", default=262144))
         self.c2s_timeout = float(config.get("c2s_timeout", default=60))
+        self._limits_error: LimitError | None = None
+        try:
+            self.limits = Limits(config)
+        except LimitError as exc:   # reported by start() (and check config) with its place
+            self._limits_error = exc
+            self.limits = Limits(config, parsed={})
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
         self.version = __version__
@@ -98,6 +105,8 @@ class Server:
         return f" ({option} at {setting.file}:{setting.line}:{setting.col})"
 
     async def start(self) -> None:
+        if self._limits_error is not None:
+            raise StartupError(f"limits: {self._limits_error}{self.where('limits')}")
         if self.storage is None:
             from ..storage import StorageError
             try:

@@ -45,7 +45,7 @@ class C2SSession(XMLStreamProtocol):
         "priority", "directed", "interested", "state", "send_filters", "delivery_hooks",
         "inbound_hooks", "lost_hooks", "hibernating", "replaced", "clean_close",
         "closed_by_server", "_queue", "_drainer", "_out", "_flush_scheduled", "_paused",
-        "_timeout", "__weakref__",
+        "_timeout", "address", "_bucket", "_held", "_counted", "__weakref__",
     )
 
     def __init__(self, server: "Server", *, direct_tls: bool = False):
@@ -89,6 +89,7 @@ class C2SSession(XMLStreamProtocol):
         self.clean_close = False
         self.closed_by_server = False
         self._timeout: asyncio.TimerHandle | None = None
+        self._counted = False     # in the per-address connection counts
 
     def __repr__(self) -> str:
         return f"<C2S {self.full_jid or self.peer} {self.id}>"
@@ -99,6 +100,13 @@ class C2SSession(XMLStreamProtocol):
         self.server.c2s_sessions.add(self)
         self._timeout = asyncio.get_running_loop().call_later(self.server.c2s_timeout, self._negotiation_timeout)
         log.debug("%s connected from %s%s", self.id, self.peer, " (direct TLS)" if self.direct_tls else "")
+        limits = self.server.limits
+        self._bucket = limits.bucket(self.kind)
+        refused = limits.connect(self.kind, self.address)
+        self._counted = True
+        if refused:
+            log.info("%s: refused: %s", self.id, refused)
+            self.stream_error(StreamError("policy-violation", refused))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -109,6 +117,9 @@ class C2SSession(XMLStreamProtocol):
             self._timeout.cancel()
         self._queue.clear()
         self.server.c2s_sessions.discard(self)
+        if self._counted:
+            self._counted = False
+            self.server.limits.disconnect(self.kind, self.address, authenticated=self.authenticated)
         log.debug("%s closed (%s)", self.id, exc or "clean")
         if self.replaced or self.resource is None or self.host is None:
             return
@@ -357,6 +368,12 @@ class C2SSession(XMLStreamProtocol):
         mech = el.get("mechanism", "")
         host = self.host
         accounts = self.server.accounts
+        banned = self.server.limits.banned(self.address)
+        if banned is not None:
+            await self._sasl_failed(SASLFailure(
+                "temporary-auth-failure", f"too many failed logins from {self.address}; "
+                f"try again in {int(banned) + 1} seconds"))
+            return
         cb = self._end_point()
         try:
             self.sasl = SASLServer(
@@ -365,13 +382,13 @@ class C2SSession(XMLStreamProtocol):
                 channel_binding=("tls-server-end-point", cb) if cb else None,
             )
         except SASLFailure as f:
-            self._sasl_failed(f)
+            await self._sasl_failed(f)
             return
         await self._sasl_step(el.text or "")
 
     async def _sasl_response(self, el: ET.Element) -> None:
         if self.sasl is None:
-            self._sasl_failed(SASLFailure("malformed-request", "no exchange in progress"))
+            await self._sasl_failed(SASLFailure("malformed-request", "no exchange in progress"))
             return
         await self._sasl_step(el.text or "")
 
@@ -380,12 +397,12 @@ class C2SSession(XMLStreamProtocol):
         try:
             data = b"" if text in ("", "=") else base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
-            self._sasl_failed(SASLFailure("incorrect-encoding"))
+            await self._sasl_failed(SASLFailure("incorrect-encoding"))
             return
         try:
             step = await self.sasl.step(data)
         except SASLFailure as f:
-            self._sasl_failed(f)
+            await self._sasl_failed(f)
             return
         if step.kind == "challenge":
             c = ET.Element(f"{{{ns.SASL}}}challenge")
@@ -397,6 +414,9 @@ class C2SSession(XMLStreamProtocol):
         self.authenticated = True
         self.username = step.username
         self.bare_jid = f"{step.username}@{self.host.name}"
+        limits = self.server.limits
+        limits.authenticated(self.kind, self.address)
+        limits.auth_succeeded(self.address, self.bare_jid)
         self._queue.clear()
         self.parser.reset()
         self.header_sent = False
@@ -406,10 +426,21 @@ class C2SSession(XMLStreamProtocol):
         self.send(s)
         log.info("%s: authenticated as %s", self.id, self.bare_jid)
 
-    def _sasl_failed(self, f: SASLFailure) -> None:
+    async def _sasl_failed(self, f: SASLFailure) -> None:
+        tried = self.sasl.tried() if self.sasl is not None else None
+        account = f"{tried}@{self.host.name}" if tried else None
+        mech = self.sasl.mechanism if self.sasl is not None else None
         self.sasl = None
         self.sasl_failures += 1
-        log.info("%s: SASL failure %s", self.id, f.condition)
+        # one line per failure, with the account and the address (fail2ban reads it)
+        log.warning("authentication failed for %s from %s (%s%s)", account or "(unknown)",
+                    self.address, f.condition, f", {mech}" if mech else "")
+        if f.condition != "aborted":
+            delay = self.server.limits.auth_failed(self.address, account)
+            if delay > 0:
+                await asyncio.sleep(delay)   # the session waits too: nothing else is read
+                if self.closing:
+                    return
         self.send(f.to_element())
         if self.sasl_failures >= MAX_SASL_FAILURES:
             self.stream_error(StreamError("policy-violation", "too many failed authentication attempts"))

@@ -208,6 +208,10 @@ class SASLServer:
         self._username: str | None = None
         self._authzid: str | None = None
 
+    def tried(self) -> str | None:
+        """The (normalised) account a client tried to log in as, once known."""
+        return self._username
+
     @property
     def done(self) -> bool:
         """True once the exchange succeeded or failed."""
@@ -284,6 +288,7 @@ class SASLServer:
             username = nodeprep(saslprep(authcid))
         except (ScramException, ValueError):
             username = None  # no such account can exist
+        self._username = username
         authzid_out = self._check_authzid(authzid, username) if username else None
         if self._verify_plain is not None:
             ok = bool(username) and await self._verify_plain(username, password)

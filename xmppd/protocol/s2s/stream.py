@@ -112,6 +112,8 @@ class S2SStream(XMLStreamProtocol):
         self._tasks: set[asyncio.Task] = set()
         self._unflushed: list[ET.Element] = []  # stanzas in _out, handed back if never written
         self._timeout: asyncio.TimerHandle | None = None
+        self._counted = False          # in the per-address connection counts
+        self._auth_counted = False     # counted as authenticated there
 
     def __repr__(self) -> str:
         return f"<S2S{self.direction} {self.local}{'→' if self.direction == 'out' else '←'}{self.remote} {self.id}>"
@@ -127,6 +129,13 @@ class S2SStream(XMLStreamProtocol):
         self._timeout = asyncio.get_running_loop().call_later(self.manager.timeout, self._negotiation_timeout)
         self.manager.add_session(self)
         log.debug("%r connected (%s)", self, self.peer)
+        limits = self.server.limits
+        self._bucket = limits.bucket(self.kind)
+        refused = limits.connect(self.kind, self.address)
+        self._counted = True
+        if refused:
+            log.info("%r: refused: %s", self, refused)
+            self.stream_error(StreamError("policy-violation", refused))
 
     def data_received(self, data: bytes) -> None:
         if not self.closing:
@@ -142,6 +151,9 @@ class S2SStream(XMLStreamProtocol):
         self._fail(S2SFailure(f"connection lost{': ' + str(exc) if exc else ''}"))
         for t in self._tasks:
             t.cancel()
+        if self._counted:
+            self._counted = False
+            self.server.limits.disconnect(self.kind, self.address, authenticated=self._auth_counted)
         host = self.host
         if host is not None:
             host.events.call("s2s-stream-closed", self)
@@ -269,6 +281,9 @@ class S2SStream(XMLStreamProtocol):
         if self._timeout:
             self._timeout.cancel()
             self._timeout = None
+        if self._counted and not self._auth_counted:
+            self._auth_counted = True
+            self.server.limits.authenticated(self.kind, self.address)
 
     # -- TLS ---------------------------------------------------------------------
     def _got_tls(self) -> None:
