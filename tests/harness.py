@@ -155,8 +155,9 @@ class Client(C2SSession):
         await self.send_stanza(xml)
         await self.next("presence", match=lambda e: e.get("from") == self.full_jid)
 
-    async def close(self) -> None:
-        """The client goes away (a clean close: the resource ends)."""
+    async def disconnect(self) -> None:
+        """The client goes away (a clean close: the resource ends). (Not ``close``:
+        that is the session's own, which the server calls to close the stream.)"""
         self.clean_close = True
         self.connection_lost(None)
         await asyncio.sleep(0)

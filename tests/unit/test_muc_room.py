@@ -1,17 +1,25 @@
-"""Room logic without sockets: stanzas in, stanzas out."""
+"""Room logic without sockets: stanzas in, stanzas out.
+
+The room's environment carries an event bus with the room features wired on it
+(as the component host's bus is in the server), so what the features add to what
+the room sends (history and subject on join, disco#info) is there too."""
 from __future__ import annotations
 
 import time
+import types
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from xmppd.core.events import EventBus
 from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.ns import DATA, MUC, MUC_ADMIN as ADMIN, MUC_OWNER as OWNER, MUC_USER as USER, SID, q
+from xmppd.modules import muc
 from xmppd.modules.muc import config as cfgmod
 from xmppd.modules.muc import history as hist
-from xmppd.modules.muc import invites, moderation, persistence
+from xmppd.modules.muc import invites, moderation, persistence, selfping
 from xmppd.modules.muc.config import RoomConfig
-from xmppd.modules.muc.ns import ADMIN, DATA, MUC, OWNER, SID, USER, q
+from xmppd.modules.muc.events import RoomEvent
 from xmppd.modules.muc.room import Room, RoomEnv
 
 C = "{jabber:client}"
@@ -32,9 +40,31 @@ def clock():
     return Clock()
 
 
+class Wiring:
+    """The part of the module API the room features wire with: their room-event
+    hooks go on ``bus``; what they register with the host is not needed here."""
+
+    def __init__(self, bus):
+        self.bus = bus
+
+    def hook(self, name, func, priority=0):
+        self.bus.hook(name, func, priority)
+
+    def __getattr__(self, name):
+        return lambda *args, **kw: None
+
+
+def wired_bus() -> EventBus:
+    bus = EventBus("muc-test")
+    service = types.SimpleNamespace(name="Chatrooms", archive=None)
+    for feature in muc.FEATURES:
+        feature.setup(Wiring(bus), service)
+    return bus
+
+
 @pytest.fixture
 def env(clock):
-    return RoomEnv(SERVICE, admins={"root@test"}, now=clock)
+    return RoomEnv(SERVICE, admins={"root@test"}, now=clock, events=wired_bus())
 
 
 def presence(frm, nick, *, type=None, password=None, history=None, x=True, status=None):
@@ -460,10 +490,15 @@ def test_self_ping(room):
     join(room, A, "Alice")
     ping = ET.Element(C + "iq", {"type": "get", "id": "p", "from": A, "to": f"{ROOM}/Alice"})
     ET.SubElement(ping, "{urn:xmpp:ping}ping")
-    (res,) = room.handle_occupant_iq(ping, A, "Alice")
+
+    def send(frm):
+        ev = RoomEvent(None, room, ping, from_jid=frm, nick="Alice", payload=ping[0])
+        selfping.occupant_ping(ev)
+        return ev.out
+    (res,) = send(A)
     assert res.get("type") == "result"
     with pytest.raises(StanzaError) as e:
-        room.handle_occupant_iq(ping, B, "Alice")
+        send(B)
     assert e.value.condition == "not-acceptable"
 
 
@@ -471,10 +506,10 @@ def test_iq_forwarded_to_occupant(room):
     join(room, A, "Alice")
     iq = ET.Element(C + "iq", {"type": "get", "id": "v1", "from": "owner@test/a", "to": f"{ROOM}/Alice"})
     ET.SubElement(iq, "{vcard-temp}vCard")
-    (fwd,) = room.handle_occupant_iq(iq, "owner@test/a", "Alice")
+    (fwd,) = room.forward_iq(iq, "owner@test/a", "Alice")
     assert fwd.get("to") == A and fwd.get("from") == f"{ROOM}/Owner" and fwd.get("id") != "v1"
     reply = ET.Element(C + "iq", {"type": "result", "id": fwd.get("id"), "from": A, "to": f"{ROOM}/Owner"})
-    (back,) = room.handle_occupant_iq(reply, A, "Owner")
+    (back,) = room.iq_reply(reply, A)
     assert back.get("to") == "owner@test/a" and back.get("id") == "v1" and back.get("from") == f"{ROOM}/Alice"
 
 
@@ -513,6 +548,10 @@ def test_persistence_roundtrip(room, env):
     assert r2.config == room.config and r2.affiliations == room.affiliations
     assert r2.subject == "Hi" and r2.secret == room.secret
     assert r2.occupant_id("alice@test") == room.occupant_id("alice@test")
+
+
+def features(room) -> set[str]:
+    return {f.get("var") for f in room.disco_info().iter("{http://jabber.org/protocol/disco#info}feature")}
 
 
 def test_disco_info_features(room):
@@ -658,7 +697,7 @@ def test_voice_request_through_the_service_dispatch(room):
     assert voice.request_form(m) is not None
     m.remove(m[0])
     assert voice.request_form(m) is None
-    assert "http://jabber.org/protocol/muc#request" in room.features()
+    assert "http://jabber.org/protocol/muc#request" in features(room)
 
 
 # -- registering with a room: reserved nicknames (XEP-0045 §7.10, §7.12) ---------------

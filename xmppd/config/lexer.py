@@ -356,7 +356,7 @@ def _parse_number(raw: str) -> int | float | None:
                 return None
             return float(low)
         return int(low, 10)
-    except ValueError:
+    except (ValueError, OverflowError):   # OverflowError: a hex float beyond a double
         return None
 
 

@@ -303,6 +303,9 @@ class _Loader:
             raise ConfigError(file, st.line, st.col, f"expected one file name or pattern "
                               f"string after '{st.func}', e.g. Include \"conf.d/*.cfg.lua\"")
         pattern = os.path.expanduser(st.groups[0][0].value)
+        if "\0" in pattern:
+            raise ConfigError(file, st.line, st.col, f"'{st.func}': a file name cannot contain "
+                              f"a NUL character")
         full = pattern if os.path.isabs(pattern) else os.path.join(base_dir, pattern)
         if glob.has_magic(full):
             paths = sorted(p for p in glob.glob(full)

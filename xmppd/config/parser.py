@@ -103,12 +103,21 @@ def _type_name(v: Any) -> str:
     return "table"
 
 
+MAX_DEPTH = 100   # nested expressions (tables, parentheses, operators): plenty for a config
+
+
 class _Parser:
     def __init__(self, tokens: list[Token], filename: str, environ):
         self.toks = tokens
         self.pos = 0
         self.file = filename
         self.environ = environ
+        self.depth = 0
+
+    def enter(self, tok: Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(tok, f"expressions nested more than {MAX_DEPTH} deep")
 
     # -- helpers -----------------------------------------------------------
     def peek(self, k: int = 0) -> Token:
@@ -210,16 +219,20 @@ class _Parser:
     # lowest: '..' (right assoc), then '+ -', then '* / // %', then unary '-',
     # then '^' (right assoc, binds tighter than unary minus on its left)
     def parse_expr(self) -> Value:
-        left = self.parse_additive()
-        tok = self.peek()
-        if self.is_op(tok, ".."):
-            self.next()
-            right = self.parse_expr()
-            return Value(self.concat(tok, left.value, right.value), left.line, left.col)
-        if tok.kind == "keyword" and tok.value in ("and", "or") or \
-                self.is_op(tok, "==", "~=", "<", ">", "<=", ">="):
-            raise self.error(tok, f"operator '{tok.value}' {_UNSUPPORTED}")
-        return left
+        self.enter(self.peek())
+        try:
+            left = self.parse_additive()
+            tok = self.peek()
+            if self.is_op(tok, ".."):
+                self.next()
+                right = self.parse_expr()
+                return Value(self.concat(tok, left.value, right.value), left.line, left.col)
+            if tok.kind == "keyword" and tok.value in ("and", "or") or \
+                    self.is_op(tok, "==", "~=", "<", ">", "<=", ">="):
+                raise self.error(tok, f"operator '{tok.value}' {_UNSUPPORTED}")
+            return left
+        finally:
+            self.depth -= 1
 
     def parse_additive(self) -> Value:
         left = self.parse_multiplicative()
@@ -241,7 +254,11 @@ class _Parser:
         tok = self.peek()
         if self.is_op(tok, "-"):
             self.next()
-            operand = self.parse_unary()
+            self.enter(tok)
+            try:
+                operand = self.parse_unary()
+            finally:
+                self.depth -= 1
             v = operand.value
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise self.error(tok, f"cannot negate a {_type_name(v)} value")

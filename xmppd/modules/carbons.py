@@ -1,8 +1,8 @@
 """Message Carbons (XEP-0280): every device of a user sees both sides of its chats.
 
 A resource turns carbons on or off with ``<enable/>``/``<disable/>``
-(``urn:xmpp:carbons:2``); the flag lives in ``session.state["carbons"]`` and dies
-with the session (a resumed stream keeps it, as it adopts the old state).
+(``urn:xmpp:carbons:2``); the flag is this module's session slot and dies with
+the session (a resumed stream keeps it, as it adopts the old state).
 
 * **received**: a message delivered to one resource (or, sent to the bare JID,
   to the highest-priority ones) is copied, wrapped in
@@ -27,44 +27,29 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmppd.core import events as ev
+from xmppd.moduleapi import LATE, SessionSlot, stanza_event
+from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StanzaError
-
+from xmppd.xmpp.stanza import has_body, namespace_of
 
 PROTOCOLS = ["XEP-0280", "XEP-0297"]
 OPTIONS: list = []
 
-NS = "urn:xmpp:carbons:2"
-NS_RULES = "urn:xmpp:carbons:rules:0"
-NS_FORWARD = "urn:xmpp:forward:0"
-NS_HINTS = "urn:xmpp:hints"
-NS_MUC_USER = "http://jabber.org/protocol/muc#user"
-NS_SID = "urn:xmpp:sid:0"
-STATE = "carbons"
-
-PRIVATE = f"{{{NS}}}private"
-NO_COPY = f"{{{NS_HINTS}}}no-copy"
-MUC_X = f"{{{NS_MUC_USER}}}x"
-BODY = "{jabber:client}body"
-STANZA_ID = f"{{{NS_SID}}}stanza-id"
+PRIVATE = f"{{{ns.CARBONS}}}private"
+NO_COPY = f"{{{ns.HINTS}}}no-copy"
+MUC_X = f"{{{ns.MUC_USER}}}x"
+STANZA_ID = f"{{{ns.SID}}}stanza-id"
+ENABLE = f"{{{ns.CARBONS}}}enable"
 
 # Payload namespaces of instant messaging that make a body-less message worth a
 # copy (XEP-0085 chat states, XEP-0184 receipts, XEP-0333 markers, XEP-0353).
 IM_PAYLOADS = frozenset({
-    "http://jabber.org/protocol/chatstates",
-    "urn:xmpp:receipts",
-    "urn:xmpp:chat-markers:0",
-    "urn:xmpp:jingle-message:0",
-    "urn:xmpp:jingle-message:1",
+    ns.CHATSTATES,
+    ns.RECEIPTS,
+    ns.MARKERS,
+    ns.JINGLE_MESSAGE_0,
+    ns.JINGLE_MESSAGE,
 })
-
-
-def _ns(tag: str) -> str:
-    return tag[1:tag.index("}")] if tag[:1] == "{" else ""
-
-
-def _has_body(stanza: ET.Element) -> bool:
-    return stanza.find(BODY) is not None or stanza.find("body") is not None
 
 
 def eligible(stanza: ET.Element, *, inbound: bool, user_bare: str, to_full: bool) -> bool:
@@ -79,7 +64,7 @@ def eligible(stanza: ET.Element, *, inbound: bool, user_bare: str, to_full: bool
         return False  # a private message from a MUC occupant
     if t == "chat":
         return True
-    if t == "normal" and _has_body(stanza):
+    if t == "normal" and has_body(stanza):
         return True
     if t == "error":
         if not inbound:
@@ -87,15 +72,14 @@ def eligible(stanza: ET.Element, *, inbound: bool, user_bare: str, to_full: bool
         frm = stanza.get("from") or ""
         return "/" not in frm  # bounced by a bare JID, i.e. by a server for an account
     for child in stanza:
-        ns = _ns(child.tag)
-        if ns in IM_PAYLOADS:
+        if namespace_of(child.tag) in IM_PAYLOADS:
             return True
         if child.tag == STANZA_ID and child.get("by") == user_bare:
             return True  # the archive kept it: it is part of the conversation
     return False
 
 
-def _wrap(direction: str, stanza: ET.Element, user_bare: str) -> ET.Element:
+def wrap(direction: str, stanza: ET.Element, user_bare: str) -> ET.Element:
     """``<message from=bare type=..><sent|received><forwarded>copy</forwarded>...``"""
     copy = ET.Element("{jabber:client}message", dict(stanza.attrib))
     copy.text = stanza.text
@@ -104,13 +88,13 @@ def _wrap(direction: str, stanza: ET.Element, user_bare: str) -> ET.Element:
     t = stanza.get("type")
     if t:
         out.set("type", t)
-    wrapper = ET.SubElement(out, f"{{{NS}}}{direction}")
-    fwd = ET.SubElement(wrapper, f"{{{NS_FORWARD}}}forwarded")
+    wrapper = ET.SubElement(out, f"{{{ns.CARBONS}}}{direction}")
+    fwd = ET.SubElement(wrapper, f"{{{ns.FORWARD}}}forwarded")
     fwd.append(copy)
     return out
 
 
-def _send_copies(carbon: ET.Element, sessions) -> None:
+def send_copies(carbon: ET.Element, sessions) -> None:
     for s in sessions:
         out = ET.Element(carbon.tag, dict(carbon.attrib))
         out.extend(list(carbon))
@@ -118,53 +102,61 @@ def _send_copies(carbon: ET.Element, sessions) -> None:
         s.send(out)
 
 
-def _wants(sess) -> bool:
-    # Enabling is an explicit request: like Prosody, a resource that enabled carbons
-    # gets them with or without presence (e.g. a bot that never sends any).
-    # A hibernated session (stream management) is still bound and queues what it
-    # is sent until it resumes, so it gets its carbons too.
-    return bool(sess.state.get(STATE))
+def without_private(stanza: ET.Element) -> ET.Element:
+    """§8: the recipient gets a ``<private/>`` message without the element."""
+    out = ET.Element(stanza.tag, dict(stanza.attrib))
+    out.text = stanza.text
+    out.extend(c for c in stanza if c.tag != PRIVATE)
+    return out
 
 
-def setup(m) -> None:
-    host = m.host
-    m.add_feature(NS)
-    m.add_feature(NS_RULES)
+class Carbons:
+    """Which sessions of a host want carbons (the slot), and the copies they get.
 
-    def toggle(event):
-        origin = event.origin
-        if getattr(origin, "kind", None) != "c2s" or origin.host is not host:
-            raise StanzaError("not-allowed", "carbons are for this server's own clients")
-        if event.to_node and event.from_bare != f"{event.to_node}@{host.name}":
-            raise StanzaError("not-allowed", "carbons of another account")
-        enable = event.payload.tag == f"{{{NS}}}enable"
-        if enable:
-            origin.state[STATE] = True
+    Enabling is an explicit request: like Prosody, a resource that enabled carbons
+    gets them with or without presence (e.g. a bot that never sends any). A
+    hibernated session (stream management) is still bound and queues what it is
+    sent until it resumes, so it gets its carbons too."""
+
+    def __init__(self, host, slot: SessionSlot, log):
+        self.host = host
+        self.slot = slot
+        self.log = log
+
+    # -- <enable/> and <disable/> ---------------------------------------------------
+    def toggle(self, event):
+        """To the account's bare JID (or none): the own-account check is declared."""
+        session = event.session
+        if event.payload.tag == ENABLE:
+            self.slot.set(session, True)
         else:
-            origin.state.pop(STATE, None)
-        m.log.debug("%s %s carbons", origin.full_jid, "enabled" if enable else "disabled")
+            self.slot.pop(session)
+        self.log.debug("%s %s carbons", session.full_jid,
+                       "enabled" if event.payload.tag == ENABLE else "disabled")
         return None
 
-    for name in ("enable", "disable"):
-        m.hook_iq("set", NS, name, toggle, to=("host", "bare"))
+    def toggle_at_host(self, event):
+        """To the server's JID: from one of this host's clients only."""
+        session = event.session
+        if session is None or session.host is not self.host:
+            raise StanzaError("not-allowed", "carbons are for this server's own clients")
+        return self.toggle(event)
 
-    # -- received: messages about to be delivered to a local account ----------
-    def inbound(sev):
+    # -- received: messages about to be delivered to a local account ----------------
+    def inbound(self, sev):
         user = sev.to_node
         if not user:
             return None
         stanza = sev.stanza
         if stanza.find(PRIVATE) is not None:
-            # §8: never copied; the recipient gets it without the element
-            out = ET.Element(stanza.tag, dict(stanza.attrib))
-            out.text = stanza.text
-            out.extend(c for c in stanza if c.tag != PRIVATE)
-            sev.stanza = out
+            sev.stanza = without_private(stanza)   # never copied
             return None
+        host = self.host
         all_sessions = host.sessions_of(user)
         if not all_sessions:
             return None
-        candidates = [s for s in all_sessions.values() if _wants(s)]
+        wants = self.slot.get
+        candidates = [s for s in all_sessions.values() if wants(s)]
         if not candidates:
             return None
         user_bare = f"{user}@{host.name}"
@@ -182,36 +174,45 @@ def setup(m) -> None:
             receivers = host.deliverable_sessions(user)
         others = [s for s in candidates if s not in receivers]
         if others:
-            _send_copies(_wrap("received", stanza, user_bare), others)
+            send_copies(wrap("received", stanza, user_bare), others)
         return None
 
-    # -- sent: messages from one of this host's clients ------------------------
-    def outbound(sev):
+    # -- sent: messages from one of this host's clients ------------------------------
+    def outbound(self, sev):
         origin = sev.origin
         user = origin.username
         stanza = sev.stanza
+        host = self.host
         sessions = host.sessions_of(user)
         if len(sessions) < 2:
             return None
         own_target = sev.to_resource if sev.to_node == user and sev.to_domain == host.name else None
+        wants = self.slot.get
         others = [s for s in sessions.values()
-                  if s is not origin and _wants(s) and s.resource != own_target]
+                  if s is not origin and wants(s) and s.resource != own_target]
         if not others:
             return None
         user_bare = origin.bare_jid or f"{user}@{host.name}"
         if not eligible(stanza, inbound=False, user_bare=user_bare, to_full=sev.to_type == "full"):
             return None
-        carbon = _wrap("sent", stanza, user_bare)
+        carbon = wrap("sent", stanza, user_bare)
         inner = carbon[0][0][0]
         if not inner.get("to"):
             inner.set("to", user_bare)
         if not inner.get("from") and origin.full_jid:
             inner.set("from", origin.full_jid)
-        _send_copies(carbon, others)
+        send_copies(carbon, others)
         return None
 
-    for to_type in ("bare", "full"):
-        m.hook(ev.stanza_event("message", to_type), inbound, ev.LATE)
-    for to_type in ("bare", "full", "host"):
-        m.hook(ev.stanza_event("message", to_type, pre=True), outbound, ev.LATE)
 
+def setup(m) -> None:
+    carbons = Carbons(m.host, m.session_slot(), m.log)
+    m.add_feature(ns.CARBONS)
+    m.add_feature(ns.CARBONS_RULES)
+    for name in ("enable", "disable"):
+        m.hook_iq("set", ns.CARBONS, name, carbons.toggle, to=("bare",), own_account="not-allowed")
+        m.hook_iq("set", ns.CARBONS, name, carbons.toggle_at_host, to=("host",))
+    for to_type in ("bare", "full"):
+        m.hook(stanza_event("message", to_type), carbons.inbound, LATE)
+    for to_type in ("bare", "full", "host"):
+        m.hook(stanza_event("message", to_type, pre=True), carbons.outbound, LATE)

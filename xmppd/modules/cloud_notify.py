@@ -11,15 +11,11 @@ from __future__ import annotations
 import secrets
 import xml.etree.ElementTree as ET
 
-from xmppd.config.options import Option
-from xmppd.core import events as ev
-from xmppd.xmpp import stanza as st
+from xmppd.moduleapi import EARLY, HANDLED, Option, stanza_event
+from xmppd.xmpp import forms, ns, stanza as st
 from xmppd.xmpp.errors import StanzaError
 
 PROTOCOLS = ["XEP-0357"]
-NS = "urn:xmpp:push:0"
-PUBSUB = "http://jabber.org/protocol/pubsub"
-DATA = "jabber:x:data"
 OPTIONS = [
     Option("push_notification_with_body", "boolean", False, "both",
            "Include the message body in notifications (it then passes through the app vendor)."),
@@ -28,114 +24,146 @@ OPTIONS = [
     Option("push_max_registrations", "integer", 20, "both",
            "Push services one account may register.", min=1),
 ]
+STORE = "push"          # user -> {jid\0node: {jid, node, options}}
+OPTION_FORM_TYPES = ("submit", "form", "result")
 
 
-def _field(form: ET.Element, var: str, value: str) -> None:
-    f = ET.SubElement(form, f"{{{DATA}}}field", {"var": var})
-    ET.SubElement(f, f"{{{DATA}}}value").text = value
+def summary_form(count: int, sender: str | None = None, body: str | None = None) -> ET.Element:
+    """The ``urn:xmpp:push:summary`` form of a notification (XEP-0357 §7)."""
+    fields = [forms.Field("message-count", value=str(count))]
+    if sender:
+        fields.append(forms.Field("last-message-sender", value=sender))
+    if body:
+        fields.append(forms.Field("last-message-body", value=body))
+    return forms.build(ns.PUSH_SUMMARY, fields, type="submit")
 
 
-def setup(m) -> None:
-    host = m.host
-    store = m.open_store("push", "map")      # user -> {jid\0node: {jid, node, options}}
-    pending: dict[str, int] = {}              # user -> messages since they were last online
+def read_publish_options(form: ET.Element | None) -> dict | None:
+    """The publish options a client gave with ``<enable/>``, as stored."""
+    if form is None:
+        return None
+    sub = forms.read(form, types=OPTION_FORM_TYPES)
+    return {"form_type": sub.form_type, "fields": sub.fields}
 
-    m.add_feature(NS, to="account")
 
-    def own(event):
-        if event.from_bare != f"{event.to_node}@{host.name}":
-            raise StanzaError("forbidden", "push settings are your own account's")
+def publish_options(stored) -> ET.Element | None:
+    """The ``<x/>`` of ``<publish-options/>`` for stored options (a dict, or the
+    XML text of the form that earlier versions stored)."""
+    if not stored:
+        return None
+    if isinstance(stored, str):
+        stored = read_publish_options(st.from_xml(stored))
+    fields = [forms.Field(var, value=values) for var, values in stored["fields"].items()]
+    return forms.build(stored.get("form_type") or ns.PUBSUB_PUBLISH_OPTIONS, fields, type="submit")
 
-    async def enable(event):
-        own(event)
+
+def notification(user_bare: str, reg: dict, summary: ET.Element) -> ET.Element:
+    """The publish IQ to the app server of one registration."""
+    iq = st.make("iq", {"type": "set", "id": "push-" + secrets.token_hex(6),
+                        "from": user_bare, "to": reg["jid"]})
+    pubsub = ET.SubElement(iq, f"{{{ns.PUBSUB}}}pubsub")
+    publish = ET.SubElement(pubsub, f"{{{ns.PUBSUB}}}publish", {"node": reg["node"]})
+    item = ET.SubElement(publish, f"{{{ns.PUBSUB}}}item")
+    ET.SubElement(item, f"{{{ns.PUSH}}}notification").append(summary)
+    options = publish_options(reg.get("options"))
+    if options is not None:
+        ET.SubElement(pubsub, f"{{{ns.PUBSUB}}}publish-options").append(options)
+    return iq
+
+
+def reachable_live(host, user: str) -> bool:
+    """Some session takes messages now (available, not hibernating)."""
+    return any(s.available and s.priority >= 0 and not s.hibernating
+               for s in host.sessions_of(user).values())
+
+
+class CloudNotify:
+    """One host's push registrations and the message counts since last online."""
+
+    def __init__(self, host, store, option, log):
+        self.host = host
+        self.store = store
+        self.option = option      # option(name) -> its value on this host
+        self.log = log
+        self.pending: dict[str, int] = {}     # user -> messages since they were last online
+
+    # -- the IQs (the own-account check is declared) -----------------------------------
+    async def enable(self, event):
         q = event.payload
         jid, node = q.get("jid"), q.get("node")
         if not jid or not node:
             raise StanzaError("bad-request", "enable needs 'jid' and 'node'")
-        regs = await store.items(event.to_node)
+        user = event.user
+        regs = await self.store.items(user)
         key = f"{jid}\0{node}"
-        if key not in regs and len(regs) >= m.get_option("push_max_registrations"):
+        if key not in regs and len(regs) >= self.option("push_max_registrations"):
             raise StanzaError("policy-violation", "too many push registrations")
-        form = q.find(f"{{{DATA}}}x")
-        await store.set(event.to_node, key, {
-            "jid": jid, "node": node,
-            "options": ET.tostring(form, encoding="unicode") if form is not None else None})
+        options = read_publish_options(q.find(forms.X))
+        await self.store.set(user, key, {"jid": jid, "node": node, "options": options})
         return None
 
-    async def disable(event):
-        own(event)
+    async def disable(self, event):
         q = event.payload
         jid, node = q.get("jid"), q.get("node")
         if not jid:
             raise StanzaError("bad-request", "disable needs 'jid'")
-        regs = await store.items(event.to_node)
-        for key, reg in regs.items():
+        user = event.user
+        for key, reg in (await self.store.items(user)).items():
             if reg["jid"] == jid and (node is None or reg["node"] == node):
-                await store.delete(event.to_node, key)
+                await self.store.delete(user, key)
         return None
 
-    m.hook_iq("set", NS, "enable", enable, to=("bare",))
-    m.hook_iq("set", NS, "disable", disable, to=("bare",))
-
-    def reachable_live(user: str) -> bool:
-        return any(s.available and s.priority >= 0 and not s.hibernating
-                   for s in host.sessions_of(user).values())
-
-    def has_body(stanza) -> bool:
-        return stanza.find("{jabber:client}body") is not None or stanza.find("body") is not None
-
-    async def notify(user: str, stanza) -> None:
-        regs = await store.items(user)
+    # -- notifications ----------------------------------------------------------------------
+    async def notify(self, user: str, stanza: ET.Element) -> None:
+        regs = await self.store.items(user)
         if not regs:
             return
-        count = pending[user] = pending.get(user, 0) + 1
-        for key, reg in regs.items():
-            iq = st.make("iq", {"type": "set", "id": "push-" + secrets.token_hex(6),
-                                "from": f"{user}@{host.name}", "to": reg["jid"]})
-            pubsub = ET.SubElement(iq, f"{{{PUBSUB}}}pubsub")
-            publish = ET.SubElement(pubsub, f"{{{PUBSUB}}}publish", {"node": reg["node"]})
-            item = ET.SubElement(publish, f"{{{PUBSUB}}}item")
-            notification = ET.SubElement(item, f"{{{NS}}}notification")
-            form = ET.SubElement(notification, f"{{{DATA}}}x", {"type": "submit"})
-            _field(form, "FORM_TYPE", "urn:xmpp:push:summary")
-            _field(form, "message-count", str(count))
-            if m.get_option("push_notification_with_sender") and stanza.get("from"):
-                _field(form, "last-message-sender", stanza.get("from"))
-            if m.get_option("push_notification_with_body"):
-                body = stanza.find("{jabber:client}body")
-                if body is not None and body.text:
-                    _field(form, "last-message-body", body.text)
-            if reg.get("options"):
-                opts = ET.SubElement(pubsub, f"{{{PUBSUB}}}publish-options")
-                opts.append(ET.fromstring(reg["options"]))
-            m.log.debug("push notification for %s@%s to %s", user, host.name, reg["jid"])
-            await m.send(iq)
+        count = self.pending[user] = self.pending.get(user, 0) + 1
+        sender = stanza.get("from") if self.option("push_notification_with_sender") else None
+        body = None
+        if self.option("push_notification_with_body"):
+            body_el = stanza.find("{jabber:client}body")
+            body = body_el.text if body_el is not None else None
+        user_bare = f"{user}@{self.host.name}"
+        for reg in regs.values():
+            iq = notification(user_bare, reg, summary_form(count, sender, body))
+            self.log.debug("push notification for %s to %s", user_bare, reg["jid"])
+            await self.host.server.router.route(iq, self.host)
 
-    async def on_message(sev):
+    async def on_message(self, sev):
+        """``message/bare``, ``message/full`` (early): a message with a body for an
+        account nobody can take it for now."""
         stanza = sev.stanza
-        if stanza.get("type") in ("error", "groupchat", "headline") or not has_body(stanza):
+        if stanza.get("type") in ("error", "groupchat", "headline") or not st.has_body(stanza):
             return None
         user = sev.to_node
-        if user and not reachable_live(user):
-            await notify(user, stanza)
+        if user and not reachable_live(self.host, user):
+            await self.notify(user, stanza)
         return None
 
-    def back_online(session):
-        pending.pop(session.username, None)
+    def back_online(self, session) -> None:
+        self.pending.pop(session.username, None)
 
-    async def push_error(sev):
-        # the app server refused: forget that registration (XEP-0357 §7)
+    async def push_error(self, sev):
+        """The app server refused: forget that registration (XEP-0357 §7)."""
         stanza = sev.stanza
         if stanza.get("type") != "error" or not (stanza.get("id") or "").startswith("push-"):
             return None
         user = sev.to_node
-        for key, reg in (await store.items(user)).items():
+        for key, reg in (await self.store.items(user)).items():
             if reg["jid"] == stanza.get("from"):
-                m.log.info("push service %s refused a notification; disabling it for %s", reg["jid"], user)
-                await store.delete(user, key)
-        return ev.HANDLED
+                self.log.info("push service %s refused a notification; disabling it for %s",
+                              reg["jid"], user)
+                await self.store.delete(user, key)
+        return HANDLED
 
-    m.hook(ev.stanza_event("message", "bare"), on_message, ev.EARLY)
-    m.hook(ev.stanza_event("message", "full"), on_message, ev.EARLY)
-    m.hook(ev.stanza_event("iq", "bare"), push_error, ev.EARLY)
-    m.hook("resource-available", back_online)
+
+def setup(m) -> None:
+    push = CloudNotify(m.host, m.open_store(STORE, "map"), m.get_option, m.log)
+    m.add_feature(ns.PUSH, to="account")
+    m.hook_iq("set", ns.PUSH, "enable", push.enable, to=("bare",), own_account=True)
+    m.hook_iq("set", ns.PUSH, "disable", push.disable, to=("bare",), own_account=True)
+    m.hook(stanza_event("message", "bare"), push.on_message, EARLY)
+    m.hook(stanza_event("message", "full"), push.on_message, EARLY)
+    m.hook(stanza_event("iq", "bare"), push.push_error, EARLY)
+    m.hook("resource-available", push.back_online)

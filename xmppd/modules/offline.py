@@ -14,14 +14,12 @@ chat-state notifications (XEP-0085 §5.6: silently dropped).
 """
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 
-from xmppd.config.options import Option
-from xmppd.core import events as ev
-
-from xmppd.xmpp.stanza import add_delay, copy as copy_element, from_xml, parse_priority, to_xml
+from xmppd.moduleapi import EARLY, HANDLED, Option, stanza_event
+from xmppd.xmpp import ns
+from xmppd.xmpp.stanza import add_delay, copy as copy_element, from_xml, has_body, parse_priority, to_xml
 
 PROTOCOLS = ["XEP-0160", "XEP-0203", "XEP-0334"]
 OPTIONS = [
@@ -29,49 +27,56 @@ OPTIONS = [
            "Most offline messages stored per account; beyond it messages are bounced "
            "with service-unavailable. 0 stores none.", min=0),
 ]
-NS_HINTS = "urn:xmpp:hints"
-NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
 STORE = "offline"
+NO_STORE = f"{{{ns.HINTS}}}no-store"
+_CHATSTATE = "{" + ns.CHATSTATES + "}"
 
 
-def _storable(stanza) -> bool | None:
+def storable(stanza) -> bool | None:
     """True: store; False: bounce; None: drop silently."""
     t = stanza.get("type") or "normal"
     if t not in ("chat", "normal"):
         return False
-    if stanza.find(f"{{{NS_HINTS}}}no-store") is not None:
+    if stanza.find(NO_STORE) is not None:
         return False
-    if stanza.find("{jabber:client}body") is None and stanza.find("body") is None:
-        if any(child.tag.startswith(f"{{{NS_CHATSTATES}}}") for child in stanza):
+    if not has_body(stanza):
+        if any(child.tag.startswith(_CHATSTATE) for child in stanza):
             return None
     return True
 
 
-def setup(m) -> None:
-    host = m.host
-    store = m.open_store(STORE, "archive")
-    m.add_feature("msgoffline")
+class Offline:
+    """One host's offline messages: stored in order, delivered in order."""
 
-    async def store_message(sev):
+    def __init__(self, host, store, option, log):
+        self.host = host
+        self.store = store
+        self.option = option      # option(name) -> its value on this host
+        self.log = log
+
+    async def store_message(self, sev):
+        """``message/offline``: nobody can take the message now."""
         stanza = sev.stanza
-        verdict = _storable(stanza)
+        verdict = storable(stanza)
         if verdict is None:
-            return ev.HANDLED
+            return HANDLED
         if not verdict or not sev.to_node:
             return None
-        limit = m.get_option("offline_max_messages")
-        if await store.count(sev.to_node) >= limit:
-            m.log.info("offline quota (%d) reached for %s@%s", limit, sev.to_node, host.name)
+        limit = self.option("offline_max_messages")
+        if await self.store.count(sev.to_node) >= limit:
+            self.log.info("offline quota (%d) reached for %s@%s", limit, sev.to_node, self.host.name)
             return None
         now = time.time()
-        out = add_delay(copy_element(stanza), host.name, now)
-        await store.append(sev.to_node, to_xml(out), with_jid=sev.from_bare or None, when=now)
-        return ev.HANDLED
+        out = add_delay(copy_element(stanza), self.host.name, now)
+        await self.store.append(sev.to_node, to_xml(out), with_jid=sev.from_bare or None, when=now)
+        return HANDLED
 
-    async def deliver(session):
+    async def deliver(self, session) -> None:
+        """``resource-available``: the stored messages, oldest first, then deleted."""
         if session.priority < 0 or session.closing:
             return
         user = session.username
+        store = self.store
         items = await store.query(user)
         if not items:
             return
@@ -79,24 +84,28 @@ def setup(m) -> None:
             try:
                 session.send(from_xml(item.value))
             except Exception:  # a damaged item must not stop the others
-                m.log.exception("offline message %s of %s is unreadable; dropped", item.key, user)
+                self.log.exception("offline message %s of %s is unreadable; dropped", item.key, user)
         if session.closing:
             return  # gone while we read: keep them for the next login
         # Everything read is older than anything appended from now on.
         await store.delete(user, before_when=math.nextafter(items[-1].when, math.inf))
 
-    def priority_raised(sev):
-        # An available resource going from a negative to a non-negative priority
-        # gets the stored messages too (as at an initial presence).
+    def priority_raised(self, sev):
+        """An available resource going from a negative to a non-negative priority
+        gets the stored messages too (as at an initial presence)."""
         sess = sev.origin
         if (getattr(sess, "kind", None) != "c2s" or sev.stanza.get("type") is not None
                 or not sess.available or sess.priority >= 0):
             return None
         if parse_priority(sev.stanza) >= 0:
             # runs once the presence module has recorded the new priority
-            asyncio.get_running_loop().create_task(deliver(sess))
+            self.host.server.spawn(self.deliver(sess))
         return None
 
-    m.hook("message/offline", store_message)
-    m.hook("resource-available", deliver)
-    m.hook(ev.stanza_event("presence", "broadcast"), priority_raised, ev.EARLY)
+
+def setup(m) -> None:
+    offline = Offline(m.host, m.open_store(STORE, "archive"), m.get_option, m.log)
+    m.add_feature(ns.MSGOFFLINE)
+    m.hook("message/offline", offline.store_message)
+    m.hook("resource-available", offline.deliver)
+    m.hook(stanza_event("presence", "broadcast"), offline.priority_raised, EARLY)

@@ -9,7 +9,8 @@
   ``resource-available`` (``session.priority`` already set).
 * Unavailable (sent, or on connection loss via ``resource-unbind``) is broadcast the
   same way and undoes directed presence.
-* Subscription stanzas drive the Appendix A state machine of ``roster.py``:
+* Subscription stanzas drive the Appendix A state machine of the core roster
+  service (``moduleapi.roster``, ``host.roster``):
   outbound on the sender's host (``pre-presence/*``), inbound on the contact's host
   (``presence/*``), with the roster pushes and presence the RFC requires.
 * Probes are answered with the presence of every available resource when the
@@ -26,7 +27,7 @@ from __future__ import annotations
 import contextvars
 import xml.etree.ElementTree as ET
 
-from xmppd.moduleapi import LATE, NORMAL, HANDLED, roster as rs, stanza_event
+from xmppd.moduleapi import HANDLED, LATE, NORMAL, roster as rs, stanza_event
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import bare as bare_of
@@ -43,6 +44,7 @@ _generated: contextvars.ContextVar[bool] = contextvars.ContextVar("xmppd_presenc
 
 
 def copy_to(stanza: ET.Element, to: str | None, **attrs: str) -> ET.Element:
+    """A copy sharing the children, to ``to`` (None: no 'to'), with ``attrs`` set."""
     out = ET.Element(stanza.tag, dict(stanza.attrib))
     out.text = stanza.text
     out.extend(list(stanza))
@@ -53,8 +55,6 @@ def copy_to(stanza: ET.Element, to: str | None, **attrs: str) -> ET.Element:
     for k, v in attrs.items():
         out.set(k, v)
     return out
-
-
 
 
 def available_sessions(host, user: str) -> list:
@@ -255,156 +255,169 @@ async def user_deleted(host, user: str) -> None:
     await host.roster.remove_all(user)
 
 
+# ---------------------------------------------------------------- a resource's own presence
+async def own_presence(host, sess, stanza: ET.Element) -> None:
+    """Availability of one of our resources, from the client or on connection loss."""
+    server = host.server
+    t = stanza.get("type")
+    user = sess.username
+    stanza.attrib.pop("to", None)
+    stanza.set("from", sess.full_jid)
+    initial = False
+    if t is None:
+        initial = not sess.available
+        sess.priority = parse_priority(stanza)
+        sess.available = True
+        stored = copy_to(stanza, None)
+        st.add_delay(stored, host.name)
+        sess.presence = stored
+    else:
+        sess.available = False
+        sess.presence = None
+    # the account's own resources, the sender included (§4.2.2, §4.5.2)
+    own = available_sessions(host, user)
+    if t == "unavailable" and sess not in own:
+        own.append(sess)
+    for s in own:
+        s.send(copy_to(stanza, s.full_jid))
+    roster = await host.roster.get_roster(user)
+    subscribers = {c for c, item in roster.items() if rs.is_subscribed(item, "from")}
+    for contact in sorted(subscribers):
+        await route_as(server, copy_to(stanza, contact), sess)
+    if initial:
+        for contact, item in sorted(roster.items()):
+            if rs.is_subscribed(item, "to"):
+                await route_as(server, _presence({"type": "probe", "from": sess.full_jid, "to": contact}), sess)
+        for s in available_sessions(host, user):
+            if s is not sess and s.presence is not None:
+                sess.send(copy_to(s.presence, sess.full_jid))
+        for request in (await host.roster.pending_requests(user)).values():
+            request.set("to", sess.full_jid)
+            sess.send(request)
+        for contact, item in sorted(roster.items()):
+            if item.get("ask"):
+                # §3.1.2: unanswered requests are sent again (Prosody does it at login)
+                await server.router.route(_presence({"type": "subscribe", "from": sess.bare_jid,
+                                                     "to": contact}), host)
+        await host.events.notify("resource-available", sess)
+    if t == "unavailable":
+        await undo_directed(server, sess, skip=subscribers, template=stanza)
+
+
+async def undo_directed(server, sess, skip=(), template=None) -> None:
+    """Unavailable to every JID the resource sent directed presence to (§4.6.3)."""
+    directed, sess.directed = set(sess.directed), set()
+    for jid in sorted(directed):
+        if bare_of(jid) in skip:
+            continue
+        base = template if template is not None else _presence({"type": "unavailable"})
+        await route_as(server, copy_to(base, jid, **{"from": sess.full_jid}), sess)
+
+
+# ---------------------------------------------------------------- from our clients
+async def on_broadcast(sev):
+    """``presence/broadcast``: a client's presence without 'to'."""
+    origin = sev.origin
+    if getattr(origin, "kind", None) != "c2s":
+        return HANDLED
+    t = sev.stanza.get("type")
+    if t == "error":
+        return HANDLED
+    if t not in (None, "unavailable"):
+        raise StanzaError("bad-request", f"presence of type {t} needs a 'to'")
+    await own_presence(origin.host, origin, sev.stanza)
+    return HANDLED
+
+
+async def outbound(sev):
+    """``pre-presence/*``: a client's subscription stanza (not our own traffic)."""
+    if _generated.get() or getattr(sev.origin, "kind", None) != "c2s":
+        return None
+    t = sev.stanza.get("type")
+    if t not in rs.SUBSCRIPTION_TYPES:
+        return None
+    sess = sev.origin
+    contact = sev.to_bare
+    if contact == sess.bare_jid:
+        return HANDLED     # no subscription to oneself
+    await process_outbound(sess.host, sess.username, contact, t, sev.stanza)
+    return HANDLED
+
+
+def track_directed(sev):
+    """``pre-presence/*``, after blocking: remember directed presence (§4.6)."""
+    if _generated.get() or getattr(sev.origin, "kind", None) != "c2s":
+        return None
+    sess = sev.origin
+    t = sev.stanza.get("type")
+    to = f"{sev.to_bare}/{sev.to_resource}" if sev.to_resource else sev.to_bare
+    if sev.to_bare == sess.bare_jid:
+        return None
+    if t is None:
+        sess.directed.add(to)     # even before initial presence, as Prosody
+    elif t == "unavailable":
+        sess.directed.discard(to)
+    return None
+
+
+# ---------------------------------------------------------------- to our accounts and to the host
+async def inbound(sev):
+    """``presence/bare``, ``presence/full``: subscription stanzas and probes."""
+    t = sev.stanza.get("type")
+    if t not in rs.SUBSCRIPTION_TYPES and t != "probe":
+        return None
+    sender = sev.from_bare
+    if not sender:
+        return HANDLED
+    await process_inbound(sev.host, sev.to_node, sender, sev.from_jid, t, sev.stanza)
+    return HANDLED
+
+
+async def to_host(sev):
+    """``presence/host``: the server answers probes and accepts subscriptions."""
+    host = sev.host
+    t = sev.stanza.get("type")
+    sender = sev.from_bare
+    route = host.server.router.route
+    if sender and t == "probe":
+        await route(_presence({"from": host.name, "to": sev.from_jid}), host)
+    elif sender and t == "subscribe":
+        await route(_presence({"type": "subscribed", "from": host.name, "to": sender}), host)
+        await route(_presence({"from": host.name, "to": sender}), host)
+    return HANDLED
+
+
+async def to_bare(sev):
+    """``presence/bare`` (late): availability to every available resource."""
+    t = sev.stanza.get("type")
+    if t in (None, "unavailable"):
+        for s in available_sessions(sev.host, sev.to_node):
+            s.send(sev.stanza)
+    return HANDLED     # errors to a bare JID are dropped
+
+
+async def to_full(sev):
+    """``presence/full`` (late): to that resource, if it is here."""
+    t = sev.stanza.get("type")
+    if t in (None, "unavailable", "error"):
+        sess = sev.host.get_session(sev.to_node, sev.to_resource)
+        if sess is not None:
+            sess.send(sev.stanza)
+    return HANDLED
+
+
+async def unbound(arg) -> None:
+    """``resource-unbind``: a resource that goes away is unavailable."""
+    sess, _exc = arg
+    if sess.available:
+        await own_presence(sess.host, sess, _presence({"type": "unavailable"}))
+    elif sess.directed:
+        await undo_directed(sess.host.server, sess)
+
+
 # ---------------------------------------------------------------- the module
 def setup(m) -> None:
     host = m.host
-    server = m.server
-
-    async def own_presence(sess, stanza: ET.Element) -> None:
-        """Availability of one of our resources, from the client or on connection loss."""
-        t = stanza.get("type")
-        user = sess.username
-        stanza.attrib.pop("to", None)
-        stanza.set("from", sess.full_jid)
-        initial = False
-        if t is None:
-            initial = not sess.available
-            sess.priority = parse_priority(stanza)
-            sess.available = True
-            stored = copy_to(stanza, None)
-            st.add_delay(stored, host.name)
-            sess.presence = stored
-        else:
-            sess.available = False
-            sess.presence = None
-        # the account's own resources, the sender included (§4.2.2, §4.5.2)
-        own = available_sessions(host, user)
-        if t == "unavailable" and sess not in own:
-            own.append(sess)
-        for s in own:
-            s.send(copy_to(stanza, s.full_jid))
-        roster = await host.roster.get_roster(user)
-        subscribers = {c for c, item in roster.items() if rs.is_subscribed(item, "from")}
-        for contact in sorted(subscribers):
-            await route_as(server, copy_to(stanza, contact), sess)
-        if initial:
-            for contact, item in sorted(roster.items()):
-                if rs.is_subscribed(item, "to"):
-                    await route_as(server, _presence({"type": "probe", "from": sess.full_jid, "to": contact}), sess)
-            for s in available_sessions(host, user):
-                if s is not sess and s.presence is not None:
-                    sess.send(copy_to(s.presence, sess.full_jid))
-            for request in (await host.roster.pending_requests(user)).values():
-                request.set("to", sess.full_jid)
-                sess.send(request)
-            for contact, item in sorted(roster.items()):
-                if item.get("ask"):
-                    # §3.1.2: unanswered requests are sent again (Prosody does it at login)
-                    await server.router.route(_presence({"type": "subscribe", "from": sess.bare_jid,
-                                                         "to": contact}), host)
-            await host.events.notify("resource-available", sess)
-        if t == "unavailable":
-            await undo_directed(sess, skip=subscribers, template=stanza)
-
-    async def undo_directed(sess, skip=(), template=None) -> None:
-        directed, sess.directed = set(sess.directed), set()
-        for jid in sorted(directed):
-            if bare_of(jid) in skip:
-                continue
-            base = template if template is not None else _presence({"type": "unavailable"})
-            await route_as(server, copy_to(base, jid, **{"from": sess.full_jid}), sess)
-
-    # -- from our clients --------------------------------------------------
-    async def on_broadcast(sev):
-        origin = sev.origin
-        if getattr(origin, "kind", None) != "c2s":
-            return HANDLED
-        t = sev.stanza.get("type")
-        if t == "error":
-            return HANDLED
-        if t not in (None, "unavailable"):
-            raise StanzaError("bad-request", f"presence of type {t} needs a 'to'")
-        await own_presence(origin, sev.stanza)
-        return HANDLED
-
-    async def outbound(sev):
-        """pre-presence/*: a client's subscription stanza (not our own traffic)."""
-        if _generated.get() or getattr(sev.origin, "kind", None) != "c2s":
-            return None
-        t = sev.stanza.get("type")
-        if t not in rs.SUBSCRIPTION_TYPES:
-            return None
-        sess = sev.origin
-        contact = sev.to_bare
-        if contact == sess.bare_jid:
-            return HANDLED     # no subscription to oneself
-        await process_outbound(host, sess.username, contact, t, sev.stanza)
-        return HANDLED
-
-    def track_directed(sev):
-        """pre-presence/*, after blocking: remember directed presence (§4.6)."""
-        if _generated.get() or getattr(sev.origin, "kind", None) != "c2s":
-            return None
-        sess = sev.origin
-        t = sev.stanza.get("type")
-        to = f"{sev.to_bare}/{sev.to_resource}" if sev.to_resource else sev.to_bare
-        if sev.to_bare == sess.bare_jid:
-            return None
-        if t is None:
-            sess.directed.add(to)     # even before initial presence, as Prosody
-        elif t == "unavailable":
-            sess.directed.discard(to)
-        return None
-
-    # -- to our accounts and to the host -----------------------------------
-    async def inbound(sev):
-        t = sev.stanza.get("type")
-        if t not in rs.SUBSCRIPTION_TYPES and t != "probe":
-            return None
-        sender = sev.from_bare
-        if not sender:
-            return HANDLED
-        await process_inbound(host, sev.to_node, sender, sev.from_jid, t, sev.stanza)
-        return HANDLED
-
-    async def to_host(sev):
-        t = sev.stanza.get("type")
-        sender = sev.from_bare
-        if sender and t == "probe":
-            await m.send(_presence({"from": host.name, "to": sev.from_jid}))
-        elif sender and t == "subscribe":
-            await m.send(_presence({"type": "subscribed", "from": host.name, "to": sender}))
-            await m.send(_presence({"from": host.name, "to": sender}))
-        return HANDLED
-
-    async def to_bare(sev):
-        t = sev.stanza.get("type")
-        if t in (None, "unavailable"):
-            for s in available_sessions(host, sev.to_node):
-                s.send(sev.stanza)
-        return HANDLED     # errors to a bare JID are dropped
-
-    async def to_full(sev):
-        t = sev.stanza.get("type")
-        if t in (None, "unavailable", "error"):
-            sess = host.get_session(sev.to_node, sev.to_resource)
-            if sess is not None:
-                sess.send(sev.stanza)
-        return HANDLED
-
-    async def unbound(arg):
-        sess, _exc = arg
-        if sess.available:
-            await own_presence(sess, _presence({"type": "unavailable"}))
-        elif sess.directed:
-            await undo_directed(sess)
-
-    async def deleted(user):
-        await user_deleted(host, user)
-
-    async def roster_item_removed(event):
-        await after_remove(host, event["user"], event["contact"], event["item"], event["session"])
-
     for to_type in ("bare", "full", "host"):
         m.hook(stanza_event("presence", to_type, pre=True), outbound, NORMAL)
         m.hook(stanza_event("presence", to_type, pre=True), track_directed, LATE)
@@ -415,5 +428,6 @@ def setup(m) -> None:
     m.hook(stanza_event("presence", "bare"), to_bare, LATE)
     m.hook(stanza_event("presence", "full"), to_full, LATE)
     m.hook("resource-unbind", unbound)
-    m.hook("user-deleted", deleted)
-    m.hook("roster-item-removed", roster_item_removed)
+    m.hook("user-deleted", lambda user: user_deleted(host, user))
+    m.hook("roster-item-removed",
+           lambda e: after_remove(host, e["user"], e["contact"], e["item"], e["session"]))

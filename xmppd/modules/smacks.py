@@ -6,22 +6,26 @@ stays bound and available, and what is sent to it is queued. A client that
 comes back within ``smacks_hibernation_time`` resumes and gets the queue; after
 that the session ends and every unacknowledged message is delivered again as if
 addressed to the bare JID (another resource, or offline storage).
+
+A session's counters and queue are its :class:`SMState` (this module's session
+slot); the counting hooks a session calls for every stanza are that state's
+own methods, so the hot path looks nothing up. The resumable sessions of a host
+are the :class:`StreamManagement` of that host.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import secrets
 import time
 import xml.etree.ElementTree as ET
 
-from xmppd.config.options import Option
-from xmppd.core import events as ev
-from xmppd.xmpp import stanza as st
+from xmppd.moduleapi import EARLY, HANDLED, Option, SessionSlot, element_event
+from xmppd.xmpp import ns, stanza as st
+from xmppd.xmpp.errors import StanzaError, StreamError
 
 PROTOCOLS = ["XEP-0198"]
-NS = "urn:xmpp:sm:3"
-STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 OPTIONS = [
     Option("smacks_hibernation_time", "integer", 600, "both",
            "Seconds a disconnected session with resumption enabled waits for its client.", min=0),
@@ -31,240 +35,291 @@ OPTIONS = [
            "Hibernating sessions per account; the oldest is ended when exceeded.", min=1),
 ]
 MOD32 = 2 ** 32
-DELAY = "urn:xmpp:delay"
+EXPIRED_KEPT = 1000          # previds remembered after their session ended (for <failed h/>)
+# copies and archive results are not delivered again: their originals are elsewhere
+NOT_REDELIVERED = (f"{{{ns.CARBONS}}}", "{" + ns.MAM.rpartition(":")[0] + ":")
 
+log = logging.getLogger("xmppd.mod.smacks")
+
+
+# -- the protocol elements ----------------------------------------------------------------
+
+def element(name: str, **attrs) -> ET.Element:
+    """``<name xmlns='urn:xmpp:sm:3'/>`` with the attributes that are not None."""
+    return ET.Element(f"{{{ns.SM}}}{name}", {k: str(v) for k, v in attrs.items() if v is not None})
+
+
+def failed(condition: str, h: int | None = None) -> ET.Element:
+    f = element("failed", h=h)
+    ET.SubElement(f, f"{{{ns.STANZAS_ERR}}}{condition}")
+    return f
+
+
+def parse_h(el: ET.Element) -> int | None:
+    """The ``h`` attribute of ``<a/>`` or ``<resume/>``; None when it is not a number."""
+    try:
+        return int(el.get("h", ""))
+    except ValueError:
+        return None
+
+
+# -- one session's state ------------------------------------------------------------------
 
 class SMState:
+    """Counters and the unacknowledged queue of one session. ``count_inbound``,
+    ``queue_delivered`` and ``lost`` are the session's hooks (bound to this state)."""
     __slots__ = ("id", "resume", "handled_in", "acked_out", "queue", "ack_requested", "timer",
-                 "max_queue", "hibernated_at")
+                 "max_queue", "hibernated_at", "manager")
 
-    def __init__(self, resume: bool, max_queue: int):
+    def __init__(self, resume: bool, max_queue: int, manager: StreamManagement | None = None):
         self.id = secrets.token_urlsafe(16) if resume else None
         self.resume = resume
         self.handled_in = 0          # stanzas received from the client (our h)
         self.acked_out = 0           # what the client acknowledged (its h)
-        self.queue: collections.deque = collections.deque()  # unacked (seq, element)
+        self.queue: collections.deque = collections.deque()  # unacked stanzas, oldest first
         self.ack_requested = False
         self.timer: asyncio.TimerHandle | None = None
         self.max_queue = max_queue
         self.hibernated_at: float | None = None
+        self.manager = manager
 
     @property
     def sent(self) -> int:
         return (self.acked_out + len(self.queue)) % MOD32
 
-
-def _el(name: str, **attrs) -> ET.Element:
-    return ET.Element(f"{{{NS}}}{name}", {k: str(v) for k, v in attrs.items() if v is not None})
-
-
-def failed(condition: str, h: int | None = None) -> ET.Element:
-    f = _el("failed", h=h)
-    ET.SubElement(f, f"{{{STANZAS}}}{condition}")
-    return f
-
-
-def setup(m) -> None:
-    host = m.host
-    resumable: dict[str, object] = {}          # previd -> session (live or hibernating)
-    expired: collections.OrderedDict = collections.OrderedDict()   # previd -> last h, for <failed h/>
-
-    m.add_stream_feature(lambda session: _el("sm"), stage="bound")
-
-    # -- counting -------------------------------------------------------------
-    def on_inbound(session, _el_):
-        sm = session.state.get("smacks")
-        if sm is not None:
-            sm.handled_in = (sm.handled_in + 1) % MOD32
-
-    def on_delivery(session, stanza):
-        sm = session.state.get("smacks")
-        if sm is None:
-            return
-        sm.queue.append(stanza)
-        if len(sm.queue) > sm.max_queue:
-            m.log.warning("%s: %d unacknowledged stanzas; closing", session.full_jid, len(sm.queue))
-            from xmppd.xmpp.errors import StreamError
-            asyncio.get_running_loop().call_soon(session.stream_error,
-                                                 StreamError("resource-constraint", "too many unacknowledged stanzas"))
-            return
-        if not sm.ack_requested and not session.closing:
-            sm.ack_requested = True
-            asyncio.get_running_loop().call_soon(request_ack, session)
-
-    def request_ack(session):
-        sm = session.state.get("smacks")
-        if sm is not None and not session.closing and sm.queue:
-            session.send_nonza(_el("r"))
-        elif sm is not None:
-            sm.ack_requested = False
-
-    def on_lost(session, exc):
-        sm = session.state.get("smacks")
-        if sm is None or not sm.resume:
-            return False
-        delay = m.get_option("smacks_hibernation_time")
-        sm.hibernated_at = time.time()
-        sm.timer = asyncio.get_running_loop().call_later(delay, hibernation_over, session)
-        limit_hibernated(session)
-        return True
-
-    def limit_hibernated(session):
-        mine = [s for s in resumable.values() if s.bare_jid == session.bare_jid and s.hibernating]
-        mine.sort(key=lambda s: s.state["smacks"].hibernated_at or 0)
-        while len(mine) > m.get_option("smacks_max_hibernated_sessions"):
-            hibernation_over(mine.pop(0))
-
-    def hibernation_over(session):
-        sm = session.state.get("smacks")
-        if sm is None or not session.hibernating:
-            return
-        m.log.info("%s: hibernation over; ending the session", session.full_jid)
-        forget(sm)
-        session.end_session()
-
-    def forget(sm):
-        if sm.id:
-            resumable.pop(sm.id, None)
-            expired[sm.id] = sm.handled_in
-            while len(expired) > 1000:
-                expired.popitem(last=False)
-        if sm.timer:
-            sm.timer.cancel()
-            sm.timer = None
-
-    def acknowledge(sm, h: int) -> bool:
-        n = (h - sm.acked_out) % MOD32
-        if n > len(sm.queue):
+    def acknowledge(self, h: int) -> bool:
+        """The client handled ``h`` stanzas: drop them from the queue. False when
+        ``h`` counts more than was sent."""
+        n = (h - self.acked_out) % MOD32
+        if n > len(self.queue):
             return False
         for _ in range(n):
-            sm.queue.popleft()
-        sm.acked_out = h % MOD32
+            self.queue.popleft()
+        self.acked_out = h % MOD32
         return True
 
-    # -- the protocol elements --------------------------------------------------
-    def enable(arg):
+    # -- the session's hooks (every stanza: keep them short) --------------------
+    def count_inbound(self, session, _el) -> None:
+        self.handled_in = (self.handled_in + 1) % MOD32
+
+    def queue_delivered(self, session, stanza) -> None:
+        self.queue.append(stanza)
+        if len(self.queue) > self.max_queue:
+            log.warning("%s: %d unacknowledged stanzas; closing", session.full_jid, len(self.queue))
+            asyncio.get_running_loop().call_soon(
+                session.stream_error, StreamError("resource-constraint", "too many unacknowledged stanzas"))
+            return
+        if not self.ack_requested and not session.closing:
+            self.ack_requested = True
+            asyncio.get_running_loop().call_soon(self.request_ack, session)
+
+    def request_ack(self, session) -> None:
+        if not session.closing and self.queue:
+            session.send_nonza(element("r"))
+        else:
+            self.ack_requested = False
+
+    def lost(self, session, _exc) -> bool:
+        """The connection dropped: hibernate when resumption is on."""
+        if not self.resume or self.manager is None:
+            return False
+        self.manager.hibernate(session, self)
+        return True
+
+    def describe(self, session) -> dict:
+        return {"resumable": bool(self.resume), "hibernating": bool(session.hibernating),
+                "unacked": len(self.queue)}
+
+
+def redelivery(stanza: ET.Element, bare_jid: str, domain: str, when: float) -> ET.Element | None:
+    """What an unacknowledged message becomes when its session ends: a copy to the
+    bare JID with a delay stamp; None when it is not delivered again (errors,
+    groupchat, headlines, carbon copies, archive results)."""
+    t = stanza.get("type") or "normal"
+    if t in ("error", "groupchat", "headline"):
+        return None
+    if any(c.tag.startswith(NOT_REDELIVERED) for c in stanza):
+        return None
+    out = st.copy(stanza, to=bare_jid)
+    if out.find(f"{{{ns.DELAY}}}delay") is None:
+        st.add_delay(out, domain, when)
+    return out
+
+
+# -- one host's stream management ------------------------------------------------------------
+
+class StreamManagement:
+    """The sessions of one host that may be resumed, and the protocol elements."""
+
+    def __init__(self, host, slot: SessionSlot, option):
+        self.host = host
+        self.slot = slot
+        self.option = option     # option(name) -> its value on this host
+        self.resumable: dict[str, object] = {}          # previd -> session (live or hibernating)
+        self.expired: collections.OrderedDict = collections.OrderedDict()  # previd -> last h
+
+    # -- the elements a bound client sends ---------------------------------------
+    def enable(self, arg):
         session, el = arg
-        if session.state.get("smacks") is not None:
+        if self.slot.get(session) is not None:
             session.send_nonza(failed("unexpected-request"))
-            return ev.HANDLED
+            return HANDLED
         resume = el.get("resume") in ("true", "1")
-        sm = SMState(resume, m.get_option("smacks_max_queue_size"))
-        session.state["smacks"] = sm
-        session.inbound_hooks.append(on_inbound)
-        session.delivery_hooks.append(on_delivery)
-        session.lost_hooks.append(on_lost)
+        sm = SMState(resume, self.option("smacks_max_queue_size"), self)
+        self.slot.set(session, sm)
+        session.inbound_hooks.append(sm.count_inbound)
+        session.delivery_hooks.append(sm.queue_delivered)
+        session.lost_hooks.append(sm.lost)
         if resume:
-            resumable[sm.id] = session
-        session.send_nonza(_el("enabled", id=sm.id, resume="true" if resume else None,
-                               max=m.get_option("smacks_hibernation_time") if resume else None))
-        return ev.HANDLED
+            self.resumable[sm.id] = session
+        session.send_nonza(element("enabled", id=sm.id, resume="true" if resume else None,
+                                   max=self.option("smacks_hibernation_time") if resume else None))
+        return HANDLED
 
-    def enable_unbound(arg):
-        session, _el_ = arg
-        session.send_nonza(failed("unexpected-request"))
-        return ev.HANDLED
-
-    def on_r(arg):
-        session, _el_ = arg
-        sm = session.state.get("smacks")
+    def request(self, arg):
+        """``<r/>``: answer with what we handled."""
+        session, _el = arg
+        sm = self.slot.get(session)
         if sm is None:
             session.send_nonza(failed("unexpected-request"))
-            return ev.HANDLED
-        session.send_nonza(_el("a", h=sm.handled_in))
-        return ev.HANDLED
+            return HANDLED
+        session.send_nonza(element("a", h=sm.handled_in))
+        return HANDLED
 
-    def on_a(arg):
+    def answer(self, arg):
+        """``<a/>``: the client's count of what it handled."""
         session, el = arg
-        sm = session.state.get("smacks")
+        sm = self.slot.get(session)
         if sm is None:
-            return ev.HANDLED
+            return HANDLED
         sm.ack_requested = False
-        try:
-            h = int(el.get("h", ""))
-        except ValueError:
-            from xmppd.xmpp.errors import StreamError
-            raise StreamError("bad-format", "<a/> needs a numeric h") from None
-        if not acknowledge(sm, h):
-            from xmppd.xmpp.errors import StreamError
+        h = parse_h(el)
+        if h is None:
+            raise StreamError("bad-format", "<a/> needs a numeric h")
+        if not sm.acknowledge(h):
             raise StreamError("undefined-condition", "handled count too high")
         if sm.queue and not session.closing:
             sm.ack_requested = True
-            asyncio.get_running_loop().call_soon(request_ack, session)
-        return ev.HANDLED
+            asyncio.get_running_loop().call_soon(sm.request_ack, session)
+        return HANDLED
 
-    def resume(arg):
+    # -- before binding ------------------------------------------------------------
+    def resume(self, arg):
         session, el = arg
         previd = el.get("previd", "")
-        try:
-            h = int(el.get("h", ""))
-        except ValueError:
+        h = parse_h(el)
+        if h is None:
             session.send_nonza(failed("bad-request"))
-            return ev.HANDLED
-        old = resumable.get(previd)
+            return HANDLED
+        old = self.resumable.get(previd)
         if old is None or old.bare_jid != session.bare_jid or old.host is not session.host:
-            session.send_nonza(failed("item-not-found", expired.get(previd)))
-            return ev.HANDLED
-        sm = old.state["smacks"]
+            session.send_nonza(failed("item-not-found", self.expired.get(previd)))
+            return HANDLED
+        sm = self.slot.get(old)
         if sm.timer:
             sm.timer.cancel()
             sm.timer = None
-        if not acknowledge(sm, h):
+        if not sm.acknowledge(h):
             session.send_nonza(failed("unexpected-request", sm.handled_in))
-            return ev.HANDLED
+            return HANDLED
         session.adopt(old)
-        resumable[previd] = session
+        self.resumable[previd] = session
         sm.hibernated_at = None
         sm.ack_requested = False
-        m.log.info("%s resumed (%d stanzas to resend)", session.full_jid, len(sm.queue))
-        session.send_nonza(_el("resumed", previd=previd, h=sm.handled_in))
+        log.info("%s resumed (%d stanzas to resend)", session.full_jid, len(sm.queue))
+        session.send_nonza(element("resumed", previd=previd, h=sm.handled_in))
         pending = list(sm.queue)
         sm.queue.clear()
         for stanza in pending:
             session.deliver(stanza)
-        return ev.HANDLED
+        return HANDLED
 
-    # -- unacknowledged stanzas of a session that ends ------------------------------
-    async def unbound(arg):
+    # -- hibernation ------------------------------------------------------------------
+    def hibernate(self, session, sm: SMState) -> None:
+        sm.hibernated_at = time.time()
+        sm.timer = asyncio.get_running_loop().call_later(
+            self.option("smacks_hibernation_time"), self.hibernation_over, session)
+        self.limit_hibernated(session)
+
+    def limit_hibernated(self, session) -> None:
+        mine = [s for s in self.resumable.values() if s.bare_jid == session.bare_jid and s.hibernating]
+        mine.sort(key=lambda s: self.slot.get(s).hibernated_at or 0)
+        while len(mine) > self.option("smacks_max_hibernated_sessions"):
+            self.hibernation_over(mine.pop(0))
+
+    def hibernation_over(self, session) -> None:
+        sm = self.slot.get(session)
+        if sm is None or not session.hibernating:
+            return
+        log.info("%s: hibernation over; ending the session", session.full_jid)
+        self.forget(sm)
+        session.end_session()
+
+    def forget(self, sm: SMState) -> None:
+        if sm.id:
+            self.resumable.pop(sm.id, None)
+            self.expired[sm.id] = sm.handled_in
+            while len(self.expired) > EXPIRED_KEPT:
+                self.expired.popitem(last=False)
+        if sm.timer:
+            sm.timer.cancel()
+            sm.timer = None
+
+    # -- a session that ends: what it never acknowledged ---------------------------------
+    async def unbound(self, arg) -> None:
         session, _exc = arg
-        sm = session.state.get("smacks")
+        sm = self.slot.get(session)
         if sm is None:
             return
-        forget(sm)
+        self.forget(sm)
         pending = list(sm.queue)
         sm.queue.clear()
+        when = sm.hibernated_at or time.time()
+        router = self.host.server.router
         for stanza in pending:
-            await redeliver(session, stanza)
+            kind = st.kind_of(stanza)
+            if kind == "message":
+                out = redelivery(stanza, session.bare_jid, self.host.name, when)
+                if out is not None:
+                    await router.route(out, self.host)
+            elif kind == "iq" and stanza.get("type") in ("get", "set"):
+                await router.bounce(stanza, StanzaError("recipient-unavailable"))
 
-    async def redeliver(session, stanza):
-        kind = st.kind_of(stanza)
-        if kind == "message":
-            t = stanza.get("type") or "normal"
-            if t in ("error", "groupchat", "headline"):
-                return
-            if any(c.tag.startswith("{urn:xmpp:carbons:2}") or c.tag.startswith("{urn:xmpp:mam:")
-                   for c in stanza):
-                return  # copies and archive results: the originals are elsewhere
-            copy = ET.Element(stanza.tag, dict(stanza.attrib))
-            copy.text = stanza.text
-            copy.extend(list(stanza))
-            copy.set("to", session.bare_jid)
-            if copy.find(f"{{{DELAY}}}delay") is None:
-                ET.SubElement(copy, f"{{{DELAY}}}delay", {
-                    "from": host.name,
-                    "stamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sm_time(session)))})
-            await m.server.router.route(copy, host)
-        elif kind == "iq" and stanza.get("type") in ("get", "set"):
-            from xmppd.xmpp.errors import StanzaError
-            await m.server.router.bounce(stanza, StanzaError("recipient-unavailable"))
+    # -- xmppctl c2s, unload ---------------------------------------------------------------
+    def describe(self, session) -> dict:
+        sm = self.slot.get(session)
+        return {"sm": None if sm is None else sm.describe(session)}
 
-    def sm_time(session):
-        sm = session.state.get("smacks")
-        return (sm.hibernated_at if sm and sm.hibernated_at else time.time())
+    def detach_all(self) -> None:
+        """At unload: the sessions stop counting and queueing."""
+        for resources in list(self.host.sessions.values()):
+            for session in list(resources.values()):
+                sm = self.slot.get(session)
+                if sm is None:
+                    continue
+                self.forget(sm)
+                for hooks, hook in ((session.inbound_hooks, sm.count_inbound),
+                                    (session.delivery_hooks, sm.queue_delivered),
+                                    (session.lost_hooks, sm.lost)):
+                    if hook in hooks:
+                        hooks.remove(hook)
 
-    m.hook(ev.element_event(NS, "enable"), enable)
-    m.hook(ev.element_event(NS, "enable", bound=False), enable_unbound)
-    m.hook(ev.element_event(NS, "r"), on_r)
-    m.hook(ev.element_event(NS, "a"), on_a)
-    m.hook(ev.element_event(NS, "resume", bound=False), resume)
-    m.hook("resource-unbind", unbound, ev.EARLY)
+
+def refuse_unbound(arg):
+    """``<enable/>`` before a resource is bound."""
+    session, _el = arg
+    session.send_nonza(failed("unexpected-request"))
+    return HANDLED
+
+
+def setup(m) -> None:
+    sm = StreamManagement(m.host, m.session_slot(), m.get_option)
+    m.add_stream_feature(lambda session: element("sm"), stage="bound")
+    m.describe_session(sm.describe)
+    m.hook(element_event(ns.SM, "enable"), sm.enable)
+    m.hook(element_event(ns.SM, "enable", bound=False), refuse_unbound)
+    m.hook(element_event(ns.SM, "r"), sm.request)
+    m.hook(element_event(ns.SM, "a"), sm.answer)
+    m.hook(element_event(ns.SM, "resume", bound=False), sm.resume)
+    m.hook("resource-unbind", sm.unbound, EARLY)
+    m.on_unload(sm.detach_all)

@@ -7,14 +7,21 @@
 * set: own vCard only (``forbidden`` otherwise); an empty ``<vCard/>`` deletes
   it; larger than ``vcard_max_size`` → ``not-acceptable``.
 * get to the server: ``item-not-found`` (the server has no vCard).
+
+What other modules use (``m.depends("vcard", soft=True).get()``) is a
+:class:`VCards`: the accounts' vCards as elements. A module that wants to see
+a vCard an account sets before it is stored (pep publishes its photo as the
+avatar) adds an item of kind :data:`BEFORE_SET`: ``func(user, vcard)``,
+awaited once the vCard has been accepted.
 """
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import partial
 
-from xmppd.config.options import Option
+from xmppd.moduleapi import Option
+from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StanzaError
-
 from xmppd.xmpp.stanza import from_xml, to_xml
 
 PROTOCOLS = ["XEP-0054"]
@@ -22,44 +29,73 @@ OPTIONS = [
     Option("vcard_max_size", "integer", 32768, "both",
            "Largest vCard (serialized, in bytes) an account may store; photos count.", min=0),
 ]
-NS = "vcard-temp"
 STORE = "vcard"
+VCARD = ns.q(ns.VCARD, "vCard")
+BEFORE_SET = "vcard-before-set"
+
+
+def is_empty(vcard: ET.Element) -> bool:
+    return len(vcard) == 0 and not (vcard.text or "").strip()
+
+
+class VCards:
+    """The accounts' vCards (the ``vcard`` keyval store of the host)."""
+
+    def __init__(self, m):
+        self.m = m
+        self.store = m.open_store(STORE, "keyval")
+
+    async def get(self, user: str) -> ET.Element | None:
+        """The stored vCard of ``user``, None when there is none."""
+        stored = await self.store.get(user)
+        return from_xml(stored) if stored is not None else None
+
+    async def set(self, user: str, vcard: ET.Element) -> None:
+        """Store ``vcard`` as ``user``'s (an empty one deletes it). No size check:
+        that is for what clients send."""
+        if is_empty(vcard):
+            await self.store.delete(user)
+        else:
+            await self.store.set(user, to_xml(vcard))
+
+    async def delete(self, user: str) -> None:
+        await self.store.delete(user)
+
+
+# -- IQ handlers -------------------------------------------------------------------
+
+async def get_vcard(vcards: VCards, event):
+    vcard = await vcards.get(event.user)
+    if vcard is not None:
+        return vcard
+    if event.own:
+        return ET.Element(VCARD)
+    raise StanzaError("item-not-found")
+
+
+async def set_vcard(vcards: VCards, event):
+    """The account's own vCard (the own-account check is declared at the hook)."""
+    vcard = event.payload
+    if not is_empty(vcard):
+        limit = vcards.m.get_option("vcard_max_size")
+        if len(to_xml(vcard).encode()) > limit:
+            raise StanzaError("not-acceptable", f"vCard larger than {limit} bytes")
+    for before in vcards.m.items(BEFORE_SET):
+        await before(event.user, vcard)
+    await vcards.set(event.user, vcard)
+    return None
+
+
+def host_vcard(event):
+    raise StanzaError("item-not-found")
 
 
 def setup(m) -> None:
-    host = m.host
-    store = m.open_store(STORE, "keyval")
-    m.add_feature(NS)
-    m.add_feature(NS, to="account")
-
-    def own(event) -> bool:
-        return event.from_bare == f"{event.to_node}@{host.name}"
-
-    async def get_vcard(event):
-        stored = await store.get(event.to_node)
-        if stored is None:
-            if own(event):
-                return ET.Element(f"{{{NS}}}vCard")
-            raise StanzaError("item-not-found")
-        return from_xml(stored)
-
-    async def set_vcard(event):
-        if not own(event):
-            raise StanzaError("forbidden", "you may only set your own vCard")
-        vcard = event.payload
-        if len(vcard) == 0 and not (vcard.text or "").strip():
-            await store.delete(event.to_node)
-            return None
-        text = to_xml(vcard)
-        limit = m.get_option("vcard_max_size")
-        if len(text.encode()) > limit:
-            raise StanzaError("not-acceptable", f"vCard larger than {limit} bytes")
-        await store.set(event.to_node, text)
-        return None
-
-    def host_vcard(event):
-        raise StanzaError("item-not-found")
-
-    m.hook_iq("get", NS, "vCard", get_vcard, to=("bare",))
-    m.hook_iq("set", NS, "vCard", set_vcard, to=("bare",))
-    m.hook_iq("get", NS, "vCard", host_vcard)
+    vcards = VCards(m)
+    m.provide(vcards)
+    m.add_feature(ns.VCARD)
+    m.add_feature(ns.VCARD, to="account")
+    m.hook_iq("get", ns.VCARD, "vCard", partial(get_vcard, vcards), to=("bare",))
+    m.hook_iq("set", ns.VCARD, "vCard", partial(set_vcard, vcards), to=("bare",),
+              own_account=True)
+    m.hook_iq("get", ns.VCARD, "vCard", host_vcard)

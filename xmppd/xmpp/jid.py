@@ -17,10 +17,21 @@ __all__ = ["JID", "InvalidJID", "split", "parse", "bare", "domain_of", "join", "
 
 @lru_cache(maxsize=65536)
 def split(s: str) -> tuple[str, str, str]:
-    """Normalised ``(node, domain, resource)``; raises InvalidJID."""
+    """Normalised ``(node, domain, resource)``; raises InvalidJID.
+
+    The result is a fixpoint: splitting its own join gives the same parts. (slixmpp's
+    normalisation is not always idempotent: ``Ϲ9`` becomes ``Σ9``, which becomes
+    ``σ9``; without the second pass two spellings of one domain would be two keys.)"""
     j = JID(s)
-    if not j.domain:
-        raise InvalidJID("empty domain")
+    for _ in range(3):
+        if not j.domain:
+            raise InvalidJID("empty domain")
+        again = JID(str(j))
+        if (again.user, again.domain, again.resource) == (j.user, j.domain, j.resource):
+            break
+        j = again
+    else:
+        raise InvalidJID("the address does not normalise to a stable form")
     return j.user, j.domain, j.resource
 
 

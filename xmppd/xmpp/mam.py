@@ -20,6 +20,7 @@ FIELDS = (forms.Field("with", "jid-single"), forms.Field("start", "text-single")
           forms.Field("end", "text-single"), forms.Field("before-id", "text-single"),
           forms.Field("after-id", "text-single"), forms.Field("ids", "text-multi"))
 FIELD_NAMES = frozenset(f.var for f in FIELDS)
+FIELD = f"{{{ns.DATA}}}field"
 
 
 @dataclass
@@ -41,23 +42,39 @@ def query_form() -> ET.Element:
 
 
 def parse_query(payload: ET.Element) -> Query:
-    sub = forms.read(payload.find(forms.X), form_type=ns.MAM, allowed=FIELD_NAMES)
-    out = Query(queryid=payload.get("queryid"), rsm=rsm.request(payload),
-                flip=payload.find(f"{{{ns.MAM}}}flip-page") is not None)
-    if sub.get("with") is not None:
-        out.with_jid = bare(sub.get("with"))
-        if out.with_jid is None:
-            raise StanzaError("jid-malformed", "bad JID in 'with'")
-    for name in ("start", "end"):
-        if sub.get(name) is not None:
+    """The query in ``payload`` (``<query xmlns='urn:xmpp:mam:2'/>``).
+
+    Errors, in this order: a form of another type or ``FORM_TYPE``
+    (``bad-request``); then each field in document order: one that is not a MAM
+    field (``bad-request``), a bad ``with`` (``jid-malformed``), a bad ``start``
+    or ``end`` (``bad-request``); then a bad RSM ``<set/>`` (``bad-request``).
+    """
+    x = payload.find(forms.X)
+    sub = forms.read(x, form_type=ns.MAM)
+    out = Query(queryid=payload.get("queryid"))
+    for var in (f.get("var") for f in (x.findall(FIELD) if x is not None else ())):
+        if var == "FORM_TYPE":
+            continue
+        if var not in FIELD_NAMES:
+            raise StanzaError("bad-request", f"unknown field {var!r}")
+        value = sub.get(var)
+        if value is None:
+            continue
+        if var == "with":
+            out.with_jid = bare(value)
+            if out.with_jid is None:
+                raise StanzaError("jid-malformed", "bad JID in 'with'")
+        elif var in ("start", "end"):
             try:
-                setattr(out, name, parse_stamp(sub.get(name)))
+                setattr(out, var, parse_stamp(value))
             except ValueError:
-                raise StanzaError("bad-request", f"invalid timestamp in {name!r}") from None
+                raise StanzaError("bad-request", f"invalid timestamp in {var!r}") from None
     out.after_id = sub.get("after-id")
     out.before_id = sub.get("before-id")
     if sub.all("ids"):
         out.ids = sub.all("ids")
+    out.rsm = rsm.request(payload)
+    out.flip = payload.find(f"{{{ns.MAM}}}flip-page") is not None
     return out
 
 

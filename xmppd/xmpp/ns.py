@@ -55,6 +55,7 @@ PUSH_SUMMARY = "urn:xmpp:push:summary"
 
 # -- messages ---------------------------------------------------------------------------
 DELAY = "urn:xmpp:delay"                                 # XEP-0203
+MSGOFFLINE = "msgoffline"                                # XEP-0160 (a disco feature)
 FORWARD = "urn:xmpp:forward:0"                           # XEP-0297
 HINTS = "urn:xmpp:hints"                                 # XEP-0334
 SID = "urn:xmpp:sid:0"                                   # XEP-0359

@@ -3,26 +3,29 @@
     Component "conference.falcot.com" "muc"
         restrict_room_creation = "local"
 
-One file per room feature: ``room`` (occupants, roles, affiliations; no
-sockets), ``service`` (rooms, creation rules, service disco, one ordered queue
-per room), ``config``, ``history``, ``subject``, ``moderation``, ``invites``,
-``persistence``, ``archive``, ``selfping``, ``occupant_id``, ``vcard``,
-``permissions`` (the §5 tables) and ``cli`` (``xmppctl muc``).
+Shaped as Prosody's MUC: ``room`` is the room core (occupants, roles,
+affiliations; no sockets), ``service`` the rooms of the domain (creation, one
+ordered queue per room), and each room feature is a file that hooks the room
+events of ``events.py`` (``muc-room-iq-get/<ns>:<name>``,
+``muc-occupant-session-new``, ``muc-disco#info``...) in its ``setup(m, service)``:
+``disco``, ``config``, ``moderation``, ``voice``, ``register``, ``vcard``,
+``selfping``, ``archive``, ``invites``, ``subject``, ``history``, ``occupant_id``.
+``persistence`` stores rooms, ``permissions`` holds the §5 tables and ``cli`` is
+``xmppctl muc``. This file only wires them.
 """
 from __future__ import annotations
 
 import asyncio
-import xml.etree.ElementTree as ET
 
-from xmppd.moduleapi import CliCommand, Option, stanza_event
+from xmppd.moduleapi import CliCommand, Option
 
+from . import (archive, cli, config, disco, history, invites, moderation, occupant_id,
+               register, selfping, service, subject, vcard, voice)
 from .archive import RoomArchive
 from .config import ALLOW_PM, RoomConfig
-from .ns import DISCO_INFO, DISCO_ITEMS, UNIQUE, q
 from .persistence import RoomStore
 from .room import RoomEnv, bare_of
-from . import cli
-from .service import FEATURES, MucService
+from .service import MucService
 
 PROTOCOLS = ["XEP-0045", "XEP-0249", "XEP-0313", "XEP-0359", "XEP-0410", "XEP-0421",
              "XEP-0425", "XEP-0486"]
@@ -73,6 +76,9 @@ OPTIONS = [
            "server admins (the admins option) are owners of every room"),
 ]
 
+# the room features, each wired by its setup(m, service)
+FEATURES = (disco, config, moderation, voice, register, vcard, selfping, archive, invites,
+            subject, history, occupant_id)
 
 
 def _admins(m) -> frozenset[str]:
@@ -85,6 +91,23 @@ def _admins(m) -> frozenset[str]:
     return frozenset(out)
 
 
+def _defaults(m, env: RoomEnv) -> RoomConfig:
+    """The configuration of a new room, from the ``muc_room_default_*`` options."""
+    return RoomConfig(
+        public=m.get_option("muc_room_default_public"),
+        persistent=m.get_option("muc_room_default_persistent"),
+        members_only=m.get_option("muc_room_default_members_only"),
+        moderated=m.get_option("muc_room_default_moderated"),
+        whois="anyone" if m.get_option("muc_room_default_public_jids") else "moderators",
+        change_subject=m.get_option("muc_room_default_change_subject"),
+        allow_invites=m.get_option("muc_room_default_allow_invites"),
+        allow_pm=m.get_option("muc_room_default_allow_pm"),
+        history_length=min(m.get_option("muc_room_default_history_length"), env.max_history),
+        max_users=m.get_option("muc_room_default_max_occupants"),
+        logging=m.get_option("muc_log_by_default"),
+    )
+
+
 def setup(m) -> None:
     host = m.host
     if getattr(host, "kind", "component") != "component":
@@ -92,79 +115,22 @@ def setup(m) -> None:
                       "rooms are served on this VirtualHost's domain anyway", host.name, host.name)
     env = RoomEnv(host.name, admins=_admins(m), max_history=m.get_option("max_history_messages"),
                   locking=m.get_option("muc_room_locking"),
-                  max_nick_length=m.get_option("muc_max_nick_length"))
-
-    def defaults() -> RoomConfig:
-        return RoomConfig(
-            public=m.get_option("muc_room_default_public"),
-            persistent=m.get_option("muc_room_default_persistent"),
-            members_only=m.get_option("muc_room_default_members_only"),
-            moderated=m.get_option("muc_room_default_moderated"),
-            whois="anyone" if m.get_option("muc_room_default_public_jids") else "moderators",
-            change_subject=m.get_option("muc_room_default_change_subject"),
-            allow_invites=m.get_option("muc_room_default_allow_invites"),
-            allow_pm=m.get_option("muc_room_default_allow_pm"),
-            history_length=min(m.get_option("muc_room_default_history_length"), env.max_history),
-            max_users=m.get_option("muc_room_default_max_occupants"),
-            logging=m.get_option("muc_log_by_default"),
-        )
-
-    name = host.get_option("name") or "Chatrooms"
+                  max_nick_length=m.get_option("muc_max_nick_length"), events=host.events)
     svc = MucService(
         host.name, env, send=m.send,
         rooms_store=RoomStore(m.open_store("muc_rooms", "keyval")),
         archive=RoomArchive(m.open_store("muc_log", "archive")),
-        defaults=defaults, restrict_creation=m.get_option("restrict_room_creation"),
-        queue_limit=m.get_option("muc_queue_limit"), name=name,
+        defaults=lambda: _defaults(m, env), restrict_creation=m.get_option("restrict_room_creation"),
+        queue_limit=m.get_option("muc_queue_limit"), name=host.get_option("name") or "Chatrooms",
         log_all_rooms=m.get_option("muc_log_all_rooms"),
         lock_timeout=m.get_option("muc_room_lock_timeout"),
     )
     m.provide(svc)
     m.add_control_command("muc-destroy", destroy_command,
                           doc="Destroy a room (its occupants are told), or delete it from storage.")
-    m.add_identity("conference", "text", name)
-    for f in FEATURES:
-        m.add_feature(f)
-
-    for kind in ("presence", "message", "iq"):
-        for to_type in ("bare", "full"):
-            m.hook(stanza_event(kind, to_type), svc.submit)
-
-    def info(event):
-        from xmppd.xmpp.errors import StanzaError
-        if event.payload.get("node"):
-            raise StanzaError("item-not-found")
-        qel = ET.Element(q(DISCO_INFO, "query"))
-        for cat, typ, nm in host.identities:
-            attrs = {"category": cat, "type": typ}
-            if nm:
-                attrs["name"] = nm
-            ET.SubElement(qel, q(DISCO_INFO, "identity"), attrs)
-        for var in sorted(set(host.features)):
-            ET.SubElement(qel, q(DISCO_INFO, "feature"), {"var": var})
-        return qel
-
-    async def items(event):
-        await svc.ready.wait()
-        return svc.disco_items()
-
-    async def unique(event):
-        await svc.ready.wait()
-        return svc.unique_name()
-
-    m.hook_iq("get", DISCO_INFO, "query", info)
-    m.hook_iq("get", DISCO_ITEMS, "query", items)
-    m.hook_iq("get", UNIQUE, "unique", unique)
-    m.hook_iq("get", "urn:xmpp:ping", "ping", lambda event: None)
-
-    async def stopping(_server):
-        # the service goes away: every occupant is told (status 332)
-        for room in list(svc.rooms.values()):
-            for stanza in room.shutdown():
-                await svc.send(stanza)
-
-    m.hook("server-stopping", stopping)
-
+    service.setup(m, svc)
+    for feature in FEATURES:
+        feature.setup(m, svc)
     svc.load_task = asyncio.get_running_loop().create_task(svc.load())
 
 

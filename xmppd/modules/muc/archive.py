@@ -1,8 +1,14 @@
 """The room's message archive (XEP-0313 on the room JID) and stanza ids
 (XEP-0359): every groupchat message with a body is stamped by the room with
 ``<stanza-id by=room-jid/>`` and, when the room's logging is on, archived under
-that id. Queries page with RSM (XEP-0059); moderated messages (XEP-0425) are
-kept as tombstones.
+that id. Moderated messages (XEP-0425) are kept as tombstones.
+
+Queries go through the server's one XEP-0313 engine (``xmppd.xmpp.mam``), as the
+account archive's do: the search form (``with``, ``start``, ``end``,
+``before-id``, ``after-id``, ``ids``), RSM paging (``max``, ``after``, ``before``,
+``index``) and ``<flip-page/>``. ``with`` names an occupant JID (``room@service/nick``),
+which is what each message is archived with. Who may read: not outcasts; in a
+members-only room, members (and above) and whoever is in the room.
 
 Storage: one ``archive`` store, ``muc_log``, whose user is the room's node.
 """
@@ -10,27 +16,33 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from xmppd.moduleapi import HANDLED
+from xmppd.xmpp import forms, mam, ns
+from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
-from xmppd.storage import ItemNotFound
-from xmppd.stream import serialize
+from xmppd.xmpp.jid import InvalidJID, join, split
 
-from . import history as hist
 from . import permissions as perm
-from .ns import DATA, DELAY, FORWARD, MAM, RSM, q
-from .room import MESSAGE, bare_of, new_id
+from .events import DISCO_INFO, room_iq_event
+from .room import bare_of, new_id
 
 DEFAULT_MAX = 50
 HARD_MAX = 250
-QUERY_FIELDS = ("FORM_TYPE", "start", "end", "with", "before-id", "after-id")
+
+
+def setup(m, service) -> None:
+    m.hook(room_iq_event("get", ns.MAM, "query"), on_form)
+    m.hook(room_iq_event("set", ns.MAM, "query"), on_query)
+    m.hook(DISCO_INFO, info)
 
 
 def encode(el: ET.Element) -> dict:
     # a standalone document: the top element declares its namespace
-    return {"xml": serialize(el, default_ns="")}
+    return {"xml": st.to_xml(el)}
 
 
 def decode(value) -> ET.Element:
-    return ET.fromstring(value["xml"])
+    return st.from_xml(value["xml"])
 
 
 class RoomArchive:
@@ -62,91 +74,67 @@ class RoomArchive:
 
     async def query(self, room, stanza: ET.Element, query: ET.Element,
                     from_jid: str) -> list[ET.Element]:
-        """The result messages, then the ``<fin/>`` result."""
-        bare = bare_of(from_jid)
-        aff = room.affiliation(bare)
-        if aff == "outcast" or (room.config.members_only and from_jid not in room.by_jid
-                                and perm.AFFILIATION_RANK[aff] < perm.AFFILIATION_RANK["member"]):
-            raise StanzaError("forbidden", "you may not read this room's archive")
-        fields: dict[str, str] = {}
-        form = query.find(q(DATA, "x"))
-        if form is not None:
-            for f in form.findall(q(DATA, "field")):
-                var = f.get("var")
-                if var and var not in QUERY_FIELDS:
-                    raise StanzaError("bad-request", f"unsupported field {var}")
-                fields[var] = f.findtext(q(DATA, "value")) or ""
-        start = hist.parse_stamp(fields.get("start"))
-        end = hist.parse_stamp(fields.get("end"))
-        if fields.get("start") and start is None or fields.get("end") and end is None:
-            raise StanzaError("bad-request", "bad date")
-        with_jid = fields.get("with") or None
-        rsm = query.find(q(RSM, "set"))
-        limit = DEFAULT_MAX
-        after = fields.get("after-id") or None
-        before = fields.get("before-id") or None
-        reverse = False
-        if rsm is not None:
-            mx = rsm.findtext(q(RSM, "max"))
-            if mx is not None:
-                try:
-                    limit = max(0, min(int(mx), HARD_MAX))
-                except ValueError:
-                    raise StanzaError("bad-request", "bad <max/>") from None
-            a = rsm.find(q(RSM, "after"))
-            b = rsm.find(q(RSM, "before"))
-            if a is not None and a.text:
-                after = a.text
-            if b is not None:
-                reverse = True  # <before/> alone: the last page
-                if b.text:
-                    before = b.text
-        if before is not None:
-            reverse = True
-        try:
-            items = await self.store.query(room.node, with_jid=with_jid, start=start, end=end,
-                                           after=after, before=before, limit=limit + 1,
-                                           reverse=reverse)
-        except ItemNotFound:
-            raise StanzaError("item-not-found", "no such message in the archive") from None
-        complete = len(items) <= limit
-        items = items[:limit]
-        if reverse:
-            items.reverse()
-        qid = query.get("queryid")
-        out = []
-        for it in items:
-            m = ET.Element(MESSAGE, {"from": room.jid, "to": from_jid, "id": new_id()})
-            r = ET.SubElement(m, q(MAM, "result"), {"id": it.key})
-            if qid:
-                r.set("queryid", qid)
-            fwd = ET.SubElement(r, q(FORWARD, "forwarded"))
-            ET.SubElement(fwd, q(DELAY, "delay"), {"stamp": hist.stamp(it.when)})
-            fwd.append(decode(it.value))
-            out.append(m)
-        fin = ET.Element(q(MAM, "fin"))
-        if complete:
-            fin.set("complete", "true")
-        s = ET.SubElement(fin, q(RSM, "set"))
-        if items:
-            ET.SubElement(s, q(RSM, "first")).text = items[0].key
-            ET.SubElement(s, q(RSM, "last")).text = items[-1].key
-        ET.SubElement(s, q(RSM, "count")).text = str(
-            await self.store.count(room.node, with_jid=with_jid, start=start, end=end))
-        res = ET.Element(stanza.tag, {"type": "result", "id": stanza.get("id", ""),
-                                      "from": room.jid, "to": from_jid})
-        res.append(fin)
-        out.append(res)
+        """The result messages, then the IQ result with ``<fin/>``."""
+        check_access(room, from_jid)
+        q = mam.parse_query(query)
+        q.with_jid = occupant_with(query)
+        q.rsm.max = DEFAULT_MAX if q.rsm.max is None else min(q.rsm.max, HARD_MAX)
+        result = await mam.run(self.store, room.node, q, max_results=HARD_MAX)
+        out = mam.results(result, to=from_jid, frm=room.jid, queryid=q.queryid, decode=_decoded,
+                          flip=q.flip, id=new_id)
+        fin = mam.fin(result, q.queryid)
+        if not result.complete:
+            # the room archive has always left 'complete' out when false (its default)
+            del fin.attrib["complete"]
+        out.append(st.iq_result(stanza, fin))
         return out
+
+
+def _decoded(item) -> ET.Element:
+    return decode(item.value)
+
+
+def check_access(room, from_jid: str) -> None:
+    """Outcasts never read the archive; in a members-only room only members (and
+    up) and the occupants do."""
+    aff = room.affiliation(bare_of(from_jid))
+    if aff == "outcast" or (room.config.members_only and from_jid not in room.by_jid
+                            and perm.AFFILIATION_RANK[aff] < perm.AFFILIATION_RANK["member"]):
+        raise StanzaError("forbidden", "you may not read this room's archive")
+
+
+def occupant_with(query: ET.Element) -> str | None:
+    """The query's ``with``, normalised but kept whole: messages are archived with
+    the occupant JID of their sender (``room@service/nick``)."""
+    raw = forms.read(query.find(forms.X), form_type=ns.MAM).get("with")
+    if raw is None:
+        return None
+    try:
+        return join(*split(raw))
+    except InvalidJID:
+        raise StanzaError("jid-malformed", "bad JID in 'with'") from None
 
 
 def query_form() -> ET.Element:
     """The fields a client may search on (XEP-0313 §5.1)."""
-    qel = ET.Element(q(MAM, "query"))
-    x = ET.SubElement(qel, q(DATA, "x"), {"type": "form"})
-    f = ET.SubElement(x, q(DATA, "field"), {"var": "FORM_TYPE", "type": "hidden"})
-    ET.SubElement(f, q(DATA, "value")).text = MAM
-    for var, t in (("with", "jid-single"), ("start", "text-single"), ("end", "text-single"),
-                   ("before-id", "text-single"), ("after-id", "text-single")):
-        ET.SubElement(x, q(DATA, "field"), {"var": var, "type": t})
+    qel = ET.Element(ns.q(ns.MAM, "query"))
+    qel.append(mam.query_form())
     return qel
+
+
+def on_form(event):
+    return event.reply(query_form())
+
+
+async def on_query(event):
+    archive = event.service.archive
+    if archive is None:
+        raise StanzaError("service-unavailable")
+    event.out.extend(await archive.query(event.room, event.stanza, event.payload, event.from_jid))
+    return HANDLED
+
+
+def info(event) -> None:
+    event.features.append(ns.SID)
+    if event.room.config.logging:
+        event.features += [ns.MAM, ns.MAM_EXTENDED]

@@ -4,6 +4,10 @@
 form, ``apply_form`` validates a submitted form and returns the status codes that
 tell occupants what changed (104 any change, 170/171 logging on/off, 172/173
 non-anonymous/semi-anonymous).
+
+Hooks: the owner's IQs (``muc#owner``: get the form, submit or cancel it, destroy
+the room), and the room's disco#info (the ``muc_*`` features and the settings the
+``muc#roominfo`` form shows).
 """
 from __future__ import annotations
 
@@ -11,9 +15,13 @@ import dataclasses
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from xmppd.xmpp import forms, ns
 from xmppd.xmpp.errors import StanzaError
 
-from .ns import DATA, ROOMCONFIG, q
+from .events import DISCO_INFO, room_iq_event
+
+ROOMCONFIG = ns.MUC_ROOMCONFIG
+OWNER = ns.MUC_OWNER
 
 WHOIS = ("moderators", "anyone")
 ALLOW_PM = ("anyone", "participants", "moderators", "none")
@@ -51,68 +59,41 @@ class RoomConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _field(form, var, type_, label, value=None, options=()):
-    f = ET.SubElement(form, q(DATA, "field"), {"var": var, "type": type_})
-    if label:
-        f.set("label", label)
-    for opt_label, opt_value in options:
-        o = ET.SubElement(f, q(DATA, "option"), {"label": opt_label})
-        ET.SubElement(o, q(DATA, "value")).text = opt_value
-    values = value if isinstance(value, list) else [value]
-    for v in values:
-        if v is not None:
-            if isinstance(v, bool):
-                v = "1" if v else "0"
-            ET.SubElement(f, q(DATA, "value")).text = str(v)
-    return f
-
-
 def config_form(cfg: RoomConfig, room_jid: str, max_history: int) -> ET.Element:
     """The owner's configuration form (§10.2)."""
-    form = ET.Element(q(DATA, "x"), {"type": "form"})
-    ET.SubElement(form, q(DATA, "title")).text = f"Configuration for {room_jid}"
-    _field(form, "FORM_TYPE", "hidden", None, ROOMCONFIG)
-    _field(form, "muc#roomconfig_roomname", "text-single", "Title", cfg.name)
-    _field(form, "muc#roomconfig_roomdesc", "text-single", "Description", cfg.description)
-    _field(form, "muc#roomconfig_lang", "text-single", "Language", cfg.lang)
-    _field(form, "muc#roomconfig_persistentroom", "boolean", "Persistent (not destroyed "
-           "when the last occupant leaves)", cfg.persistent)
-    _field(form, "muc#roomconfig_publicroom", "boolean", "Listed in the public list of rooms",
-           cfg.public)
-    _field(form, "muc#roomconfig_membersonly", "boolean", "Only members may enter",
-           cfg.members_only)
-    _field(form, "muc#roomconfig_moderatedroom", "boolean", "Only occupants with voice "
-           "may send messages", cfg.moderated)
-    _field(form, "muc#roomconfig_passwordprotectedroom", "boolean", "Password required "
-           "to enter", bool(cfg.password))
-    _field(form, "muc#roomconfig_roomsecret", "text-private", "Password", cfg.password)
-    _field(form, "muc#roomconfig_whois", "list-single", "Who may see real JIDs",
-           cfg.whois, [("Moderators only", "moderators"), ("Anyone", "anyone")])
-    _field(form, "muc#roomconfig_maxusers", "list-single", "Maximum number of occupants",
-           str(cfg.max_users) if cfg.max_users else "none",
-           [(v, v) for v in MAX_USERS_CHOICES])
-    _field(form, "muc#roomconfig_changesubject", "boolean", "Participants may change "
-           "the subject", cfg.change_subject)
-    _field(form, "muc#roomconfig_allowinvites", "boolean", "Participants may invite "
-           "others", cfg.allow_invites)
-    _field(form, "muc#roomconfig_allowpm", "list-single", "Who may send private messages",
-           cfg.allow_pm, [("Anyone", "anyone"), ("Participants", "participants"),
-                          ("Moderators", "moderators"), ("Nobody", "none")])
-    _field(form, "muc#roomconfig_enablelogging", "boolean", "Archive messages (message "
-           "archive of the room)", cfg.logging)
-    _field(form, "muc#maxhistoryfetch", "text-single",
-           f"Messages sent to new occupants (at most {max_history})", cfg.history_length)
-    return form
-
-
-def parse_form(form: ET.Element) -> dict[str, list[str]]:
-    """``{var: [values]}`` of a submitted data form."""
-    out: dict[str, list[str]] = {}
-    for f in form.findall(q(DATA, "field")):
-        var = f.get("var")
-        if var:
-            out[var] = [(v.text or "") for v in f.findall(q(DATA, "value"))]
-    return out
+    F = forms.Field
+    return forms.build(ROOMCONFIG, [
+        F("muc#roomconfig_roomname", "text-single", cfg.name, label="Title"),
+        F("muc#roomconfig_roomdesc", "text-single", cfg.description, label="Description"),
+        F("muc#roomconfig_lang", "text-single", cfg.lang, label="Language"),
+        F("muc#roomconfig_persistentroom", "boolean", cfg.persistent,
+          label="Persistent (not destroyed when the last occupant leaves)"),
+        F("muc#roomconfig_publicroom", "boolean", cfg.public,
+          label="Listed in the public list of rooms"),
+        F("muc#roomconfig_membersonly", "boolean", cfg.members_only, label="Only members may enter"),
+        F("muc#roomconfig_moderatedroom", "boolean", cfg.moderated,
+          label="Only occupants with voice may send messages"),
+        F("muc#roomconfig_passwordprotectedroom", "boolean", bool(cfg.password),
+          label="Password required to enter"),
+        F("muc#roomconfig_roomsecret", "text-private", cfg.password, label="Password"),
+        F("muc#roomconfig_whois", "list-single", cfg.whois, label="Who may see real JIDs",
+          options=[("moderators", "Moderators only"), ("anyone", "Anyone")]),
+        F("muc#roomconfig_maxusers", "list-single",
+          str(cfg.max_users) if cfg.max_users else "none", label="Maximum number of occupants",
+          options=[(v, v) for v in MAX_USERS_CHOICES]),
+        F("muc#roomconfig_changesubject", "boolean", cfg.change_subject,
+          label="Participants may change the subject"),
+        F("muc#roomconfig_allowinvites", "boolean", cfg.allow_invites,
+          label="Participants may invite others"),
+        F("muc#roomconfig_allowpm", "list-single", cfg.allow_pm,
+          label="Who may send private messages",
+          options=[("anyone", "Anyone"), ("participants", "Participants"),
+                   ("moderators", "Moderators"), ("none", "Nobody")]),
+        F("muc#roomconfig_enablelogging", "boolean", cfg.logging,
+          label="Archive messages (message archive of the room)"),
+        F("muc#maxhistoryfetch", "text-single", cfg.history_length,
+          label=f"Messages sent to new occupants (at most {max_history})"),
+    ], title=f"Configuration for {room_jid}")
 
 
 def _bool(values: list[str], var: str) -> bool:
@@ -150,12 +131,11 @@ def apply_form(cfg: RoomConfig, form: ET.Element, max_history: int) -> tuple[Roo
     Fields not in the form keep their value (§10.2: a submission may carry only
     some fields). Nothing changes if any field is invalid.
     """
-    values = parse_form(form)
-    ft = values.get("FORM_TYPE")
-    if ft and ft[0] != ROOMCONFIG:
-        raise StanzaError("bad-request", "FORM_TYPE is not muc#roomconfig")
+    sub = forms.read(form, form_type=ROOMCONFIG, types=("submit", "form", "result"))
     new = dataclasses.replace(cfg)
-    get = values.get
+
+    def get(var: str) -> list[str] | None:
+        return sub.raw(var) if var in sub else None
     if (v := get("muc#roomconfig_roomname")) is not None:
         new.name = (v[0] if v else "").strip()
     if (v := get("muc#roomconfig_roomdesc")) is not None:
@@ -202,28 +182,43 @@ def status_codes(old: RoomConfig, new: RoomConfig) -> list[int]:
 
 
 # -- the owner's IQs (§10.1-10.2, §10.9) -------------------------------------------
-def owner_get(room, query: ET.Element, from_jid: str) -> ET.Element:
+def setup(m, service) -> None:
+    m.hook(room_iq_event("get", OWNER, "query"), on_owner_get)
+    m.hook(room_iq_event("set", OWNER, "query"), on_owner_set)
+    m.hook(DISCO_INFO, info)
+
+
+def on_owner_get(event):
+    return event.reply(owner_get(event.room, event.payload, event.from_jid))
+
+
+def on_owner_set(event):
+    return event.reply(None, *owner_set(event.room, event.payload, event.from_jid))
+
+
+def _is_owner(room, from_jid: str) -> bool:
     from .room import bare_of
-    from .ns import OWNER
-    if room.affiliation(bare_of(from_jid)) != "owner":
+    return room.affiliation(bare_of(from_jid)) == "owner"
+
+
+def owner_get(room, query: ET.Element, from_jid: str) -> ET.Element:
+    if not _is_owner(room, from_jid):
         raise StanzaError("forbidden", "only owners may configure the room")
-    out = ET.Element(q(OWNER, "query"))
+    out = ET.Element(ns.q(OWNER, "query"))
     out.append(config_form(room.config, room.jid, room.env.max_history))
     return out
 
 
 def owner_set(room, query: ET.Element, from_jid: str) -> list[ET.Element]:
     """Submit or cancel the form (a cancelled new room is destroyed), or destroy."""
-    from .room import bare_of
-    from .ns import OWNER
-    if room.affiliation(bare_of(from_jid)) != "owner":
+    if not _is_owner(room, from_jid):
         raise StanzaError("forbidden", "only owners may configure or destroy the room")
-    destroy = query.find(q(OWNER, "destroy"))
+    destroy = query.find(ns.q(OWNER, "destroy"))
     if destroy is not None:
         alt = destroy.get("jid")
-        return room.destroy(destroy.findtext(q(OWNER, "reason")), alt,
-                            destroy.findtext(q(OWNER, "password")))
-    form = query.find(q(DATA, "x"))
+        return room.destroy(destroy.findtext(ns.q(OWNER, "reason")), alt,
+                            destroy.findtext(ns.q(OWNER, "password")))
+    form = query.find(forms.X)
     if form is None:
         raise StanzaError("bad-request", "expected a data form or <destroy/>")
     t = form.get("type")
@@ -238,3 +233,29 @@ def owner_set(room, query: ET.Element, from_jid: str) -> list[ET.Element]:
     if room.locked:
         codes = []  # nobody else can be in a locked room
     return room.configure(new, codes)
+
+
+# -- what disco#info says of the configuration (§6.4) --------------------------------
+def info(event) -> None:
+    c = event.room.config
+    event.features += [
+        "muc_persistent" if c.persistent else "muc_temporary",
+        "muc_public" if c.public else "muc_hidden",
+        "muc_membersonly" if c.members_only else "muc_open",
+        "muc_moderated" if c.moderated else "muc_unmoderated",
+        "muc_nonanonymous" if not c.anonymous else "muc_semianonymous",
+        "muc_passwordprotected" if c.password else "muc_unsecured",
+    ]
+    F = forms.Field
+    event.fields += [
+        F("muc#roominfo_description", None, c.description, label="Description"),
+        F("muc#roomconfig_roomname", None, c.name, label="Title"),
+        F("muc#roomconfig_changesubject", "boolean", c.change_subject,
+          label="Participants may change the subject"),
+        F("muc#roomconfig_allowinvites", "boolean", c.allow_invites,
+          label="Participants may invite"),
+        F("muc#maxhistoryfetch", None, c.history_length,
+          label="Maximum number of history messages"),
+    ]
+    if c.lang:
+        event.fields.append(F("muc#roominfo_lang", None, c.lang, label="Language"))

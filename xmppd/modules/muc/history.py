@@ -3,7 +3,9 @@
 ``<history maxchars= maxstanzas= seconds= since=/>``.
 
 Entries are the broadcast template (``from`` = occupant JID, no ``to``); each
-delivered copy gets a ``<delay/>`` stamped by the room.
+delivered copy gets a ``<delay/>`` stamped by the room. The room adds to its
+history as it broadcasts (the groupchat path, no event); a session that enters gets
+it on ``muc-occupant-session-new``, before the subject.
 """
 from __future__ import annotations
 
@@ -11,11 +13,26 @@ import collections
 import datetime as dt
 import xml.etree.ElementTree as ET
 
-from xmppd.stream import serialize
+from xmppd.moduleapi import EARLY, serialize
+from xmppd.xmpp import ns
 
-from .ns import DELAY, MUC, q
+from .events import OCCUPANT_SESSION_NEW
 
-HISTORY = q(MUC, "history")
+HISTORY = ns.q(ns.MUC, "history")
+MUC_X = ns.q(ns.MUC, "x")
+
+
+def setup(m, service) -> None:
+    m.hook(OCCUPANT_SESSION_NEW, send_history, EARLY)
+
+
+def send_history(event) -> None:
+    """The entries the joining session asked for (its ``<history/>``), delayed."""
+    room = event.room
+    join_x = event.stanza.find(MUC_X) if event.stanza is not None else None
+    request = join_x.find(HISTORY) if join_x is not None else None
+    for entry in room.history.select(request, room.env.now()):
+        event.out.append(delivered(entry, event.from_jid, room.jid))
 
 
 class Entry:
@@ -84,7 +101,7 @@ def delivered(entry: Entry, to: str, room_jid: str) -> ET.Element:
     el = ET.Element(src.tag, src.attrib)
     el.set("to", to)
     el.extend(list(src))
-    ET.SubElement(el, q(DELAY, "delay"), {"from": room_jid, "stamp": stamp(entry.when)})
+    ET.SubElement(el, ns.q(ns.DELAY, "delay"), {"from": room_jid, "stamp": stamp(entry.when)})
     return el
 
 

@@ -4,24 +4,42 @@ Direct invitations (XEP-0249, ``<x xmlns='jabber:x:conference'/>``) go from one
 client to another and need nothing from the room; the room's part is to let the
 invitee in (a members-only room adds the invitee to the member list when the
 inviter may do so).
+
+Hooks the ``<x xmlns='…muc#user'/>`` of messages to the room
+(``muc-room-message/http://jabber.org/protocol/muc#user:x``).
 """
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from xmppd.moduleapi import HANDLED
+from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import InvalidJID, split as jid_split
 
 from . import permissions as perm
-from .ns import CLIENT, USER, q
+from .events import room_message_event
+from .room import bare_of
 
+q = ns.q
+CLIENT, USER = ns.CLIENT, ns.MUC_USER
 INVITE = q(USER, "invite")
 DECLINE = q(USER, "decline")
 REASON = q(USER, "reason")
 
 
-def is_invite_or_decline(stanza: ET.Element) -> bool:
-    x = stanza.find(q(USER, "x"))
+def setup(m, service) -> None:
+    m.hook(room_message_event(USER, "x"), on_user_x)
+
+
+def on_user_x(event):
+    if not _invites_or_declines(event.payload):
+        return None
+    event.out.extend(handle(event.room, event.stanza, event.from_jid, event.payload))
+    return HANDLED
+
+
+def _invites_or_declines(x: ET.Element | None) -> bool:
     return x is not None and (x.find(INVITE) is not None or x.find(DECLINE) is not None)
 
 
@@ -40,8 +58,10 @@ def _norm(jid: str) -> str:
     return f"{s}/{res}" if res else s
 
 
-def handle(room, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
-    x = stanza.find(q(USER, "x"))
+def handle(room, stanza: ET.Element, from_jid: str, x: ET.Element | None = None) -> list[ET.Element]:
+    """The invitations and declines of ``x`` (the message's first muc#user ``<x/>``)."""
+    if x is None:
+        x = stanza.find(q(USER, "x"))
     out: list[ET.Element] = []
     for inv in x.findall(INVITE):
         out.extend(_invite(room, inv, from_jid))
@@ -60,7 +80,6 @@ def _invite(room, inv: ET.Element, from_jid: str) -> list[ET.Element]:
     if not to:
         raise StanzaError("bad-request", "an invitation needs a 'to'")
     to = _norm(to)
-    from .room import bare_of
     invitee = bare_of(to)
     inviter_aff = room.affiliation(occ.bare)
     if room.config.members_only and room.affiliation(invitee) == "none":
@@ -87,7 +106,6 @@ def _decline(room, dec: ET.Element, from_jid: str) -> list[ET.Element]:
     to = _norm(to)
     m = ET.Element(q(CLIENT, "message"), {"from": room.jid, "to": to})
     ux = ET.SubElement(m, q(USER, "x"))
-    from .room import bare_of
     d = ET.SubElement(ux, DECLINE, {"from": bare_of(from_jid)})
     reason = dec.findtext(REASON)
     if reason:

@@ -6,23 +6,61 @@ affiliation (by JID: ban, member, admin, owner). Who may do what is
 :mod:`permissions`; the effects on present occupants are ``Room.set_role`` and
 ``Room.set_affiliation``. Every item of one request is checked before any is
 applied, so a request is all or nothing.
+
+Hooks the room's ``muc#admin`` IQs, the moderation requests (``moderate`` of
+``urn:xmpp:message-moderate:1``, ``apply-to`` of ``urn:xmpp:fasten:0`` for
+version 0) and its disco#info.
 """
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from typing import Awaitable, Callable
 
+from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StanzaError
 
 from . import history as hist
 from . import occupant_id as oid
 from . import permissions as perm
-from .ns import (ADMIN, FASTEN, MODERATE, MODERATE_0, OCCUPANT_ID, RETRACT, RETRACT_0,
-                 SID, q)
+from .events import DISCO_INFO, room_iq_event
 from .room import MESSAGE, bare_of, new_id
+
+q = ns.q
+ADMIN, FASTEN, MODERATE, MODERATE_0 = ns.MUC_ADMIN, ns.FASTEN, ns.MODERATE, ns.MODERATE_0
+RETRACT, RETRACT_0, OCCUPANT_ID, SID = ns.RETRACT, ns.RETRACT_0, ns.OCCUPANT_ID, ns.SID
 
 ITEM = q(ADMIN, "item")
 REASON = q(ADMIN, "reason")
+
+
+def setup(m, service) -> None:
+    m.hook(room_iq_event("get", ADMIN, "query"), on_admin_get)
+    m.hook(room_iq_event("set", ADMIN, "query"), on_admin_set)
+    m.hook(room_iq_event("set", MODERATE, "moderate"), on_moderate)
+    m.hook(room_iq_event("set", FASTEN, "apply-to"), on_moderate)
+    m.hook(DISCO_INFO, info)
+
+
+def on_admin_get(event):
+    return event.reply(admin_get(event.room, event.payload, event.from_jid))
+
+
+def on_admin_set(event):
+    return event.reply(None, *admin_set(event.room, event.payload, event.from_jid))
+
+
+async def on_moderate(event):
+    archive = event.service.archive
+    room = event.room
+
+    async def lookup(key):
+        return await archive.lookup(room, key) if archive is not None else None
+    out = await moderate(room, event.payload, event.from_jid, lookup)
+    return event.reply(None, *out)
+
+
+def info(event) -> None:
+    event.features += [MODERATE, MODERATE_0]
 
 
 def actor_of(room, from_jid: str):

@@ -4,21 +4,51 @@ A user registers a nickname with ``jabber:iq:register`` (the ``muc#register`` fo
 the nickname is reserved for them (nobody else may join under it) and they become a
 member (in a members-only room only members may register). ``<remove/>`` gives it
 up; losing the membership (an admin sets ``none``, a ban) drops it too. A disco#info
-query on the node ``x-roomuser-item`` tells a user their reserved nickname.
+query on the node ``x-roomuser-item`` tells a user their reserved nickname (this
+feature hooks the room's disco#info early and takes the queries on that node).
 """
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from xmppd.moduleapi import EARLY
+from xmppd.xmpp import disco, forms, ns
 from xmppd.xmpp.errors import StanzaError
 
 from . import permissions as perm
-from .ns import DATA, DISCO_INFO, q
+from .events import DISCO_INFO, room_iq_event
+from .room import bare_of
 
-NS = "jabber:iq:register"
-FORM_TYPE = "http://jabber.org/protocol/muc#register"
+q = ns.q
+NS = ns.REGISTER
+FORM_TYPE = ns.MUC_REGISTER
 NICK_FIELD = "muc#register_roomnick"
 NODE = "x-roomuser-item"
+
+
+def setup(m, service) -> None:
+    m.hook(room_iq_event("get", NS, "query"), on_get)
+    m.hook(room_iq_event("set", NS, "query"), on_set)
+    m.hook(room_iq_event("get", ns.DISCO_INFO, "query"), on_nick_info, EARLY)
+    m.hook(DISCO_INFO, info)
+
+
+def on_get(event):
+    return event.reply(get(event.room, bare_of(event.from_jid)))
+
+
+def on_set(event):
+    return event.reply(None, *set_(event.room, event.payload, bare_of(event.from_jid)))
+
+
+def on_nick_info(event):
+    if event.payload.get("node") != NODE:
+        return None
+    return event.reply(nick_info(event.room, bare_of(event.from_jid)))
+
+
+def info(event) -> None:
+    event.features.append(NS)
 
 
 def holder(room, nick: str) -> str | None:
@@ -39,13 +69,9 @@ def get(room, bare: str) -> ET.Element:
     _may_register(room, bare)
     ET.SubElement(query, q(NS, "instructions")).text = (
         "Choose the nickname to reserve in this room; you become a member.")
-    x = ET.SubElement(query, q(DATA, "x"), {"type": "form"})
-    ET.SubElement(x, q(DATA, "title")).text = f"Register with {room.jid}"
-    f = ET.SubElement(x, q(DATA, "field"), {"var": "FORM_TYPE", "type": "hidden"})
-    ET.SubElement(f, q(DATA, "value")).text = FORM_TYPE
-    f = ET.SubElement(x, q(DATA, "field"), {"var": NICK_FIELD, "type": "text-single",
-                                           "label": "Nickname"})
-    ET.SubElement(f, q(DATA, "required"))
+    query.append(forms.build(FORM_TYPE, [forms.Field(NICK_FIELD, "text-single", label="Nickname",
+                                                     required=True)],
+                             title=f"Register with {room.jid}"))
     return query
 
 
@@ -67,12 +93,12 @@ def set_(room, payload: ET.Element, bare: str) -> list[ET.Element]:
             return room.set_affiliation(bare, "none")
         return []
     aff = _may_register(room, bare)
-    x = payload.find(q(DATA, "x"))
+    x = payload.find(forms.X)
     if x is None or x.get("type") == "cancel":
         raise StanzaError("bad-request", "submit the muc#register form")
-    values = {f.get("var"): (f.findtext(q(DATA, "value")) or "").strip()
-              for f in x.findall(q(DATA, "field"))}
-    nick = values.get(NICK_FIELD, "")
+    sub = forms.read(x, types=("submit", "form", "result"))
+    raw = sub.raw(NICK_FIELD)
+    nick = raw[0].strip() if raw else ""
     room.check_nick(nick)
     owner = holder(room, nick)
     occupant = room.occupants.get(nick)
@@ -87,9 +113,5 @@ def set_(room, payload: ET.Element, bare: str) -> list[ET.Element]:
 
 def nick_info(room, bare: str) -> ET.Element:
     """disco#info on ``x-roomuser-item``: the user's reserved nickname, if any."""
-    query = ET.Element(q(DISCO_INFO, "query"), {"node": NODE})
     nick = room.nicks.get(bare)
-    if nick is not None:
-        ET.SubElement(query, q(DISCO_INFO, "identity"),
-                      {"category": "conference", "type": "text", "name": nick})
-    return query
+    return disco.info([("conference", "text", nick)] if nick is not None else [], node=NODE)

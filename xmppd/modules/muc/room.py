@@ -6,9 +6,14 @@ unit-testable on its own. What must be written to storage is left on the room
 for its service to flush before sending (``dirty`` for the persistent state,
 ``archive_out``/``archive_edits`` for the message archive).
 
-Room features live in their own files and act on a Room: ``subject``,
-``invites``, ``moderation``, ``config``, ``history``, ``archive``,
-``selfping``, ``occupant_id``, ``vcard``; the §5 tables are in ``permissions``.
+This is the core of a room (Prosody's ``muc.lib.lua``): joining, leaving, nick
+changes, presence and message fan-out, private messages, forwarding IQs to
+occupants, the effects of roles and affiliations, configuration, destruction.
+Room features live in their own files and hook room events (``events.py``): the
+room itself fires ``muc-occupant-session-new`` when a session enters (history
+and subject hook it) and ``muc-disco#info`` when its disco#info is built, on
+``env.events`` (the component host's event bus; none in a bare unit test).
+The §5 tables are in ``permissions``.
 """
 from __future__ import annotations
 
@@ -18,28 +23,28 @@ import uuid
 import xml.etree.ElementTree as ET
 from typing import Callable, Iterable
 
+from xmppd.moduleapi import SharedContent, copy_of
+from xmppd.xmpp import disco, forms, ns
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import InvalidJID, split as jid_split
-from xmppd.stream import SharedContent, copy_of
 
-from . import history as hist
 from . import occupant_id as oid
 from . import permissions as perm
 from . import subject as subj
 from .config import RoomConfig
-from .ns import (CLIENT, DATA, DISCO_INFO, MAM, MODERATE, MODERATE_0, MUC, OCCUPANT_ID,
-                 PING, REQUEST, ROOMINFO, SELF_PING, SID, STABLE_ID, USER, VCARD, q)
+from .events import DISCO_INFO, OCCUPANT_SESSION_NEW, InfoEvent, RoomEvent
+from .history import History
 
-PRESENCE = q(CLIENT, "presence")
-MESSAGE = q(CLIENT, "message")
-IQ = q(CLIENT, "iq")
-BODY = q(CLIENT, "body")
-SUBJECT = q(CLIENT, "subject")
-STATUS = q(CLIENT, "status")
-MUC_X = q(MUC, "x")
-USER_X = q(USER, "x")
-STANZA_ID = q(SID, "stanza-id")
-OCC_ID = q(OCCUPANT_ID, "occupant-id")
+q = ns.q
+PRESENCE = q(ns.CLIENT, "presence")
+MESSAGE = q(ns.CLIENT, "message")
+BODY = q(ns.CLIENT, "body")
+SUBJECT = q(ns.CLIENT, "subject")
+STATUS = q(ns.CLIENT, "status")
+MUC_X = q(ns.MUC, "x")
+USER_X = q(ns.MUC_USER, "x")
+STANZA_ID = q(ns.SID, "stanza-id")
+OCC_ID = q(ns.OCCUPANT_ID, "occupant-id")
 
 MAX_PENDING_IQS = 1000
 
@@ -58,17 +63,18 @@ def new_id() -> str:
 
 class RoomEnv:
     """What a room needs from its service: its domain, the server admins, limits,
-    and a clock (tests pass their own)."""
+    a clock (tests pass their own) and the event bus its features hook."""
 
     def __init__(self, domain: str, *, admins: Iterable[str] = (), max_history: int = 20,
                  locking: bool = True, max_nick_length: int = 23,
-                 now: Callable[[], float] = time.time):
+                 now: Callable[[], float] = time.time, events=None):
         self.domain = domain
         self.admins = frozenset(admins)
         self.max_history = max_history
         self.locking = locking
         self.max_nick_length = max_nick_length
         self.now = now
+        self.events = events
 
 
 class Occupant:
@@ -114,7 +120,7 @@ class Room:
         self.subject_from = ""
         self.locked = False
         self.destroyed = False
-        self.history = hist.History(self.config.history_length)
+        self.history = History(self.config.history_length)
         self.secret = secret or oid.new_secret()
         self.vcard: str | None = None
         self.avatar_hash: str | None = None
@@ -158,7 +164,7 @@ class Room:
                 nick: str | None = None, actor: str | None = None,
                 reason: str | None = None, extra: ET.Element | None = None) -> ET.Element:
         x = ET.Element(USER_X)
-        item = ET.SubElement(x, q(USER, "item"), {
+        item = ET.SubElement(x, q(ns.MUC_USER, "item"), {
             "affiliation": affiliation or self.affiliation(occ.bare),
             "role": role or occ.role})
         if with_jid:
@@ -166,13 +172,13 @@ class Room:
         if nick:
             item.set("nick", nick)
         if actor:
-            ET.SubElement(item, q(USER, "actor"), {"nick": actor})
+            ET.SubElement(item, q(ns.MUC_USER, "actor"), {"nick": actor})
         if reason:
-            ET.SubElement(item, q(USER, "reason")).text = reason
+            ET.SubElement(item, q(ns.MUC_USER, "reason")).text = reason
         if extra is not None:
             x.append(extra)
         for c in codes:
-            ET.SubElement(x, q(USER, "status"), {"code": str(c)})
+            ET.SubElement(x, q(ns.MUC_USER, "status"), {"code": str(c)})
         return x
 
     def presences(self, occ: Occupant, recipients: Iterable[Occupant], *,
@@ -224,14 +230,8 @@ class Room:
         m = ET.Element(MESSAGE, {"type": "groupchat", "from": self.jid, "id": new_id()})
         x = ET.SubElement(m, USER_X)
         for c in codes:
-            ET.SubElement(x, q(USER, "status"), {"code": str(c)})
+            ET.SubElement(x, q(ns.MUC_USER, "status"), {"code": str(c)})
         return self.fanout(m)
-
-    def subject_message(self, to: str) -> ET.Element:
-        frm = self.occupant_jid(self.subject_from) if self.subject_from else self.jid
-        m = ET.Element(MESSAGE, {"type": "groupchat", "from": frm, "to": to, "id": new_id()})
-        ET.SubElement(m, SUBJECT).text = self.subject
-        return m
 
     # -- presence ------------------------------------------------------------
     def handle_presence(self, stanza: ET.Element, from_jid: str, nick: str, *,
@@ -285,7 +285,7 @@ class Room:
             raise StanzaError("conflict", "that nickname is already in use")
         self._check_reserved(nick, bare)
         if self.config.password:
-            given = join_x.findtext(q(MUC, "password")) if join_x is not None else None
+            given = join_x.findtext(q(ns.MUC, "password")) if join_x is not None else None
             if given != self.config.password:
                 raise StanzaError("not-authorized", "a password is required to enter this room")
         if other is not None:
@@ -302,7 +302,7 @@ class Room:
         self.by_jid[from_jid] = occ
         self_codes = self.join_codes(created=created, nick_modified=nick_modified)
         out.extend(self.presences(occ, self.occupants.values(), self_codes=self_codes))
-        out.extend(self._welcome(occ, join_x))
+        out.extend(self.session_new(occ, stanza, from_jid))
         return out
 
     def join_codes(self, *, created=False, nick_modified=False) -> list[int]:
@@ -329,16 +329,15 @@ class Room:
         el.append(x)
         return [el]
 
-    def _welcome(self, occ: Occupant, join_x: ET.Element | None,
-                 to: str | None = None) -> list[ET.Element]:
-        """History, then the subject (§7.2.15, §7.2.16), for the session ``to``."""
-        out = []
-        to = to or occ.jid
-        request = join_x.find(hist.HISTORY) if join_x is not None else None
-        for entry in self.history.select(request, self.env.now()):
-            out.append(hist.delivered(entry, to, self.jid))
-        out.append(self.subject_message(to))
-        return out
+    def session_new(self, occ: Occupant, stanza: ET.Element, to: str) -> list[ET.Element]:
+        """What the session ``to`` gets once in, after the presences: the features'
+        (``muc-occupant-session-new``: history, then the subject, §7.2.15-16)."""
+        bus = self.env.events
+        if bus is None:
+            return []
+        ev = RoomEvent(None, self, stanza, from_jid=to, nick=occ.nick, occupant=occ)
+        bus.call(OCCUPANT_SESSION_NEW, ev)
+        return ev.out
 
     def rejoin(self, occ: Occupant, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
         """A join from someone already in under that nick (a client that lost
@@ -349,7 +348,7 @@ class Room:
             if o is not occ:
                 out.extend(self._presence_for(o, occ, from_jid))
         out.extend(self.presences(occ, self.occupants.values(), self_codes=self.join_codes()))
-        out.extend(self._welcome(occ, stanza.find(MUC_X), from_jid))
+        out.extend(self.session_new(occ, stanza, from_jid))
         return out
 
     def add_session(self, occ: Occupant, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
@@ -368,7 +367,7 @@ class Room:
         el.append(occ.oid_el)
         el.append(x)
         out.append(el)
-        out.extend(self._welcome(occ, stanza.find(MUC_X), from_jid))
+        out.extend(self.session_new(occ, stanza, from_jid))
         return out
 
     def remove_session(self, occ: Occupant, from_jid: str, codes: Iterable[int] = (), *,
@@ -483,29 +482,27 @@ class Room:
         return self.fanout(tmpl, [target])
 
     # -- IQs to occupants ---------------------------------------------------
-    def handle_occupant_iq(self, stanza: ET.Element, from_jid: str, nick: str) -> list[ET.Element]:
-        """IQs to ``room/nick``: self-ping (XEP-0410) is answered here, other
-        requests are forwarded to the occupant's real JID and the reply brought back."""
-        t = stanza.get("type")
-        if t in ("result", "error"):
-            entry = self.pending_iqs.pop(stanza.get("id", ""), None)
-            if entry is None:
-                return []
-            orig_from, orig_id, target_nick = entry
-            target = self.occupants.get(target_nick)
-            if target is None or from_jid not in target.sessions:
-                return []
-            el = ET.Element(stanza.tag, dict(stanza.attrib))
-            el.extend(list(stanza))
-            el.set("from", self.occupant_jid(target_nick))
-            el.set("to", orig_from)
-            el.set("id", orig_id)
-            return [el]
-        from . import selfping
+    def iq_reply(self, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
+        """A result or error from an occupant to a request :meth:`forward_iq`
+        passed on: back to whoever asked, from the occupant JID, with its own id."""
+        entry = self.pending_iqs.pop(stanza.get("id", ""), None)
+        if entry is None:
+            return []
+        orig_from, orig_id, target_nick = entry
+        target = self.occupants.get(target_nick)
+        if target is None or from_jid not in target.sessions:
+            return []
+        el = ET.Element(stanza.tag, dict(stanza.attrib))
+        el.extend(list(stanza))
+        el.set("from", self.occupant_jid(target_nick))
+        el.set("to", orig_from)
+        el.set("id", orig_id)
+        return [el]
+
+    def forward_iq(self, stanza: ET.Element, from_jid: str, nick: str) -> list[ET.Element]:
+        """An IQ request to ``room/nick`` that no feature answered (self-ping is
+        ``selfping``'s) goes to the occupant's real JID under an id of the room's."""
         occ = self.by_jid.get(from_jid)
-        payload = stanza[0] if len(stanza) else None
-        if payload is not None and payload.tag == q(PING, "ping"):
-            return selfping.answer(self, stanza, occ, nick)
         if occ is None:
             raise StanzaError("not-acceptable", "you are not an occupant of this room")
         target = self.occupants.get(nick)
@@ -574,20 +571,20 @@ class Room:
     def destroy(self, reason: str | None = None, alternate: str | None = None,
                 password: str | None = None) -> list[ET.Element]:
         """§10.9: every occupant is told, with the alternate venue if any."""
-        d = ET.Element(q(USER, "destroy"))
+        d = ET.Element(q(ns.MUC_USER, "destroy"))
         if alternate:
             d.set("jid", alternate)
         if reason:
-            ET.SubElement(d, q(USER, "reason")).text = reason
+            ET.SubElement(d, q(ns.MUC_USER, "reason")).text = reason
         if password:
-            ET.SubElement(d, q(USER, "password")).text = password
+            ET.SubElement(d, q(ns.MUC_USER, "password")).text = password
         out = []
         for occ in list(self.occupants.values()):
             for j in occ.sessions:
                 el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": j,
                                            "type": "unavailable"})
                 x = ET.SubElement(el, USER_X)
-                ET.SubElement(x, q(USER, "item"), {"affiliation": "none", "role": "none"})
+                ET.SubElement(x, q(ns.MUC_USER, "item"), {"affiliation": "none", "role": "none"})
                 x.append(d)
                 out.append(el)
         self.occupants.clear()
@@ -604,52 +601,17 @@ class Room:
         return out
 
     # -- discovery -----------------------------------------------------------------
-    def features(self) -> list[str]:
-        c = self.config
-        feats = [MUC, DISCO_INFO, STABLE_ID, SID, OCCUPANT_ID, SELF_PING, VCARD, PING,
-                 MODERATE, MODERATE_0, REQUEST, "jabber:iq:register",
-                 "muc_persistent" if c.persistent else "muc_temporary",
-                 "muc_public" if c.public else "muc_hidden",
-                 "muc_membersonly" if c.members_only else "muc_open",
-                 "muc_moderated" if c.moderated else "muc_unmoderated",
-                 "muc_nonanonymous" if not c.anonymous else "muc_semianonymous",
-                 "muc_passwordprotected" if c.password else "muc_unsecured"]
-        if c.logging:
-            feats += [MAM, MAM + "#extended"]
-        return feats
-
     def disco_info(self) -> ET.Element:
-        qel = ET.Element(q(DISCO_INFO, "query"))
-        attrs = {"category": "conference", "type": "text"}
-        if self.config.name:
-            attrs["name"] = self.config.name
-        ET.SubElement(qel, q(DISCO_INFO, "identity"), attrs)
-        for f in sorted(set(self.features())):
-            ET.SubElement(qel, q(DISCO_INFO, "feature"), {"var": f})
-        form = ET.SubElement(qel, q(DATA, "x"), {"type": "result"})
-
-        def field(var, value, label=None, type_=None):
-            f = ET.SubElement(form, q(DATA, "field"), {"var": var})
-            if type_:
-                f.set("type", type_)
-            if label:
-                f.set("label", label)
-            ET.SubElement(f, q(DATA, "value")).text = str(value)
-        field("FORM_TYPE", ROOMINFO, type_="hidden")
-        field("muc#roominfo_description", self.config.description, "Description")
-        field("muc#roomconfig_roomname", self.config.name, "Title")
-        field("muc#roominfo_occupants", len(self.occupants), "Number of occupants")
-        field("muc#roominfo_subject", self.subject, "Subject")
-        field("muc#roomconfig_changesubject", "1" if self.config.change_subject else "0",
-              "Participants may change the subject", "boolean")
-        field("muc#roomconfig_allowinvites", "1" if self.config.allow_invites else "0",
-              "Participants may invite", "boolean")
-        field("muc#maxhistoryfetch", self.config.history_length, "Maximum number of history messages")
-        if self.config.lang:
-            field("muc#roominfo_lang", self.config.lang, "Language")
-        if self.avatar_hash:
-            field("muc#roominfo_avatarhash", self.avatar_hash, "Avatar hash")
-        return qel
+        """disco#info (§6.4): the room's identity, features and ``muc#roominfo``
+        form, the features' part gathered from ``muc-disco#info``."""
+        ev = InfoEvent(self)
+        ev.features += [ns.MUC, ns.DISCO_INFO, ns.MUC_STABLE_ID]
+        ev.fields.append(forms.Field("muc#roominfo_occupants", None, len(self.occupants),
+                                     label="Number of occupants"))
+        if self.env.events is not None:
+            self.env.events.call(DISCO_INFO, ev)
+        form = forms.build(ns.MUC_ROOMINFO, ev.fields, type="result")
+        return disco.info([("conference", "text", self.config.name or None)], ev.features, [form])
 
 
 def _presence_children(stanza: ET.Element) -> list[ET.Element]:

@@ -1,13 +1,18 @@
-"""The MUC service on a component domain: its rooms, who may create them, its
-own disco, and one ordered queue per room.
+"""The MUC service on a component domain: its rooms, who may create them, and one
+ordered queue per room.
 
 Stanzas for ``room@service[/nick]`` are queued on that room's queue and handled
 one at a time by a drainer task (created when the queue fills, gone when it is
 empty), so a room sees its stanzas in arrival order even while it waits for
-storage. For each stanza: the room (or a feature file) computes the replies,
-storage is written (room state, archive), then the stanzas are sent in order.
-A StanzaError becomes the error reply (a presence error keeps the MUC ``<x/>``).
-Consecutive groupchat messages waiting on one room are handled as a batch: each in
+storage. For each stanza: the room core or the feature that hooked it (a room
+event, see ``events.py``) computes the replies, storage is written (room state,
+archive), then the stanzas are sent in order. A StanzaError becomes the error
+reply (a presence error keeps the MUC ``<x/>``). What no feature takes gets the
+default: ``service-unavailable`` for an IQ to the room, forwarding for an IQ to an
+occupant, nothing for a message.
+
+Groupchat messages go straight to ``Room.handle_groupchat``, with no event in
+between; consecutive ones waiting on one room are handled as a batch: each in
 turn, then one storage flush, then all the replies in order.
 """
 from __future__ import annotations
@@ -17,23 +22,19 @@ import collections
 import logging
 import secrets
 import xml.etree.ElementTree as ET
+from functools import partial
 from typing import Any, Awaitable, Callable
 
-from xmppd.core import events as ev
+from xmppd.moduleapi import HANDLED, stanza_event
+from xmppd.xmpp import ns
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import InvalidJID, split as jid_split
 
 from . import archive as arch
-from . import config as cfgmod
-from . import invites
-from . import moderation
-from . import register
-from . import vcard
-from . import voice
 from .config import RoomConfig
-from .ns import (ADMIN, DISCO_INFO, DISCO_ITEMS, FASTEN, MAM, MODERATE, MUC, OWNER, PING,
-                 UNIQUE, VCARD, q)
+from .events import (ROOM_CREATED, ROOM_PRE_CREATE, RoomEvent, occupant_iq_event,
+                     room_iq_event, room_message_event)
 from .persistence import RoomStore
 from .room import MUC_X, PRESENCE, Room, RoomEnv, bare_of
 
@@ -122,6 +123,7 @@ class MucService:
         self._drainers: dict[str, asyncio.Task] = {}
         self.ready = asyncio.Event()
         self.load_task: asyncio.Task | None = None
+        self.events = env.events   # the bus the room features hook (the component host's)
 
     # -- lifecycle -------------------------------------------------------------
     async def load(self) -> None:
@@ -173,7 +175,7 @@ class MucService:
         if sev.to_node not in self._drainers:
             self._drainers[sev.to_node] = asyncio.get_running_loop().create_task(
                 self._drain(sev.to_node))
-        return ev.HANDLED
+        return HANDLED
 
     async def _drain(self, node: str) -> None:
         q_ = self._queues.get(node)
@@ -184,7 +186,7 @@ class MucService:
                 if isinstance(item, _Call):
                     await item.run()
                     continue
-                if q_ and _is_groupchat(item) and _is_groupchat(q_[0]) and node in self.rooms:
+                if _is_groupchat(item) and node in self.rooms:
                     batch = [item]
                     while q_ and _is_groupchat(q_[0]) and len(batch) < BATCH_MAX:
                         batch.append(q_.popleft())
@@ -234,7 +236,7 @@ class MucService:
             return count
         return await self.run_in_room(node, run)
 
-    def _arm_lock_timer(self, node: str, room: Room) -> None:
+    def arm_lock_timer(self, node: str, room: Room) -> None:
         """A room still locked ``lock_timeout`` seconds after its creation (the owner
         never sent the configuration form) is destroyed, as in Prosody."""
         loop = asyncio.get_running_loop()
@@ -278,36 +280,34 @@ class MucService:
     async def process(self, item: Item) -> None:
         stanza = item.stanza
         room = self.rooms.get(item.node)
-        created = False
-        out: list[ET.Element] = []
+        ev = RoomEvent(self, room, stanza, from_jid=item.from_jid, nick=item.nick,
+                       origin=item.origin)
         try:
             if room is None:
                 if item.kind == "presence" and item.to_type == "full" and stanza.get("type") is None:
                     bare = bare_of(item.from_jid)
-                    if not self.may_create(bare):
-                        raise StanzaError("not-allowed", "you may not create rooms on this service")
-                    room = self.create_room(item.node, bare, locked=self.env.locking
-                                            and stanza.find(MUC_X) is not None)
-                    created = True
+                    ev.room = room = self.create_room(item.node, bare, locked=self.env.locking
+                                                      and stanza.find(MUC_X) is not None)
+                    ev.created = True
+                    await self.events.fire(ROOM_PRE_CREATE, ev)   # a hook may refuse (raise)
                 elif st.may_answer_with_error(stanza) and item.kind != "presence":
                     raise StanzaError("item-not-found", "no such room")
                 else:
                     return
-            out = await self.dispatch(room, item, created)
+            await self.dispatch(ev, item)
         except StanzaError as err:
             await self._reply_error(item, err)
-            if created or room is None:
+            if ev.created or room is None:
                 return  # a room whose creation failed never existed
-            out = []
-        if created and room.occupants:
+            ev.out = []
+        if ev.created and room.occupants:
             self.rooms[item.node] = room
-            if room.locked:
-                self._arm_lock_timer(item.node, room)
+            await self.events.notify(ROOM_CREATED, ev)
         await self.flush(room)
         if room.gone and self.rooms.get(item.node) is room:
             del self.rooms[item.node]
         self._track_directed(room, item)
-        for s in out:
+        for s in ev.out:
             await self.send(s)
 
     async def process_groupchat(self, room: Room, batch: list[Item]) -> None:
@@ -378,103 +378,62 @@ class MucService:
             el = st.error_reply(stanza, err, from_=stanza.get("to") or self.domain)
         return el
 
-    async def dispatch(self, room: Room, item: Item, created: bool) -> list[ET.Element]:
-        stanza = item.stanza
+    async def dispatch(self, ev: RoomEvent, item: Item) -> None:
+        """One stanza (not a groupchat message: those are batched) to a room: the
+        room core's part here, the rest through the room events."""
+        room, stanza, out = ev.room, ev.stanza, ev.out
         kind = item.kind
         if kind == "presence":
-            if item.to_type == "bare":
-                if stanza.get("type") is None:
-                    raise StanzaError("jid-malformed", "join with room@service/nickname")
-                occ = room.by_jid.get(item.from_jid)
-                if stanza.get("type") == "unavailable" and occ is not None:
-                    # some clients (aioxmpp) leave by telling the room's bare JID
-                    return room.handle_presence(stanza, item.from_jid, occ.nick)
-                return []
-            return room.handle_presence(stanza, item.from_jid, item.nick, created=created,
-                                        nick_modified=bool(item.raw_nick) and item.raw_nick != item.nick)
+            if item.to_type == "full":
+                out += room.handle_presence(stanza, item.from_jid, item.nick, created=ev.created,
+                                            nick_modified=bool(item.raw_nick) and item.raw_nick != item.nick)
+                return
+            if stanza.get("type") is None:
+                raise StanzaError("jid-malformed", "join with room@service/nickname")
+            occ = room.by_jid.get(item.from_jid)
+            if stanza.get("type") == "unavailable" and occ is not None:
+                # some clients (aioxmpp) leave by telling the room's bare JID
+                out += room.handle_presence(stanza, item.from_jid, occ.nick)
+            return
         if kind == "message":
             if item.to_type == "full":
-                return room.handle_private(stanza, item.from_jid, item.nick)
+                out += room.handle_private(stanza, item.from_jid, item.nick)
+                return
             t = stanza.get("type") or "normal"
-            if t == "groupchat":
-                return room.handle_groupchat(stanza, item.from_jid)
-            if t == "error":
+            if t == "groupchat":   # (they come batched, see _drain; this is not the hot path)
+                out += room.handle_groupchat(stanza, item.from_jid)
+            elif t == "error":
                 occ = room.by_jid.get(item.from_jid)
-                return room.remove(occ, [333]) if occ is not None else []
-            if invites.is_invite_or_decline(stanza):
-                return invites.handle(room, stanza, item.from_jid)
-            form = voice.request_form(stanza)
-            if form is not None:
-                return voice.handle(room, stanza, item.from_jid, form)
-            return []
+                if occ is not None:
+                    out += room.remove(occ, [333])
+            else:
+                for payload in stanza:    # invitations, voice requests...
+                    ev.payload = payload
+                    if await self.events.fire(_payload_event(room_message_event, payload.tag), ev):
+                        break
+            return
         # iq
-        if item.to_type == "full":
-            return room.handle_occupant_iq(stanza, item.from_jid, item.nick)
         t = stanza.get("type")
-        if t not in ("get", "set"):
-            return []
-        payload = stanza[0] if len(stanza) else None
+        if t in ("result", "error"):
+            if item.to_type == "full":
+                out += room.iq_reply(stanza, item.from_jid)
+            return
+        payload = ev.payload = st.first_child(stanza)
+        if item.to_type == "full":
+            if payload is None or not await self.events.fire(
+                    _payload_event(occupant_iq_event, payload.tag, t), ev):
+                out += room.forward_iq(stanza, item.from_jid, item.nick)
+            return
         if payload is None:
             raise StanzaError("bad-request", "IQ request without payload")
-        tag = payload.tag
-        f = item.from_jid
-        if t == "get" and tag == q(DISCO_INFO, "query"):
-            if payload.get("node") == register.NODE:
-                return [st.iq_result(stanza, register.nick_info(room, bare_of(f)))]
-            if payload.get("node"):
-                raise StanzaError("item-not-found")
-            return [st.iq_result(stanza, room.disco_info())]
-        if tag == q(register.NS, "query"):
-            if t == "get":
-                return [st.iq_result(stanza, register.get(room, bare_of(f)))]
-            out = register.set_(room, payload, bare_of(f))
-            return out + [st.iq_result(stanza)]
-        if t == "get" and tag == q(DISCO_ITEMS, "query"):
-            return [st.iq_result(stanza, ET.Element(q(DISCO_ITEMS, "query")))]
-        if tag == q(OWNER, "query"):
-            if t == "get":
-                return [st.iq_result(stanza, cfgmod.owner_get(room, payload, f))]
-            out = cfgmod.owner_set(room, payload, f)
-            return out + [st.iq_result(stanza)]
-        if tag == q(ADMIN, "query"):
-            if t == "get":
-                return [st.iq_result(stanza, moderation.admin_get(room, payload, f))]
-            out = moderation.admin_set(room, payload, f)
-            return out + [st.iq_result(stanza)]
-        if tag == q(MAM, "query"):
-            if t == "get":
-                return [st.iq_result(stanza, arch.query_form())]
-            if self.archive is None:
-                raise StanzaError("service-unavailable")
-            return await self.archive.query(room, stanza, payload, f)
-        if t == "set" and tag in (q(MODERATE, "moderate"), q(FASTEN, "apply-to")):
-            async def lookup(key):
-                return await self.archive.lookup(room, key) if self.archive is not None else None
-            out = await moderation.moderate(room, payload, f, lookup)
-            return out + [st.iq_result(stanza)]
-        if tag == q(VCARD, "vCard"):
-            if t == "get":
-                return [st.iq_result(stanza, vcard.get(room))]
-            out = vcard.set_(room, payload, f)
-            return out + [st.iq_result(stanza)]
-        if t == "get" and tag == q(PING, "ping"):
-            return [st.iq_result(stanza)]
-        raise StanzaError("service-unavailable")
+        if not await self.events.fire(_payload_event(room_iq_event, payload.tag, t), ev):
+            raise StanzaError("service-unavailable")
 
-    # -- the service's own disco (XEP-0045 §6.1-6.3) -----------------------------
+    # -- the service's own answers (XEP-0045 §6.1-6.3, §10.1.4) ----------------------
     def public_rooms(self) -> list[Room]:
         return sorted((r for r in self.rooms.values()
                        if r.config.public and not r.locked and not r.destroyed),
                       key=lambda r: r.node)
-
-    def disco_items(self) -> ET.Element:
-        qel = ET.Element(q(DISCO_ITEMS, "query"))
-        for r in self.public_rooms():
-            attrs = {"jid": r.jid}
-            if r.config.name:
-                attrs["name"] = r.config.name
-            ET.SubElement(qel, q(DISCO_ITEMS, "item"), attrs)
-        return qel
 
     def unique_name(self) -> ET.Element:
         """XEP-0045 §10.1.4: a room name nobody uses."""
@@ -482,7 +441,7 @@ class MucService:
             name = secrets.token_hex(8)
             if name not in self.rooms:
                 break
-        el = ET.Element(q(UNIQUE, "unique"))
+        el = ET.Element(ns.q(ns.MUC_UNIQUE, "unique"))
         el.text = name
         return el
 
@@ -490,4 +449,44 @@ class MucService:
         return sorted(self.rooms)
 
 
-FEATURES = (MUC, DISCO_INFO, DISCO_ITEMS, UNIQUE, PING)
+def _payload_event(helper: Callable[..., str], tag: str, *iq_type: str) -> str:
+    """The room event for a payload (``helper`` from ``events.py``)."""
+    xmlns, name = st.split_tag(tag)
+    return helper(*iq_type, xmlns, name)
+
+
+# -- wiring (called by the module's setup) ----------------------------------------------
+def setup(m, svc: MucService) -> None:
+    """Stanzas to rooms and occupants go to the rooms' queues; the service's
+    creation rules, locked-room timer, ``muc#unique`` and goodbye (332) hook in."""
+    for kind in ("presence", "message", "iq"):
+        for to_type in ("bare", "full"):
+            m.hook(stanza_event(kind, to_type), svc.submit)
+    m.hook(ROOM_PRE_CREATE, check_creation)
+    m.hook(ROOM_CREATED, arm_lock_timer)
+    m.add_feature(ns.MUC_UNIQUE)
+    m.hook_iq("get", ns.MUC_UNIQUE, "unique", partial(unique, svc))
+    m.hook("server-stopping", partial(stopping, svc))
+
+
+def check_creation(ev: RoomEvent) -> None:
+    """``restrict_room_creation``: who may create rooms here."""
+    if not ev.service.may_create(bare_of(ev.from_jid)):
+        raise StanzaError("not-allowed", "you may not create rooms on this service")
+
+
+def arm_lock_timer(ev: RoomEvent) -> None:
+    if ev.room.locked:
+        ev.service.arm_lock_timer(ev.room.node, ev.room)
+
+
+async def unique(svc: MucService, event) -> ET.Element:
+    await svc.ready.wait()
+    return svc.unique_name()
+
+
+async def stopping(svc: MucService, _server) -> None:
+    """The service goes away: every occupant is told (status 332)."""
+    for room in list(svc.rooms.values()):
+        for stanza in room.shutdown():
+            await svc.send(stanza)

@@ -11,12 +11,36 @@ import binascii
 import hashlib
 import xml.etree.ElementTree as ET
 
+from xmppd.xmpp import forms, ns
 from xmppd.xmpp.errors import StanzaError
 
-from .ns import VCARD, VCARD_UPDATE, q
+from .events import DISCO_INFO, room_iq_event
 from .room import PRESENCE, bare_of
 
+q = ns.q
+VCARD, VCARD_UPDATE = ns.VCARD, ns.VCARD_UPDATE
 MAX_VCARD_CHARS = 256 * 1024
+
+
+def setup(m, service) -> None:
+    m.hook(room_iq_event("get", VCARD, "vCard"), on_get)
+    m.hook(room_iq_event("set", VCARD, "vCard"), on_set)
+    m.hook(DISCO_INFO, info)
+
+
+def on_get(event):
+    return event.reply(get(event.room))
+
+
+def on_set(event):
+    return event.reply(None, *set_(event.room, event.payload, event.from_jid))
+
+
+def info(event) -> None:
+    event.features.append(VCARD)
+    if event.room.avatar_hash:
+        event.fields.append(forms.Field("muc#roominfo_avatarhash", None, event.room.avatar_hash,
+                                        label="Avatar hash"))
 
 
 def get(room) -> ET.Element:

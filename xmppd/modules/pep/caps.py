@@ -4,9 +4,10 @@ features each available entity advertises.
 * ``parse_caps(presence)`` reads ``<c xmlns='http://jabber.org/protocol/caps'/>``;
 * ``verification_string`` / ``verify`` implement the §5 algorithm on a
   disco#info ``<query/>``;
-* ``CapsCache`` remembers verified feature sets by (hash, ver) — in memory and
-  in a store, so a restart does not refetch them — and tracks the disco#info
-  requests in flight (one per ver, matched by IQ id).
+* ``CapsCache`` remembers verified feature sets by (hash, ver) in memory (the
+  ``pep_caps`` store behind it, so a restart does not refetch them, is
+  :mod:`.notify`'s) and tracks the disco#info requests in flight (one per
+  ver, matched by IQ id).
 """
 from __future__ import annotations
 
@@ -16,10 +17,8 @@ import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-NS_CAPS = "http://jabber.org/protocol/caps"
-NS_INFO = "http://jabber.org/protocol/disco#info"
-NS_DATA = "jabber:x:data"
-XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+from xmppd.xmpp import ns
+
 HASHES = {"sha-1": "sha1", "sha-224": "sha224", "sha-256": "sha256", "sha-384": "sha384",
           "sha-512": "sha512"}
 NOTIFY = "+notify"
@@ -37,7 +36,7 @@ class Caps:
 
 
 def parse_caps(stanza: ET.Element) -> Caps | None:
-    c = stanza.find(f"{{{NS_CAPS}}}c")
+    c = stanza.find(ns.q(ns.CAPS, "c"))
     if c is None:
         return None
     node, ver = c.get("node"), c.get("ver")
@@ -52,9 +51,9 @@ def parse_caps(stanza: ET.Element) -> Caps | None:
 def _form_string(form: ET.Element) -> tuple[str, str] | None:
     fields = {}
     form_type = None
-    for f in form.findall(f"{{{NS_DATA}}}field"):
+    for f in form.findall(ns.q(ns.DATA, "field")):
         var = f.get("var")
-        values = sorted(v.text or "" for v in f.findall(f"{{{NS_DATA}}}value"))
+        values = sorted(v.text or "" for v in f.findall(ns.q(ns.DATA, "value")))
         if var == "FORM_TYPE":
             form_type = values[0] if values else ""
             continue
@@ -70,13 +69,13 @@ def _form_string(form: ET.Element) -> tuple[str, str] | None:
 
 def verification_string(query: ET.Element) -> str:
     idents = []
-    for i in query.findall(f"{{{NS_INFO}}}identity"):
+    for i in query.findall(ns.q(ns.DISCO_INFO, "identity")):
         idents.append("/".join((i.get("category", ""), i.get("type", ""),
-                                i.get(XML_LANG, ""), i.get("name", ""))) + "<")
+                                i.get(ns.XML_LANG, ""), i.get("name", ""))) + "<")
     s = "".join(sorted(idents))
-    feats = sorted(f.get("var", "") for f in query.findall(f"{{{NS_INFO}}}feature"))
+    feats = sorted(f.get("var", "") for f in query.findall(ns.q(ns.DISCO_INFO, "feature")))
     s += "".join(f + "<" for f in feats)
-    forms = [fs for fs in (_form_string(x) for x in query.findall(f"{{{NS_DATA}}}x")) if fs]
+    forms = [fs for fs in (_form_string(x) for x in query.findall(ns.q(ns.DATA, "x"))) if fs]
     for _t, fs in sorted(forms):
         s += fs
     return s
@@ -94,7 +93,7 @@ def verify(caps: Caps, query: ET.Element) -> bool:
 
 
 def features_of(query: ET.Element) -> frozenset[str]:
-    return frozenset(f.get("var", "") for f in query.findall(f"{{{NS_INFO}}}feature"))
+    return frozenset(f.get("var", "") for f in query.findall(ns.q(ns.DISCO_INFO, "feature")))
 
 
 def notify_nodes(features: frozenset[str]) -> frozenset[str]:
@@ -126,8 +125,8 @@ class CapsCache:
         iq_id = "caps-" + secrets.token_hex(6)
         self.pending[iq_id] = (caps, full)
         self.pending_keys[caps.key] = iq_id
-        iq = ET.Element("{jabber:client}iq", {"type": "get", "id": iq_id, "to": full, "from": from_})
-        ET.SubElement(iq, f"{{{NS_INFO}}}query", {"node": f"{caps.node}#{caps.ver}"})
+        iq = ET.Element(ns.q(ns.CLIENT, "iq"), {"type": "get", "id": iq_id, "to": full, "from": from_})
+        ET.SubElement(iq, ns.q(ns.DISCO_INFO, "query"), {"node": f"{caps.node}#{caps.ver}"})
         return iq
 
     def take(self, iq_id: str) -> tuple[Caps, str] | None:

@@ -1,13 +1,16 @@
 """Conversions between PEP data and the older protocols clients still use.
 
 * **Avatars (XEP-0398)**: a PEP avatar (XEP-0084 ``urn:xmpp:avatar:metadata``
-  + ``urn:xmpp:avatar:data``) is written into the vCard-temp ``PHOTO`` (the
-  vcard module's ``vcard`` store) and a vCard set with a ``PHOTO`` publishes
-  the PEP avatar; the avatar's SHA-1 goes into the account's outgoing
-  presence as ``<x xmlns='vcard-temp:x:update'><photo/></x>`` (XEP-0153).
+  + ``urn:xmpp:avatar:data``) is written into the vCard-temp ``PHOTO`` (through
+  what the vcard module provides, when it is loaded), and a vCard the account
+  sets with a ``PHOTO`` publishes the PEP avatar (the vcard module calls us,
+  an item of its kind ``vcard-before-set``); the avatar's SHA-1 goes into the
+  account's outgoing presence as ``<x xmlns='vcard-temp:x:update'><photo/></x>``
+  (XEP-0153).
 * **Bookmarks (XEP-0402 ``#compat``)**: a private-storage (XEP-0049) get of
   ``storage:bookmarks`` answers from the ``urn:xmpp:bookmarks:1`` node
-  (when it exists), and a set replaces that node's items.
+  (when it exists, or when the private module is not loaded), and a set
+  replaces that node's items.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ import hashlib
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from xmppd.core import events as ev
+from xmppd.moduleapi import HANDLED
+from xmppd.xmpp import ns
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.stanza import from_xml, to_xml
@@ -25,16 +29,7 @@ from xmppd.xmpp.stanza import from_xml, to_xml
 from .pubsub import PubSubError, Requester
 
 if TYPE_CHECKING:
-    from . import PEP
-
-AVATAR_DATA = "urn:xmpp:avatar:data"
-AVATAR_META = "urn:xmpp:avatar:metadata"
-VCARD = "vcard-temp"
-VCARD_UPDATE = "vcard-temp:x:update"
-PRIVATE = "jabber:iq:private"
-LEGACY_BOOKMARKS = "storage:bookmarks"
-BOOKMARKS2 = "urn:xmpp:bookmarks:1"
-NS_CONVERSION = "urn:xmpp:pep-vcard-conversion:0"
+    from .service import PEP
 
 BOOKMARKS2_OPTIONS = {
     "pubsub#access_model": "whitelist",
@@ -42,10 +37,6 @@ BOOKMARKS2_OPTIONS = {
     "pubsub#persist_items": True,
     "pubsub#send_last_published_item": "never",
 }
-
-
-def _q(ns: str, name: str) -> str:
-    return f"{{{ns}}}{name}"
 
 
 def _truthy(v: str | None) -> bool:
@@ -57,26 +48,26 @@ def legacy_to_bookmarks2(conf: ET.Element) -> tuple[str, ET.Element] | None:
     jid = conf.get("jid")
     if not jid:
         return None
-    out = ET.Element(_q(BOOKMARKS2, "conference"))
+    out = ET.Element(ns.q(ns.BOOKMARKS, "conference"))
     if conf.get("name"):
         out.set("name", conf.get("name"))
     out.set("autojoin", "true" if _truthy(conf.get("autojoin")) else "false")
     for tag in ("nick", "password"):
-        el = conf.find(_q(LEGACY_BOOKMARKS, tag))
+        el = conf.find(ns.q(ns.BOOKMARKS_LEGACY, tag))
         if el is not None and (el.text or "").strip():
-            ET.SubElement(out, _q(BOOKMARKS2, tag)).text = el.text.strip()
+            ET.SubElement(out, ns.q(ns.BOOKMARKS, tag)).text = el.text.strip()
     return jid, out
 
 
 def bookmarks2_to_legacy(jid: str, conf: ET.Element) -> ET.Element:
-    out = ET.Element(_q(LEGACY_BOOKMARKS, "conference"), {"jid": jid})
+    out = ET.Element(ns.q(ns.BOOKMARKS_LEGACY, "conference"), {"jid": jid})
     if conf.get("name"):
         out.set("name", conf.get("name"))
     out.set("autojoin", "true" if _truthy(conf.get("autojoin")) else "false")
     for tag in ("nick", "password"):
-        el = conf.find(_q(BOOKMARKS2, tag))
+        el = conf.find(ns.q(ns.BOOKMARKS, tag))
         if el is not None and el.text:
-            ET.SubElement(out, _q(LEGACY_BOOKMARKS, tag)).text = el.text
+            ET.SubElement(out, ns.q(ns.BOOKMARKS_LEGACY, tag)).text = el.text
     return out
 
 
@@ -86,7 +77,7 @@ def avatar_info(metadata_xml: str) -> tuple[str, str] | None:
         meta = from_xml(metadata_xml)
     except ET.ParseError:
         return None
-    infos = meta.findall(_q(AVATAR_META, "info"))
+    infos = meta.findall(ns.q(ns.AVATAR_METADATA, "info"))
     if not infos:
         return "", ""
     # the one without a url is the one stored in the data node
@@ -94,36 +85,74 @@ def avatar_info(metadata_xml: str) -> tuple[str, str] | None:
     return info.get("id") or "", info.get("type") or "image/png"
 
 
+def vcard_photo(vcard: ET.Element) -> tuple[str, bytes] | None:
+    """(mime type, bytes) of a vCard's ``PHOTO``; None without a usable one."""
+    photo = vcard.find(ns.q(ns.VCARD, "PHOTO"))
+    if photo is None:
+        return None
+    binval = photo.find(ns.q(ns.VCARD, "BINVAL"))
+    if binval is None or not (binval.text or "").strip():
+        return None
+    try:
+        data = base64.b64decode("".join(binval.text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    typ = photo.find(ns.q(ns.VCARD, "TYPE"))
+    return ((typ.text or "").strip() if typ is not None and typ.text else "image/png"), data
+
+
+def legacy_request(sev) -> ET.Element | None:
+    """The ``<storage xmlns='storage:bookmarks'/>`` of a private-storage IQ that
+    holds nothing else."""
+    kids = list(sev.payload) if sev.payload is not None else []
+    if len(kids) == 1 and kids[0].tag == ns.q(ns.BOOKMARKS_LEGACY, "storage"):
+        return kids[0]
+    return None
+
+
 class Compat:
-    def __init__(self, pep: "PEP"):
+    """The conversions of one host's PEP service. ``vcards`` and ``private`` are
+    soft dependencies on those modules (``get()``: the vcard module's vCards)."""
+
+    def __init__(self, pep: "PEP", *, vcards=None, private=None):
         self.pep = pep
         self.m = pep.m
         self.host = pep.host
-        self.vcards = self.m.open_store("vcard", "keyval")
+        self.vcards_dep = vcards
+        self.private_dep = private
         self.hashes: dict[str, str | None] = {}    # user -> avatar sha1 ("" = none)
 
     def avatars_on(self) -> bool:
         return bool(self.m.get_option("pep_vcard_avatar"))
 
-    def vcard_loaded(self) -> bool:
-        return "vcard" in self.host.modules
+    def bookmarks_on(self) -> bool:
+        return bool(self.m.get_option("pep_bookmarks_compat"))
+
+    def vcards(self):
+        """The vcard module's vCards, None while it is not loaded."""
+        return self.vcards_dep.get() if self.vcards_dep is not None else None
 
     def owner(self, user: str) -> Requester:
         return Requester(self.pep.jid(user), is_owner=True, subscription="both")
 
+    def own(self, sev) -> bool:
+        """The IQ comes from the account it is addressed to."""
+        return sev.from_bare == self.pep.jid(sev.to_node)
+
     # -- events from the PEP service ----------------------------------------
     async def published(self, user: str, node, item, origin: str) -> None:
-        if node.name == AVATAR_META:
+        if node.name == ns.AVATAR_METADATA:
             self.hashes.pop(user, None)
-            if origin != "vcard" and self.avatars_on() and self.vcard_loaded():
-                await self.metadata_to_vcard(user, item.xml)
+            vcards = self.vcards()
+            if origin != "vcard" and self.avatars_on() and vcards is not None:
+                await self.metadata_to_vcard(vcards, user, item.xml)
 
     async def retracted(self, user: str, node, item_id: str) -> None:
-        if node.name == AVATAR_META:
+        if node.name == ns.AVATAR_METADATA:
             self.hashes.pop(user, None)
 
     async def deleted(self, user: str, node) -> None:
-        if node.name == AVATAR_META:
+        if node.name == ns.AVATAR_METADATA:
             self.hashes.pop(user, None)
 
     # -- avatars ---------------------------------------------------------------
@@ -133,142 +162,139 @@ class Compat:
             return self.hashes[user]
         h: str | None = None
         svc = await self.pep.service(user)
-        meta = svc.nodes.get(AVATAR_META)
+        meta = svc.nodes.get(ns.AVATAR_METADATA)
         last = meta.last_item() if meta is not None else None
+        vcards = self.vcards()
         if last is not None:
             info = avatar_info(last.xml)
             h = info[0] if info else None
-        elif self.vcard_loaded():
-            stored = await self.vcards.get(user)
-            if stored:
-                photo = self.vcard_photo(from_xml(stored))
+        elif vcards is not None:
+            vcard = await vcards.get(user)
+            if vcard is not None:
+                photo = vcard_photo(vcard)
                 h = hashlib.sha1(photo[1]).hexdigest() if photo else ""
         self.hashes[user] = h
         return h
 
     async def outgoing_presence(self, user: str, stanza: ET.Element) -> None:
+        """Put the avatar hash (XEP-0153) in a presence the account sends."""
         if not self.avatars_on():
             return
         h = await self.avatar_hash(user)
         if h is None:
             return
-        for old in stanza.findall(_q(VCARD_UPDATE, "x")):
+        for old in stanza.findall(ns.q(ns.VCARD_UPDATE, "x")):
             stanza.remove(old)
-        x = ET.SubElement(stanza, _q(VCARD_UPDATE, "x"))
-        photo = ET.SubElement(x, _q(VCARD_UPDATE, "photo"))
+        x = ET.SubElement(stanza, ns.q(ns.VCARD_UPDATE, "x"))
+        photo = ET.SubElement(x, ns.q(ns.VCARD_UPDATE, "photo"))
         if h:
             photo.text = h
 
-    @staticmethod
-    def vcard_photo(vcard: ET.Element) -> tuple[str, bytes] | None:
-        photo = vcard.find(_q(VCARD, "PHOTO"))
-        if photo is None:
-            return None
-        binval = photo.find(_q(VCARD, "BINVAL"))
-        if binval is None or not (binval.text or "").strip():
-            return None
-        try:
-            data = base64.b64decode("".join(binval.text.split()), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        typ = photo.find(_q(VCARD, "TYPE"))
-        return ((typ.text or "").strip() if typ is not None and typ.text else "image/png"), data
-
-    async def metadata_to_vcard(self, user: str, metadata_xml: str) -> None:
+    async def metadata_to_vcard(self, vcards, user: str, metadata_xml: str) -> None:
+        """A published avatar becomes the vCard's ``PHOTO`` (none: no ``PHOTO``)."""
         info = avatar_info(metadata_xml)
         if info is None:
             return
         h, typ = info
-        stored = await self.vcards.get(user)
-        vcard = from_xml(stored) if stored else ET.Element(_q(VCARD, "vCard"))
-        for old in vcard.findall(_q(VCARD, "PHOTO")):
+        vcard = await vcards.get(user)
+        if vcard is None:
+            vcard = ET.Element(ns.q(ns.VCARD, "vCard"))
+        for old in vcard.findall(ns.q(ns.VCARD, "PHOTO")):
             vcard.remove(old)
         if h:
             svc = await self.pep.service(user)
-            data_node = svc.nodes.get(AVATAR_DATA)
+            data_node = svc.nodes.get(ns.AVATAR_DATA)
             item = data_node.items.get(h) if data_node is not None else None
             if item is None or not item.xml:
                 return     # data not (yet) published here: leave the vCard alone
             b64 = "".join((from_xml(item.xml).text or "").split())
-            photo = ET.SubElement(vcard, _q(VCARD, "PHOTO"))
-            ET.SubElement(photo, _q(VCARD, "TYPE")).text = typ
-            ET.SubElement(photo, _q(VCARD, "BINVAL")).text = b64
+            photo = ET.SubElement(vcard, ns.q(ns.VCARD, "PHOTO"))
+            ET.SubElement(photo, ns.q(ns.VCARD, "TYPE")).text = typ
+            ET.SubElement(photo, ns.q(ns.VCARD, "BINVAL")).text = b64
         if len(vcard) == 0:
-            await self.vcards.delete(user)
+            await vcards.delete(user)
         else:
-            await self.vcards.set(user, to_xml(vcard))
+            await vcards.set(user, vcard)
 
-    async def vcard_set(self, sev) -> None:
-        """Before the vcard module stores a vCard: publish its PHOTO as the PEP avatar."""
-        if not self.avatars_on() or sev.from_bare != f"{sev.to_node}@{self.host.name}":
-            return None
-        user = sev.to_node
-        photo = self.vcard_photo(sev.payload)
+    async def vcard_set(self, user: str, vcard: ET.Element) -> None:
+        """The account sets its vCard (the vcard module calls this before storing
+        it): its ``PHOTO`` becomes the PEP avatar."""
+        if not self.avatars_on():
+            return
+        photo = vcard_photo(vcard)
         if photo is None:
             self.hashes.pop(user, None)
-            return None
+            return
         typ, data = photo
         h = hashlib.sha1(data).hexdigest()
         if await self.avatar_hash(user) == h:
-            return None
+            return
         owner = self.owner(user)
-        d = ET.Element(_q(AVATAR_DATA, "data"))
+        d = ET.Element(ns.q(ns.AVATAR_DATA, "data"))
         d.text = base64.b64encode(data).decode("ascii")
-        meta = ET.Element(_q(AVATAR_META, "metadata"))
-        ET.SubElement(meta, _q(AVATAR_META, "info"), {"id": h, "bytes": str(len(data)), "type": typ})
+        meta = ET.Element(ns.q(ns.AVATAR_METADATA, "metadata"))
+        ET.SubElement(meta, ns.q(ns.AVATAR_METADATA, "info"),
+                      {"id": h, "bytes": str(len(data)), "type": typ})
         try:
-            await self.pep.publish(user, owner, AVATAR_DATA, h, d, origin="vcard")
-            await self.pep.publish(user, owner, AVATAR_META, h, meta, origin="vcard")
+            await self.pep.publish(user, owner, ns.AVATAR_DATA, h, d, origin="vcard")
+            await self.pep.publish(user, owner, ns.AVATAR_METADATA, h, meta, origin="vcard")
         except PubSubError as err:
             self.m.log.info("vCard photo of %s not published to PEP: %s", user, err)
         self.hashes[user] = h
+
+    async def on_own_presence(self, sev):
+        """A presence broadcast by one of the host's clients: the avatar hash."""
+        origin = sev.origin
+        if getattr(origin, "kind", None) == "c2s" and origin.full_jid is not None \
+                and sev.stanza.get("type") is None:
+            await self.outgoing_presence(origin.username, sev.stanza)
+        return None
+
+    async def on_directed_presence(self, sev):
+        """A directed presence from one of our clients carries the hash too."""
+        origin = sev.origin
+        if getattr(origin, "kind", None) == "c2s" and sev.stanza.get("type") is None \
+                and origin.username:
+            await self.outgoing_presence(origin.username, sev.stanza)
         return None
 
     # -- bookmarks -------------------------------------------------------------
-    def bookmarks_on(self) -> bool:
-        return bool(self.m.get_option("pep_bookmarks_compat"))
-
-    @staticmethod
-    def legacy_request(sev) -> ET.Element | None:
-        kids = list(sev.payload) if sev.payload is not None else []
-        if len(kids) == 1 and kids[0].tag == _q(LEGACY_BOOKMARKS, "storage"):
-            return kids[0]
-        return None
-
     async def private_get(self, sev):
-        if not self.bookmarks_on() or self.legacy_request(sev) is None:
+        """A legacy bookmarks get, answered from the bookmarks 2 node."""
+        if not self.bookmarks_on() or legacy_request(sev) is None:
             return None
-        if sev.from_bare != f"{sev.to_node}@{self.host.name}":
+        if not self.own(sev):
             return None      # the private module refuses it
         svc = await self.pep.service(sev.to_node)
-        node = svc.nodes.get(BOOKMARKS2)
-        if node is None and "private" in self.host.modules:
+        node = svc.nodes.get(ns.BOOKMARKS)
+        if node is None and self.private_dep is not None and self.private_dep.loaded:
             return None      # nothing converted yet: what private storage holds
-        storage = ET.Element(_q(LEGACY_BOOKMARKS, "storage"))
+        storage = ET.Element(ns.q(ns.BOOKMARKS_LEGACY, "storage"))
         for item in (node.items.values() if node is not None else ()):
             if item.xml:
                 storage.append(bookmarks2_to_legacy(item.id, from_xml(item.xml)))
-        q = ET.Element(_q(PRIVATE, "query"))
+        q = ET.Element(ns.q(ns.PRIVATE, "query"))
         q.append(storage)
         await self.m.send(st.iq_result(sev.stanza, q))
-        return ev.HANDLED
+        return HANDLED
 
     async def private_set(self, sev):
-        storage = self.legacy_request(sev) if self.bookmarks_on() else None
-        if storage is None or sev.from_bare != f"{sev.to_node}@{self.host.name}":
+        """A legacy bookmarks set replaces the bookmarks 2 node's items."""
+        storage = legacy_request(sev) if self.bookmarks_on() else None
+        if storage is None or not self.own(sev):
             return None
         user = sev.to_node
         owner = self.owner(user)
         svc = await self.pep.service(user)
-        node = svc.nodes.get(BOOKMARKS2)
+        node = svc.nodes.get(ns.BOOKMARKS)
         wanted: dict[str, ET.Element] = {}
-        for conf in storage.findall(_q(LEGACY_BOOKMARKS, "conference")):
+        for conf in storage.findall(ns.q(ns.BOOKMARKS_LEGACY, "conference")):
             got = legacy_to_bookmarks2(conf)
             if got:
                 jid, el = got
                 old = node.items.get(jid) if node is not None else None
                 if old is not None and old.xml:
-                    ext = from_xml(old.xml).find(_q(BOOKMARKS2, "extensions"))
+                    ext = from_xml(old.xml).find(ns.q(ns.BOOKMARKS, "extensions"))
                     if ext is not None:
                         el.append(ext)      # keep what only bookmarks 2 clients know
                 wanted[jid] = el
@@ -277,23 +303,13 @@ class Compat:
                 old = node.items.get(jid) if node is not None else None
                 if old is not None and old.xml == to_xml(el):
                     continue
-                await self.pep.publish(user, owner, BOOKMARKS2, jid, el,
+                await self.pep.publish(user, owner, ns.BOOKMARKS, jid, el,
                                        None if node is not None else dict(BOOKMARKS2_OPTIONS),
                                        origin="compat")
-                node = svc.nodes.get(BOOKMARKS2)
+                node = svc.nodes.get(ns.BOOKMARKS)
             for jid in [i for i in (node.items if node is not None else ()) if i not in wanted]:
-                await self.pep.retract(user, owner, BOOKMARKS2, jid, True)
+                await self.pep.retract(user, owner, ns.BOOKMARKS, jid, True)
         except PubSubError as err:
             raise StanzaError("internal-server-error", f"bookmarks conversion failed: {err}") from None
         await self.m.send(st.iq_result(sev.stanza))
-        return ev.HANDLED
-
-    # -------------------------------------------------------------------------
-    def setup(self, m) -> None:
-        if self.avatars_on():
-            m.add_feature(NS_CONVERSION, to="account")
-        if self.bookmarks_on():
-            m.add_feature(f"{BOOKMARKS2}#compat", to="account")
-        m.hook(ev.iq_event("set", "bare", VCARD, "vCard"), self.vcard_set, ev.EARLY)
-        m.hook(ev.iq_event("get", "bare", PRIVATE, "query"), self.private_get, ev.EARLY)
-        m.hook(ev.iq_event("set", "bare", PRIVATE, "query"), self.private_set, ev.EARLY)
+        return HANDLED

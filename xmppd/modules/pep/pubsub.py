@@ -17,8 +17,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-NS_ERRORS = "http://jabber.org/protocol/pubsub#errors"
-
 ACCESS_MODELS = ("open", "presence", "roster", "whitelist", "authorize")
 PUBLISH_MODELS = ("publishers", "subscribers", "open")
 SEND_LAST = ("never", "on_sub", "on_sub_and_presence")
