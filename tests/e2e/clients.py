@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import xml.etree.ElementTree as ET
 
 import slixmpp
+from slixmpp.exceptions import IqError
 
 TIMEOUT = 10
 
@@ -33,6 +36,18 @@ class SlixClient(slixmpp.ClientXMPP):
 
 async def slix_connect(srv, jid, password="secret", *, send_presence=True, priority=None,
                        direct_tls=False, **kw) -> SlixClient:
+    c = await _session(srv, jid, password, direct_tls=direct_tls, **kw)
+    if send_presence:
+        try:
+            await announce(c, priority)
+        except BaseException:
+            c.disconnect()
+            raise
+    return c
+
+
+async def _session(srv, jid, password="secret", *, direct_tls=False, **kw) -> SlixClient:
+    """A client whose session has started (TLS, SASL, bind), not yet available."""
     c = SlixClient(jid, password, **kw)
     c.ca_certs = srv.cafile
     if direct_tls:
@@ -58,18 +73,21 @@ async def slix_connect(srv, jid, password="secret", *, send_presence=True, prior
     except BaseException:
         c.disconnect()
         raise
-    if send_presence:
-        if priority is not None:
-            c.send_presence(ppriority=priority)
-        else:
-            c.send_presence()
-        # our own presence comes back (RFC 6121 §4.2.2): wait for it, so the
-        # session is known available before the test goes on
-        while True:
-            p = await asyncio.wait_for(c.presences.get(), TIMEOUT)
-            if p["from"] == c.boundjid:
-                break
     return c
+
+
+async def announce(c, priority=None) -> None:
+    """Send initial presence and wait for it to come back."""
+    if priority is not None:
+        c.send_presence(ppriority=priority)
+    else:
+        c.send_presence()
+    # our own presence comes back (RFC 6121 §4.2.2): wait for it, so the
+    # session is known available before the test goes on
+    while True:
+        p = await asyncio.wait_for(c.presences.get(), TIMEOUT)
+        if p["from"] == c.boundjid:
+            break
 
 
 class AuthFailed(Exception):
@@ -80,3 +98,104 @@ async def slix_close(*clients):
     """Close each stream (``</stream:stream>``) and wait for the server's reply."""
     await asyncio.gather(*(asyncio.wait_for(c.disconnect(wait=2), 5) for c in clients),
                          return_exceptions=True)
+
+
+class Login:
+    """One client of :func:`logged_in` with options of its own:
+    ``Login("bob@xmppd.test/low", priority=1)``: ``password``, ``connect`` and
+    any keyword of :func:`slix_connect` (or of the ``connect`` function)."""
+
+    def __init__(self, jid: str, password: str | None = None, *, connect=None, **options):
+        self.jid = jid
+        self.password = password
+        self.connect = connect
+        self.options = options
+
+    def __repr__(self):
+        return f"Login({self.jid!r}, {self.options!r})"
+
+
+@contextlib.asynccontextmanager
+async def logged_in(srv, *logins, password=None, connect=None, parallel=True, **options):
+    """Log clients in, yield them, and close them all (as :func:`slix_close`)
+    when the block ends, whether it fails or not::
+
+        async with logged_in(srv, "alice@xmppd.test/phone", "bob@xmppd.test") as (a, b):
+            ...
+        async with logged_in(srv, "alice@xmppd.test", send_presence=False) as a:
+            ...
+
+    One login yields the client itself, several a tuple in the order given. Each
+    login is a JID or a :class:`Login` with options of its own; ``password`` and
+    ``options`` (``send_presence``, ``priority``, ``direct_tls``, ``plugins``, ...)
+    apply to every login that does not set them itself.
+
+    With the default :func:`slix_connect`, the streams are opened (TLS, SASL,
+    bind) in parallel, then each client's initial presence is sent and awaited
+    one after the other, in the order given, with a :func:`round_trip` between
+    two: what each client sees of the others' presence is what one-by-one logins
+    would give. They connect one by one with ``parallel=False``, when two logins
+    ask for the same full JID (a resource conflict), and with another connection
+    function: ``connect=`` (``pep_connect``, ``imhelpers.connect``, ...), called
+    as ``connect(srv, jid, **options)``, for all logins or, in a
+    ``Login(..., connect=...)``, one. If a login fails, the clients already
+    connected are closed and the error is raised."""
+    specs = [x if isinstance(x, Login) else Login(x) for x in logins]
+    if not specs:
+        raise TypeError("logged_in needs at least one JID")
+    kws, fns = [], [spec.connect or connect or slix_connect for spec in specs]
+    for spec in specs:
+        kw = {**options, **spec.options}
+        pw = spec.password if spec.password is not None else password
+        if pw is not None:
+            kw["password"] = pw
+        kws.append(kw)
+    clients: list = []
+    try:
+        if (parallel and len(specs) > 1 and all(fn is slix_connect for fn in fns)
+                and _distinct([s.jid for s in specs])):
+            await _parallel(srv, specs, kws, clients)
+        else:
+            for spec, kw, fn in zip(specs, kws, fns):
+                clients.append(await fn(srv, spec.jid, **kw))
+        yield clients[0] if len(specs) == 1 else tuple(clients)
+    finally:
+        await slix_close(*clients)
+
+
+def _distinct(jids) -> bool:
+    """No two logins ask for the same resource of the same account."""
+    full = [j for j in jids if "/" in j]
+    return len(full) == len(set(full))
+
+
+async def _parallel(srv, specs, kws, clients: list) -> None:
+    sessions = []
+    for kw in kws:
+        kw = dict(kw)
+        kw.pop("send_presence", None)
+        kw.pop("priority", None)
+        sessions.append(kw)
+    got = await asyncio.gather(*(_session(srv, spec.jid, **kw) for spec, kw in zip(specs, sessions)),
+                               return_exceptions=True)
+    clients.extend(c for c in got if not isinstance(c, BaseException))
+    for c in got:
+        if isinstance(c, BaseException):
+            raise c
+    announcing = [(c, kw.get("priority")) for c, kw in zip(clients, kws) if kw.get("send_presence", True)]
+    for i, (c, priority) in enumerate(announcing):
+        await announce(c, priority)
+        if i < len(announcing) - 1:
+            # what the server does on this initial presence (the other resources'
+            # presence sent to it, offline messages, ...) is over before the next
+            # one: one by one, the next login's TLS and SASL would leave it the time
+            await round_trip(c)
+
+
+async def round_trip(c) -> None:
+    """An IQ to the client's server and its answer (an error will do): a server
+    handles a stream's stanzas in order, so it is done with those sent before."""
+    iq = c.make_iq_get(ito=c.boundjid.domain)
+    iq.append(ET.Element("{urn:xmpp:ping}ping"))
+    with contextlib.suppress(IqError):
+        await iq.send(timeout=TIMEOUT)

@@ -64,6 +64,9 @@ def make_config(tmp_path, certs, extra: str = "", host_extra: str = "") -> str:
         control_socket = false
         storage = "sqlite"
         modules_enabled = {{ "disco", "ping", "version", "time" }}
+        -- Prosody's default read rate (10kb/s) would make the bulk tests slow (a
+        -- 300 kB stanza takes 30 s); test_limits.py tests the limits themselves
+        limits = {{ c2s = {{ rate = "10mb/s" }} }}
     """) + extra + textwrap.dedent(f"""
         VirtualHost "{DOMAIN}"
             ssl = {{ certificate = "{certs[DOMAIN][0]}"; key = "{certs[DOMAIN][1]}"; }}

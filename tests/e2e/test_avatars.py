@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from .clients import TIMEOUT, slix_close, slix_connect
+from .clients import TIMEOUT, Login, logged_in
 from .conftest import start_server
 from .peputil import PLUGINS, available, next_event, pep_connect
 
@@ -45,10 +45,9 @@ async def own_presence(c):
 
 
 async def test_pep_avatar_goes_to_vcard_and_presence(srv):
-    a = await pep_connect(srv, A, plugins=AV_PLUGINS)
-    watcher = await slix_connect(srv, A + "/watcher")
-    b = await pep_connect(srv, B, plugins=AV_PLUGINS, interests=[META], presence=False)
-    try:
+    async with logged_in(srv, Login(A, connect=pep_connect, plugins=AV_PLUGINS), A + "/watcher",
+                         Login(B, connect=pep_connect, plugins=AV_PLUGINS, interests=[META],
+                               presence=False)) as (a, watcher, b):
         sha1 = hashlib.sha1(PNG).hexdigest()
         await a.plugin["xep_0084"].publish_avatar(PNG, timeout=10)
         await a.plugin["xep_0084"].publish_avatar_metadata(
@@ -70,13 +69,10 @@ async def test_pep_avatar_goes_to_vcard_and_presence(srv):
         # the account advertises the conversion
         info = await b.plugin["xep_0030"].get_info(A, timeout=10)
         assert "urn:xmpp:pep-vcard-conversion:0" in info["disco_info"]["features"]
-    finally:
-        await slix_close(a, watcher, b)
 
 
 async def test_vcard_photo_becomes_pep_avatar(srv):
-    a = await pep_connect(srv, A, plugins=AV_PLUGINS, interests=[META])
-    try:
+    async with logged_in(srv, A, connect=pep_connect, plugins=AV_PLUGINS, interests=[META]) as a:
         vcard = a.plugin["xep_0054"].make_vcard()
         vcard["FN"] = "Alice"
         vcard["PHOTO"]["TYPE"] = "image/png"
@@ -93,14 +89,11 @@ async def test_vcard_photo_becomes_pep_avatar(srv):
         # and the vCard itself is stored as sent
         vc = await a.plugin["xep_0054"].get_vcard(A, timeout=10)
         assert vc["vcard_temp"]["FN"] == "Alice" and vc["vcard_temp"]["PHOTO"]["BINVAL"] == PNG
-    finally:
-        await slix_close(a)
 
 
 async def test_nick_notifications(srv):
-    a = await pep_connect(srv, A, plugins=AV_PLUGINS)
-    b = await pep_connect(srv, B, plugins=AV_PLUGINS, interests=[NICK], presence=False)
-    try:
+    async with logged_in(srv, A, Login(B, interests=[NICK], presence=False), connect=pep_connect,
+                         plugins=AV_PLUGINS) as (a, b):
         from .peputil import options
         await a.plugin["xep_0172"].publish_nick("Ally", options=options(access_model="open"), timeout=10)
         await available(b, to=A)
@@ -110,5 +103,3 @@ async def test_nick_notifications(srv):
         await a.plugin["xep_0172"].publish_nick("Alice", timeout=10)
         name, msg = await next_event(b)
         assert msg.xml.find(f".//{{{NICK}}}nick").text == "Alice"
-    finally:
-        await slix_close(a, b)

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from .clients import slix_close, slix_connect
+from .clients import logged_in
 from .rawclient import HEADER, Raw
 
 
@@ -93,16 +93,12 @@ async def test_plain_refused_without_tls(xmppd):
 async def test_bad_connection_does_not_affect_others(xmppd):
     await xmppd.adduser("alice@xmppd.test")
     await xmppd.adduser("bob@xmppd.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    b = await slix_connect(xmppd, "bob@xmppd.test")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test", "bob@xmppd.test") as (a, b):
         outs = await asyncio.gather(*(error_of(xmppd, "<a><b></a>") for _ in range(5)))
         assert all("not-well-formed" in o for o in outs)
         a.send_message(mto="bob@xmppd.test", mbody="still here", mtype="chat")
         msg = await b.next_message()
         assert msg["body"] == "still here"
-    finally:
-        await slix_close(a, b)
 
 
 async def test_negotiation_timeout(tmp_path, certs):

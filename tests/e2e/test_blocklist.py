@@ -9,7 +9,7 @@ import pytest
 from slixmpp import JID
 from slixmpp.exceptions import IqError
 
-from .clients import slix_close, slix_connect
+from .clients import logged_in
 from .conftest import start_server
 
 PLUGINS = ("xep_0030", "xep_0199", "xep_0191")
@@ -34,10 +34,8 @@ def queue_of(client, event):
 
 
 async def test_block_pushes_and_both_directions(srv):
-    a = await slix_connect(srv, "alice@xmppd.test/one", plugins=PLUGINS)
-    a2 = await slix_connect(srv, "alice@xmppd.test/two", plugins=PLUGINS)
-    b = await slix_connect(srv, "bob@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test/one", "alice@xmppd.test/two", "bob@xmppd.test",
+                         plugins=PLUGINS) as (a, a2, b):
         blocked_pushes = queue_of(a2, "blocked")
         unblocked_pushes = queue_of(a2, "unblocked")
         pushes_to_a = queue_of(a, "blocked")
@@ -80,14 +78,10 @@ async def test_block_pushes_and_both_directions(srv):
         assert (await a.next_message())["body"] == "now?"
         a.send_message(mto="bob@xmppd.test", mbody="yes", mtype="chat")
         assert (await b.next_message())["body"] == "yes"
-    finally:
-        await slix_close(a, a2, b)
 
 
 async def test_block_many_domain_and_unblock_all(srv):
-    a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-    c = await slix_connect(srv, "carol@other.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test", "carol@other.test", plugins=PLUGINS) as (a, c):
         blk = a.plugin["xep_0191"]
         await blk.block([JID("other.test"), JID("mallory@evil.example"), JID("bob@xmppd.test/spam")],
                         timeout=10)
@@ -114,14 +108,10 @@ async def test_block_many_domain_and_unblock_all(srv):
         assert await blk.get_blocked_jids(timeout=10) == set()
         c.send_message(mto="alice@xmppd.test", mbody="back", mtype="chat")
         assert (await a.next_message())["body"] == "back"
-    finally:
-        await slix_close(a, c)
 
 
 async def test_blocking_sends_unavailable_to_who_had_presence(srv):
-    a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-    b = await slix_connect(srv, "bob@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test", "bob@xmppd.test", plugins=PLUGINS) as (a, b):
         a.send_presence(pto="bob@xmppd.test", pstatus="here for you")  # directed presence
         while True:
             p = await asyncio.wait_for(b.presences.get(), 10)
@@ -139,8 +129,6 @@ async def test_blocking_sends_unavailable_to_who_had_presence(srv):
         await asyncio.sleep(0.3)
         while not b.presences.empty():
             assert b.presences.get_nowait()["from"].bare != "alice@xmppd.test"
-    finally:
-        await slix_close(a, b)
 
 
 async def test_blocklist_survives_restart_and_is_advertised(tmp_path, certs):
@@ -148,19 +136,15 @@ async def test_blocklist_survives_restart_and_is_advertised(tmp_path, certs):
     s = await start_server(tmp_path, certs, extra=extra)
     try:
         await s.adduser("alice@xmppd.test")
-        a = await slix_connect(s, "alice@xmppd.test", plugins=PLUGINS)
-        info = await a.plugin["xep_0030"].get_info("xmppd.test", timeout=10)
-        assert "urn:xmpp:blocking" in info["disco_info"]["features"]
-        await a.plugin["xep_0191"].block(JID("spam@example.org"), timeout=10)
-        await slix_close(a)
+        async with logged_in(s, "alice@xmppd.test", plugins=PLUGINS) as a:
+            info = await a.plugin["xep_0030"].get_info("xmppd.test", timeout=10)
+            assert "urn:xmpp:blocking" in info["disco_info"]["features"]
+            await a.plugin["xep_0191"].block(JID("spam@example.org"), timeout=10)
     finally:
         await s.server.stop()
     s = await start_server(tmp_path, certs, extra=extra)
     try:
-        a = await slix_connect(s, "alice@xmppd.test", plugins=PLUGINS)
-        try:
+        async with logged_in(s, "alice@xmppd.test", plugins=PLUGINS) as a:
             assert await a.plugin["xep_0191"].get_blocked_jids(timeout=10) == {JID("spam@example.org")}
-        finally:
-            await slix_close(a)
     finally:
         await s.server.stop()

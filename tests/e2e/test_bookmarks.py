@@ -7,7 +7,7 @@ from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0048.stanza import Bookmarks
 from slixmpp.plugins.xep_0402.stanza import Conference
 
-from .clients import slix_close
+from .clients import Login, logged_in
 from .conftest import start_server
 from .peputil import PLUGINS, next_event, no_event, options, pep_connect, publish, pubsub_error
 
@@ -52,10 +52,8 @@ async def legacy_get(c):
 
 
 async def test_bookmarks2_and_compat_view(srv):
-    a = await pep_connect(srv, A, plugins=BM_PLUGINS)
-    a2 = await pep_connect(srv, A + "/phone", plugins=BM_PLUGINS, interests=[NS])
-    b = await pep_connect(srv, B, plugins=BM_PLUGINS)
-    try:
+    async with logged_in(srv, A, Login(A + "/phone", interests=[NS]), B, connect=pep_connect,
+                         plugins=BM_PLUGINS) as (a, a2, b):
         await publish(a, NS, conference("Coven", nick="alice").xml, id="coven@chat.xmppd.test",
                       opts=options(**BM_OPTS))
         await publish(a, NS, conference("Quiet", autojoin=False, password="pw").xml,
@@ -101,13 +99,10 @@ async def test_bookmarks2_and_compat_view(srv):
         await no_event(a2, 0.3)
         info = await a.plugin["xep_0030"].get_info(A, timeout=10)
         assert NS + "#compat" in info["disco_info"]["features"]
-    finally:
-        await slix_close(a, a2, b)
 
 
 async def test_legacy_first_creates_bookmarks2_node(srv):
-    a = await pep_connect(srv, A, plugins=BM_PLUGINS)
-    try:
+    async with logged_in(srv, A, connect=pep_connect, plugins=BM_PLUGINS) as a:
         # nothing anywhere yet: private storage answers (empty)
         assert await legacy_get(a) == {}
         bm = Bookmarks()
@@ -121,5 +116,3 @@ async def test_legacy_first_creates_bookmarks2_node(srv):
         # a bookmarks 2 client's publish-options match the node the conversion made
         await publish(a, NS, conference("Other").xml, id="other@chat.xmppd.test", opts=options(**BM_OPTS))
         assert set(await legacy_get(a)) == {"room@chat.xmppd.test", "other@chat.xmppd.test"}
-    finally:
-        await slix_close(a)

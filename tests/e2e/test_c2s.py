@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from slixmpp.exceptions import IqError
 
-from .clients import AuthFailed, slix_close, slix_connect
+from .clients import AuthFailed, Login, logged_in, slix_connect
 
 
 def session_of(srv, jid):
@@ -20,23 +20,17 @@ def session_of(srv, jid):
 
 async def test_starttls_scram_login(xmppd):
     await xmppd.adduser("alice@xmppd.test", "s3cret")
-    c = await slix_connect(xmppd, "alice@xmppd.test", "s3cret")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test", password="s3cret") as c:
         sess = session_of(xmppd, str(c.boundjid))
         assert sess.tls
         assert sess.sasl_mechanism.startswith("SCRAM-SHA-")
         assert str(c.boundjid).startswith("alice@xmppd.test/")
-    finally:
-        await slix_close(c)
 
 
 async def test_direct_tls_login(xmppd):
     await xmppd.adduser("alice@xmppd.test")
-    c = await slix_connect(xmppd, "alice@xmppd.test", direct_tls=True)
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test", direct_tls=True) as c:
         assert session_of(xmppd, str(c.boundjid)).tls
-    finally:
-        await slix_close(c)
 
 
 async def test_wrong_password(xmppd):
@@ -53,9 +47,7 @@ async def test_unknown_user_cannot_login(xmppd):
 async def test_two_users_chat_both_ways(xmppd):
     await xmppd.adduser("alice@xmppd.test")
     await xmppd.adduser("bob@xmppd.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    b = await slix_connect(xmppd, "bob@xmppd.test")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test", "bob@xmppd.test") as (a, b):
         a.send_message(mto="bob@xmppd.test", mbody="hello bob", mtype="chat")
         m = await b.next_message()
         assert m["body"] == "hello bob"
@@ -63,16 +55,12 @@ async def test_two_users_chat_both_ways(xmppd):
         b.send_message(mto=a.boundjid, mbody="hi alice", mtype="chat")
         m = await a.next_message()
         assert m["body"] == "hi alice" and m["from"] == b.boundjid
-    finally:
-        await slix_close(a, b)
 
 
 async def test_spoofed_from_is_refused(xmppd):
     await xmppd.adduser("alice@xmppd.test")
     await xmppd.adduser("bob@xmppd.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    b = await slix_connect(xmppd, "bob@xmppd.test")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test", "bob@xmppd.test") as (a, b):
         a.send_message(mto="bob@xmppd.test", mbody="from alice's bare JID", mfrom="alice@xmppd.test")
         m = await b.next_message()
         assert m["from"] == a.boundjid  # a bare 'from' of one's own is rewritten to the full JID
@@ -80,30 +68,22 @@ async def test_spoofed_from_is_refused(xmppd):
         a.send_raw("<message from='bob@xmppd.test' to='bob@xmppd.test'><body>spoof</body></message>")
         await asyncio.wait_for(closed, 10)  # invalid-from closes the stream
         assert b.messages.empty()
-    finally:
-        await slix_close(a, b)
 
 
 async def test_messages_between_virtual_hosts(xmppd):
     await xmppd.adduser("alice@xmppd.test")
     await xmppd.adduser("carol@other.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    c = await slix_connect(xmppd, "carol@other.test")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test", "carol@other.test") as (a, c):
         a.send_message(mto="carol@other.test", mbody="across hosts", mtype="chat")
         assert (await c.next_message())["body"] == "across hosts"
-    finally:
-        await slix_close(a, c)
 
 
 async def test_bare_jid_goes_to_highest_priority(xmppd):
     await xmppd.adduser("alice@xmppd.test")
     await xmppd.adduser("bob@xmppd.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    low = await slix_connect(xmppd, "bob@xmppd.test/low", priority=1)
-    high = await slix_connect(xmppd, "bob@xmppd.test/high", priority=10)
-    neg = await slix_connect(xmppd, "bob@xmppd.test/neg", priority=-1)
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test", Login("bob@xmppd.test/low", priority=1),
+                         Login("bob@xmppd.test/high", priority=10),
+                         Login("bob@xmppd.test/neg", priority=-1)) as (a, low, high, neg):
         a.send_message(mto="bob@xmppd.test", mbody="to the best", mtype="chat")
         assert (await high.next_message())["body"] == "to the best"
         # a full JID reaches exactly that resource, negative priority or not
@@ -111,45 +91,35 @@ async def test_bare_jid_goes_to_highest_priority(xmppd):
         assert (await neg.next_message())["body"] == "direct"
         await asyncio.sleep(0.2)
         assert low.messages.empty() and high.messages.empty()
-    finally:
-        await slix_close(a, low, high, neg)
 
 
 async def test_full_jid_of_offline_resource_falls_back_to_bare(xmppd):
     await xmppd.adduser("alice@xmppd.test")
     await xmppd.adduser("bob@xmppd.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    b = await slix_connect(xmppd, "bob@xmppd.test/phone")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test", "bob@xmppd.test/phone") as (a, b):
         a.send_message(mto="bob@xmppd.test/gone", mbody="chat falls back", mtype="chat")
         assert (await b.next_message())["body"] == "chat falls back"
         a.send_message(mto="bob@xmppd.test/gone", mbody="normal bounces", mtype="normal")
         err = await a.next_error()
         assert err["type"] == "error" and err["error"]["condition"] == "service-unavailable"
-    finally:
-        await slix_close(a, b)
 
 
 async def test_resource_conflict_new_session_wins(xmppd):
     await xmppd.adduser("alice@xmppd.test")
-    first = await slix_connect(xmppd, "alice@xmppd.test/desk")
-    errors = []
-    first.add_event_handler("stream_error", errors.append)
-    first_closed = first.disconnected
-    second = await slix_connect(xmppd, "alice@xmppd.test/desk")
-    try:
-        await asyncio.wait_for(first_closed, 10)
-        assert errors and errors[0]["condition"] == "conflict"
-        assert str(second.boundjid) == "alice@xmppd.test/desk"
-        assert session_of(xmppd, "alice@xmppd.test/desk") is not None
-    finally:
-        await slix_close(first, second)
+    async with logged_in(xmppd, "alice@xmppd.test/desk") as first:
+        errors = []
+        first.add_event_handler("stream_error", errors.append)
+        first_closed = first.disconnected
+        async with logged_in(xmppd, "alice@xmppd.test/desk") as second:
+            await asyncio.wait_for(first_closed, 10)
+            assert errors and errors[0]["condition"] == "conflict"
+            assert str(second.boundjid) == "alice@xmppd.test/desk"
+            assert session_of(xmppd, "alice@xmppd.test/desk") is not None
 
 
 async def test_unknown_user_and_domain_errors(xmppd):
     await xmppd.adduser("alice@xmppd.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test") as a:
         a.send_message(mto="ghost@xmppd.test", mbody="anyone?", mtype="chat")
         err = await a.next_error()
         assert err["type"] == "error" and err["error"]["condition"] == "service-unavailable"
@@ -162,14 +132,11 @@ async def test_unknown_user_and_domain_errors(xmppd):
         with pytest.raises(IqError) as exc:
             await raw.send(timeout=10)
         assert exc.value.iq["error"]["condition"] == "service-unavailable"
-    finally:
-        await slix_close(a)
 
 
 async def test_ping_version_time_disco(xmppd):
     await xmppd.adduser("alice@xmppd.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test") as a:
         rtt = await a.plugin["xep_0199"].ping("xmppd.test", timeout=10)
         assert rtt >= 0
         v = await a.plugin["xep_0092"].get_version("xmppd.test", timeout=10)
@@ -185,8 +152,6 @@ async def test_ping_version_time_disco(xmppd):
         assert ("server", "im") in {(i[0], i[1]) for i in info["disco_info"]["identities"]}
         acct = await a.plugin["xep_0030"].get_info("alice@xmppd.test", timeout=10)
         assert ("account", "registered") in {(i[0], i[1]) for i in acct["disco_info"]["identities"]}
-    finally:
-        await slix_close(a)
 
 
 async def test_disco_lists_only_enabled_modules(tmp_path, certs):
@@ -194,8 +159,7 @@ async def test_disco_lists_only_enabled_modules(tmp_path, certs):
     srv = await start_server(tmp_path, certs, host_extra='    modules_enabled = { "disco", "ping" }\n')
     try:
         await srv.adduser("alice@xmppd.test")
-        a = await slix_connect(srv, "alice@xmppd.test")
-        try:
+        async with logged_in(srv, "alice@xmppd.test") as a:
             info = await a.plugin["xep_0030"].get_info("xmppd.test", timeout=10)
             feats = set(info["disco_info"]["features"])
             assert "urn:xmpp:ping" in feats
@@ -203,8 +167,6 @@ async def test_disco_lists_only_enabled_modules(tmp_path, certs):
             with pytest.raises(IqError) as exc:
                 await a.plugin["xep_0092"].get_version("xmppd.test", timeout=10)
             assert exc.value.iq["error"]["condition"] == "service-unavailable"
-        finally:
-            await slix_close(a)
     finally:
         await srv.server.stop()
 
@@ -212,13 +174,10 @@ async def test_disco_lists_only_enabled_modules(tmp_path, certs):
 async def test_iq_to_bare_jid_answered_by_server(xmppd):
     await xmppd.adduser("alice@xmppd.test")
     await xmppd.adduser("bob@xmppd.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test") as a:
         with pytest.raises(IqError) as exc:
             await a.plugin["xep_0092"].get_version("bob@xmppd.test", timeout=10)
         assert exc.value.iq["error"]["condition"] == "service-unavailable"
-    finally:
-        await slix_close(a)
 
 
 async def test_aioxmpp_login_and_message(xmppd):
@@ -227,7 +186,6 @@ async def test_aioxmpp_login_and_message(xmppd):
     import aioxmpp.security_layer
     await xmppd.adduser("alice@xmppd.test")
     await xmppd.adduser("bob@xmppd.test")
-    b = await slix_connect(xmppd, "bob@xmppd.test")
 
     import OpenSSL.SSL
 
@@ -249,16 +207,13 @@ async def test_aioxmpp_login_and_message(xmppd):
         aioxmpp.JID.fromstr("alice@xmppd.test"), layer,
         override_peer=[("127.0.0.1", xmppd.port, aioxmpp.connector.STARTTLSConnector())],
     )
-    try:
-        async with client.connected() as stream:
-            msg = aioxmpp.Message(to=aioxmpp.JID.fromstr("bob@xmppd.test"), type_=aioxmpp.MessageType.CHAT)
-            msg.body[None] = "from aioxmpp"
-            await stream.send(msg)
-            got = await b.next_message()
-            assert got["body"] == "from aioxmpp"
-            assert str(got["from"]).startswith("alice@xmppd.test/")
-    finally:
-        await slix_close(b)
+    async with logged_in(xmppd, "bob@xmppd.test") as b, client.connected() as stream:
+        msg = aioxmpp.Message(to=aioxmpp.JID.fromstr("bob@xmppd.test"), type_=aioxmpp.MessageType.CHAT)
+        msg.body[None] = "from aioxmpp"
+        await stream.send(msg)
+        got = await b.next_message()
+        assert got["body"] == "from aioxmpp"
+        assert str(got["from"]).startswith("alice@xmppd.test/")
 
 
 async def test_streams_between_stanzas_hold_no_parser(xmppd):
@@ -266,9 +221,7 @@ async def test_streams_between_stanzas_hold_no_parser(xmppd):
     pool; whatever comes next is parsed as before, split anywhere."""
     await xmppd.adduser("alice@xmppd.test")
     await xmppd.adduser("bob@xmppd.test")
-    a = await slix_connect(xmppd, "alice@xmppd.test")
-    b = await slix_connect(xmppd, "bob@xmppd.test")
-    try:
+    async with logged_in(xmppd, "alice@xmppd.test", "bob@xmppd.test") as (a, b):
         sa, sb = session_of(xmppd, str(a.boundjid)), session_of(xmppd, str(b.boundjid))
         await asyncio.sleep(0.2)              # let login traffic settle
         assert sa.parser.released and sb.parser.released
@@ -285,5 +238,3 @@ async def test_streams_between_stanzas_hold_no_parser(xmppd):
         a.send_raw(raw[25:])
         m = await b.next_message()
         assert m["body"] == "in two parts" and sa.parser.released
-    finally:
-        await slix_close(a, b)

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from slixmpp.exceptions import IqError
 
-from .clients import slix_close, slix_connect
+from .clients import Login, logged_in
 from .conftest import start_server
 
 PLUGINS = ("xep_0030", "xep_0280")
@@ -50,26 +50,20 @@ async def assert_no_carbon(*clients):
 async def people(srv):
     await srv.adduser("alice@xmppd.test")
     await srv.adduser("bob@xmppd.test")
-    a = watch(await slix_connect(srv, "alice@xmppd.test/a", plugins=PLUGINS, priority=5))
-    b = watch(await slix_connect(srv, "alice@xmppd.test/b", plugins=PLUGINS, priority=1))
-    c = watch(await slix_connect(srv, "alice@xmppd.test/c", plugins=PLUGINS, priority=1))
-    bob = watch(await slix_connect(srv, "bob@xmppd.test/x", plugins=PLUGINS))
-    await a.plugin["xep_0280"].enable()
-    await b.plugin["xep_0280"].enable()
-    try:
+    async with logged_in(srv, Login("alice@xmppd.test/a", priority=5),
+                         Login("alice@xmppd.test/b", priority=1), Login("alice@xmppd.test/c", priority=1),
+                         "bob@xmppd.test/x", plugins=PLUGINS) as clients:
+        a, b, c, bob = map(watch, clients)
+        await a.plugin["xep_0280"].enable()
+        await b.plugin["xep_0280"].enable()
         yield a, b, c, bob
-    finally:
-        await slix_close(a, b, c, bob)
 
 
 async def test_feature_in_disco(srv):
     await srv.adduser("alice@xmppd.test")
-    a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
         info = await a.plugin["xep_0030"].get_info(jid="xmppd.test")
         assert NS in info["disco_info"]["features"]
-    finally:
-        await slix_close(a)
 
 
 async def test_enable_flag_per_session(srv, people):
@@ -242,8 +236,6 @@ async def test_aioxmpp_enables_carbons_and_gets_sent_copies(srv):
 
     await srv.adduser("alice@xmppd.test")
     await srv.adduser("bob@xmppd.test")
-    a = watch(await slix_connect(srv, "alice@xmppd.test/a", plugins=PLUGINS))
-    bob = await slix_connect(srv, "bob@xmppd.test", plugins=PLUGINS)
 
     def ctx_factory():
         ctx = OpenSSL.SSL.Context(OpenSSL.SSL.TLS_CLIENT_METHOD)
@@ -261,24 +253,23 @@ async def test_aioxmpp_enables_carbons_and_gets_sent_copies(srv):
         aioxmpp.JID.fromstr("alice@xmppd.test/aio"), layer,
         override_peer=[("127.0.0.1", srv.port, aioxmpp.connector.STARTTLSConnector())])
     got: asyncio.Queue = asyncio.Queue()
-    try:
-        async with client.connected():
-            client.summon(aioxmpp.dispatcher.SimpleMessageDispatcher).register_callback(
-                aioxmpp.MessageType.CHAT, aioxmpp.JID.fromstr("alice@xmppd.test"), got.put_nowait)
-            await client.summon(aioxmpp.carbons.CarbonsClient).enable()
-            a.send_message(mto="bob@xmppd.test", mbody="seen by aioxmpp", mtype="chat")
-            assert (await bob.next_message())["body"] == "seen by aioxmpp"
-            wrapper = await asyncio.wait_for(got.get(), 5)
-            inner = wrapper.xep0280_sent.stanza
-            assert inner.body.any() == "seen by aioxmpp"
-            assert str(inner.to) == "bob@xmppd.test"
-            # and the aioxmpp resource's own messages are copied to a
-            await a.plugin["xep_0280"].enable()
-            msg = aioxmpp.Message(to=aioxmpp.JID.fromstr("bob@xmppd.test"),
-                                  type_=aioxmpp.MessageType.CHAT)
-            msg.body[None] = "from aioxmpp"
-            await client.send(msg)
-            kind, _, inner = await next_carbon(a)
-            assert (kind, inner["body"]) == ("sent", "from aioxmpp")
-    finally:
-        await slix_close(a, bob)
+    async with (logged_in(srv, "alice@xmppd.test/a", "bob@xmppd.test", plugins=PLUGINS) as (a, bob),
+                client.connected()):
+        watch(a)
+        client.summon(aioxmpp.dispatcher.SimpleMessageDispatcher).register_callback(
+            aioxmpp.MessageType.CHAT, aioxmpp.JID.fromstr("alice@xmppd.test"), got.put_nowait)
+        await client.summon(aioxmpp.carbons.CarbonsClient).enable()
+        a.send_message(mto="bob@xmppd.test", mbody="seen by aioxmpp", mtype="chat")
+        assert (await bob.next_message())["body"] == "seen by aioxmpp"
+        wrapper = await asyncio.wait_for(got.get(), 5)
+        inner = wrapper.xep0280_sent.stanza
+        assert inner.body.any() == "seen by aioxmpp"
+        assert str(inner.to) == "bob@xmppd.test"
+        # and the aioxmpp resource's own messages are copied to a
+        await a.plugin["xep_0280"].enable()
+        msg = aioxmpp.Message(to=aioxmpp.JID.fromstr("bob@xmppd.test"),
+                              type_=aioxmpp.MessageType.CHAT)
+        msg.body[None] = "from aioxmpp"
+        await client.send(msg)
+        kind, _, inner = await next_carbon(a)
+        assert (kind, inner["body"]) == ("sent", "from aioxmpp")

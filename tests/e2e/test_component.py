@@ -6,7 +6,7 @@ import asyncio
 import pytest
 import slixmpp
 
-from .clients import slix_close, slix_connect
+from .clients import logged_in, slix_close, slix_connect
 from .conftest import start_server
 
 GLOBAL = 'component_ports = { 0 }\ncomponent_interfaces = { "127.0.0.1" }\n'
@@ -71,8 +71,7 @@ async def test_wrong_secret_is_refused(srv):
 async def test_component_may_not_spoof_other_domains(srv):
     await srv.adduser("alice@xmppd.test")
     gw = await connect_component(srv)
-    a = await slix_connect(srv, "alice@xmppd.test")
-    try:
+    async with logged_in(srv, "alice@xmppd.test") as a:
         errors = []
         gw.add_event_handler("stream_error", errors.append)
         done = gw.disconnected
@@ -81,16 +80,11 @@ async def test_component_may_not_spoof_other_domains(srv):
         assert errors and errors[0]["condition"] == "invalid-from"
         await asyncio.sleep(0.1)
         assert a.messages.empty()
-    finally:
-        await slix_close(a)
 
 
 async def test_disconnected_component_bounces(srv):
     await srv.adduser("alice@xmppd.test")
-    a = await slix_connect(srv, "alice@xmppd.test")
-    try:
+    async with logged_in(srv, "alice@xmppd.test") as a:
         a.send_message(mto="bot@gw.xmppd.test", mbody="anyone?", mtype="chat")
         err = await a.next_error()
         assert err["error"]["condition"] == "service-unavailable"
-    finally:
-        await slix_close(a)

@@ -2,7 +2,7 @@
 xep_0030 + xep_0128 (service discovery extensions)."""
 from __future__ import annotations
 
-from .clients import slix_close, slix_connect
+from .clients import logged_in
 from .conftest import start_server
 
 PLUGINS = ("xep_0030", "xep_0004", "xep_0128")
@@ -24,8 +24,7 @@ async def test_contact_info_from_config(tmp_path, certs):
         ' abuse = "mailto:abuse@xmppd.test" }\n'))
     try:
         await s.adduser("alice@xmppd.test")
-        a = await slix_connect(s, "alice@xmppd.test", plugins=PLUGINS)
-        try:
+        async with logged_in(s, "alice@xmppd.test", plugins=PLUGINS) as a:
             info = await a.plugin["xep_0030"].get_info("xmppd.test", timeout=10)
             fields = serverinfo(info)
             assert fields["admin-addresses"] == ["xmpp:joe@xmppd.test", "mailto:joe@xmppd.test"]
@@ -37,8 +36,6 @@ async def test_contact_info_from_config(tmp_path, certs):
                 "FORM_TYPE": ["http://jabber.org/network/serverinfo"],
                 "admin-addresses": ["xmpp:joe@xmppd.test", "mailto:joe@xmppd.test"],
                 "abuse-addresses": ["mailto:abuse@xmppd.test"]}]
-        finally:
-            await slix_close(a)
     finally:
         await s.server.stop()
 
@@ -47,11 +44,8 @@ async def test_defaults_to_admins(tmp_path, certs):
     s = await start_server(tmp_path, certs, host_extra='    modules_enabled = { "disco", "server_contact_info" }\n')
     try:
         await s.adduser("alice@xmppd.test")
-        a = await slix_connect(s, "alice@xmppd.test", plugins=PLUGINS)
-        try:
+        async with logged_in(s, "alice@xmppd.test", plugins=PLUGINS) as a:
             fields = serverinfo(await a.plugin["xep_0030"].get_info("xmppd.test", timeout=10))
             assert fields["admin-addresses"] == ["xmpp:admin@xmppd.test"]
-        finally:
-            await slix_close(a)
     finally:
         await s.server.stop()

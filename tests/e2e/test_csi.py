@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .clients import slix_close, slix_connect
+from .clients import Login, logged_in
 from .conftest import start_server
 
 
@@ -13,9 +13,9 @@ async def test_inactive_holds_presence_and_chat_states_until_important(tmp_path,
     try:
         await srv.adduser("alice@xmppd.test")
         await srv.adduser("bob@xmppd.test")
-        a = await slix_connect(srv, "alice@xmppd.test/phone", plugins=("xep_0030", "xep_0352", "xep_0085"))
-        b = await slix_connect(srv, "bob@xmppd.test/pc", plugins=("xep_0030", "xep_0085"))
-        try:
+        async with logged_in(srv,
+                             Login("alice@xmppd.test/phone", plugins=("xep_0030", "xep_0352", "xep_0085")),
+                             Login("bob@xmppd.test/pc", plugins=("xep_0030", "xep_0085"))) as (a, b):
             a.plugin["xep_0352"].send_inactive()
             await asyncio.sleep(0.2)
             # unimportant: directed presence updates and a chat state
@@ -40,7 +40,5 @@ async def test_inactive_holds_presence_and_chat_states_until_important(tmp_path,
             b.send_presence(pto="alice@xmppd.test/phone", pstatus="three")
             p = await asyncio.wait_for(a.presences.get(), 5)
             assert p["status"] == "three"
-        finally:
-            await slix_close(a, b)
     finally:
         await srv.server.stop()

@@ -20,7 +20,7 @@ from slixmpp.exceptions import IqError
 
 from xmppd.modules.external_services import prepare, rest_credentials
 
-from .clients import slix_close, slix_connect
+from .clients import logged_in
 from .conftest import start_server
 
 NS = "urn:xmpp:extdisco:2"
@@ -51,8 +51,7 @@ async def turn_server(tmp_path, certs):
 
 
 async def test_turn_external_credentials_and_fixed_accounts(turn_server):
-    a = await slix_connect(turn_server, "alice@xmppd.test", plugins=("xep_0030",))
-    try:
+    async with logged_in(turn_server, "alice@xmppd.test", plugins=("xep_0030",)) as a:
         info = await a.plugin["xep_0030"].get_info("xmppd.test", timeout=10)
         assert NS in info["disco_info"]["features"]
         before = time.time()
@@ -85,8 +84,6 @@ async def test_turn_external_credentials_and_fixed_accounts(turn_server):
         # the older namespace is answered too
         old = await ask(a, "<services xmlns='urn:xmpp:extdisco:1'/>")
         assert len(old) == 5
-    finally:
-        await slix_close(a)
 
 
 async def test_no_secret_announces_nothing(tmp_path, certs):
@@ -94,11 +91,8 @@ async def test_no_secret_announces_nothing(tmp_path, certs):
         '    modules_enabled = { "disco", "turn_external" }\n'))
     try:
         await s.adduser("alice@xmppd.test")
-        a = await slix_connect(s, "alice@xmppd.test")
-        try:
+        async with logged_in(s, "alice@xmppd.test") as a:
             assert await ask(a, f"<services xmlns='{NS}'/>") == []
-        finally:
-            await slix_close(a)
     finally:
         await s.server.stop()
 
@@ -241,11 +235,8 @@ async def test_coturn_accepts_the_credentials(tmp_path, certs, coturn):
         '    turn_external_secret = "s3cr3t"\n'))
     try:
         await s.adduser("alice@xmppd.test")
-        a = await slix_connect(s, "alice@xmppd.test")
-        try:
+        async with logged_in(s, "alice@xmppd.test") as a:
             [turn] = await ask(a, f"<services xmlns='{NS}' type='turn'/>")
-        finally:
-            await slix_close(a)
         assert turn["port"] == str(coturn)
         kind, attrs = await asyncio.to_thread(turn_allocate, coturn, turn["username"], turn["password"])
         assert kind == 0x0103, attrs.get(0x0009)            # Allocate success

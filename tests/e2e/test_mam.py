@@ -14,7 +14,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from xmppd.modules.mam import parse_expiry, parse_stamp, stamp
 
-from .clients import slix_close, slix_connect
+from .clients import logged_in, slix_close
 from .conftest import start_server
 
 PLUGINS = ("xep_0030", "xep_0313", "xep_0280", "xep_0359")
@@ -42,12 +42,8 @@ async def srv(tmp_path, certs):
 async def pair(srv):
     await srv.adduser("alice@xmppd.test")
     await srv.adduser("bob@xmppd.test")
-    a = await slix_connect(srv, "alice@xmppd.test/phone", plugins=PLUGINS)
-    b = await slix_connect(srv, "bob@xmppd.test/pc", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test/phone", "bob@xmppd.test/pc", plugins=PLUGINS) as (a, b):
         yield a, b
-    finally:
-        await slix_close(a, b)
 
 
 def mam_api(srv):
@@ -217,8 +213,7 @@ async def test_forged_stanza_id_is_stripped(pair):
 async def test_with_start_end_filters(srv, pair):
     a, b = pair
     await srv.adduser("carol@xmppd.test")
-    c = await slix_connect(srv, "carol@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "carol@xmppd.test", plugins=PLUGINS) as c:
         await chat(b, a, "from bob 1")
         await chat(c, a, "from carol")
         await chat(b, a, "from bob 2")
@@ -238,8 +233,6 @@ async def test_with_start_end_filters(srv, pair):
         bodies, _, fin = await query(a, start=future)
         assert bodies == [] and fin_info(fin)["complete"] == "true"
         assert fin_info(fin)["first"] is None
-    finally:
-        await slix_close(c)
 
 
 async def test_rsm_paging_forward_and_backward(pair):
@@ -278,17 +271,13 @@ async def test_page_size_is_capped(tmp_path, certs):
     try:
         await srv.adduser("alice@xmppd.test")
         await srv.adduser("bob@xmppd.test")
-        a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-        b = await slix_connect(srv, "bob@xmppd.test", plugins=PLUGINS)
-        try:
+        async with logged_in(srv, "alice@xmppd.test", "bob@xmppd.test", plugins=PLUGINS) as (a, b):
             for i in range(6):
                 await chat(b, a, f"m{i}")
             bodies, _, fin = await query(a, rsm={"max": "100"})
             assert len(bodies) == 4 and fin_info(fin)["complete"] == "false"
             bodies, _, fin = await query(a)
             assert len(bodies) == 4
-        finally:
-            await slix_close(a, b)
     finally:
         await srv.server.stop()
 
@@ -377,8 +366,7 @@ async def test_preferences(srv, pair):
     assert await prefs() == ("always", [], [])
     assert await prefs("never", always=["bob@xmppd.test/pc"]) == ("never", ["bob@xmppd.test"], [])
     await srv.adduser("carol@xmppd.test")
-    c = await slix_connect(srv, "carol@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "carol@xmppd.test", plugins=PLUGINS) as c:
         await chat(b, a, "bob is always archived")
         await chat(c, a, "carol is not")
         got = await chat(a, c, "nor is this")
@@ -401,8 +389,6 @@ async def test_preferences(srv, pair):
         await chat(c, a, "carol is a contact")
         bodies, _, _ = await query(a)
         assert bodies[-1] == "carol is a contact"
-    finally:
-        await slix_close(c)
     with pytest.raises(IqError) as exc:
         await prefs("sometimes")
     assert exc.value.condition == "bad-request"
@@ -424,8 +410,7 @@ async def test_offline_message_is_archived_and_gets_stanza_id(srv, pair):
 
 async def test_carbon_of_incoming_message_carries_stanza_id(srv, pair):
     a, b = pair
-    a2 = await slix_connect(srv, "alice@xmppd.test/laptop", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test/laptop", plugins=PLUGINS) as a2:
         await a2.plugin["xep_0280"].enable()
         got = []
         a2.add_event_handler("carbon_received", got.append)
@@ -442,8 +427,6 @@ async def test_carbon_of_incoming_message_carries_stanza_id(srv, pair):
         await a2.next_message()
         items = await archive(srv).query("alice")
         assert sum("note to self" in i.value for i in items) == 1
-    finally:
-        await slix_close(a2)
 
 
 async def test_retention(tmp_path, certs):
@@ -451,9 +434,7 @@ async def test_retention(tmp_path, certs):
     try:
         await srv.adduser("alice@xmppd.test")
         await srv.adduser("bob@xmppd.test")
-        a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-        b = await slix_connect(srv, "bob@xmppd.test", plugins=PLUGINS)
-        try:
+        async with logged_in(srv, "alice@xmppd.test", "bob@xmppd.test", plugins=PLUGINS) as (a, b):
             await chat(b, a, "old")
             cleanup = mam_api(srv).cleanup
             assert await cleanup() == 0  # nothing is a day old yet
@@ -463,8 +444,6 @@ async def test_retention(tmp_path, certs):
             assert await archive(srv).query("alice") == []
             bodies, _, _ = await query(a)
             assert bodies == []
-        finally:
-            await slix_close(a, b)
     finally:
         await srv.server.stop()
 
@@ -553,8 +532,7 @@ async def test_large_archive_uses_the_index(srv):
     assert load_time < 60
 
     # and through the protocol: the last page with peer 7 in one round trip
-    a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
         started = time.monotonic()
         bodies, _, fin = await query(a, with_jid=peers[7], rsm={"max": "5", "before": ""})
         elapsed = time.monotonic() - started
@@ -564,8 +542,6 @@ async def test_large_archive_uses_the_index(srv):
         bodies, _, _ = await query(a, with_jid=peers[7], rsm={"max": "2", "before": info["first"]})
         assert bodies == [str(BIG - 63), str(BIG - 53)]
         assert elapsed < 5, elapsed
-    finally:
-        await slix_close(a)
 
 
 async def test_roster_policy_uses_the_roster(tmp_path, certs):
@@ -575,16 +551,12 @@ async def test_roster_policy_uses_the_roster(tmp_path, certs):
     try:
         for u in ("alice", "bob", "carol"):
             await srv.adduser(f"{u}@xmppd.test")
-        a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-        b = await slix_connect(srv, "bob@xmppd.test", plugins=PLUGINS)
-        c = await slix_connect(srv, "carol@xmppd.test", plugins=PLUGINS)
-        try:
+        async with logged_in(srv, "alice@xmppd.test", "bob@xmppd.test", "carol@xmppd.test",
+                             plugins=PLUGINS) as (a, b, c):
             await a.update_roster("bob@xmppd.test", name="Bob")
             await chat(b, a, "bob is in the roster")
             await chat(c, a, "carol is not")
             bodies, _, _ = await query(a)
             assert bodies == ["bob is in the roster"]
-        finally:
-            await slix_close(a, b, c)
     finally:
         await srv.server.stop()

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from slixmpp.exceptions import IqError
 
-from .clients import slix_close
+from .clients import Login, logged_in
 from .conftest import start_server
 from .peputil import (
     EVENT, PUBSUB, available, next_event, no_event, options, pep_connect, publish,
@@ -34,8 +34,7 @@ def mood(word: str) -> str:
 
 
 async def test_publish_autocreates_and_owner_reads(srv):
-    a = await pep_connect(srv, A)
-    try:
+    async with logged_in(srv, A, connect=pep_connect) as a:
         r = await publish(a, MOOD, mood("happy"), id="current")
         assert r["pubsub"]["publish"]["node"] == MOOD
         assert r["pubsub"]["publish"]["item"]["id"] == "current"
@@ -59,13 +58,10 @@ async def test_publish_autocreates_and_owner_reads(srv):
         assert (A, MOOD, None) in items["disco_items"]["items"]
         server = await a.plugin["xep_0030"].get_info("xmppd.test", timeout=10)
         assert f"{PUBSUB}#publish-options" in server["disco_info"]["features"]
-    finally:
-        await slix_close(a)
 
 
 async def test_publish_options_preconditions_and_configure(srv):
-    a = await pep_connect(srv, A)
-    try:
+    async with logged_in(srv, A, connect=pep_connect) as a:
         await publish(a, "urn:example:n", "<x xmlns='urn:example'/>", id="1",
                       opts=options(access_model="open", max_items="max"))
         conf = await a.plugin["xep_0060"].get_node_config(None, "urn:example:n", timeout=10)
@@ -96,14 +92,10 @@ async def test_publish_options_preconditions_and_configure(srv):
             await publish(a, "urn:example:m", "<x xmlns='urn:example'/>",
                           opts=options(access_model="everybody"))
         assert pubsub_error(e.value) == ("conflict", "precondition-not-met")
-    finally:
-        await slix_close(a)
 
 
 async def test_access_models_for_others(srv):
-    a = await pep_connect(srv, A)
-    b = await pep_connect(srv, B)
-    try:
+    async with logged_in(srv, A, B, connect=pep_connect) as (a, b):
         await publish(a, "urn:example:presence", "<x xmlns='urn:example'/>", id="1")
         await publish(a, "urn:example:open", "<x xmlns='urn:example'/>", id="1",
                       opts=options(access_model="open"))
@@ -143,17 +135,15 @@ async def test_access_models_for_others(srv):
         with pytest.raises(IqError) as e:
             await b.plugin["xep_0060"].get_items("nobody@xmppd.test", "x", timeout=10)
         assert e.value.iq["error"]["condition"] == "service-unavailable"
-    finally:
-        await slix_close(a, b)
 
 
 async def test_notifications_follow_caps(srv):
-    a = await pep_connect(srv, A, interests=[MOOD])
-    a2 = await pep_connect(srv, A + "/nocaps", plugins=("xep_0030", "xep_0004", "xep_0060"))
-    a3 = await pep_connect(srv, A + "/other")      # caps, but no +notify for MOOD
-    b = await pep_connect(srv, B, interests=[MOOD], presence=False)
-    c = await pep_connect(srv, B + "/nocaps", presence=False)
-    try:
+    async with logged_in(srv, Login(A, interests=[MOOD]),
+                         Login(A + "/nocaps", plugins=("xep_0030", "xep_0004", "xep_0060")),
+                         A + "/other",      # caps, but no +notify for MOOD
+                         Login(B, interests=[MOOD], presence=False),
+                         Login(B + "/nocaps", presence=False),
+                         connect=pep_connect) as (a, a2, a3, b, c):
         await publish(a, MOOD, mood("happy"), id="current", opts=options(access_model="open"))
         # the owner's resources are told: those that want it, and those without caps
         for cl in (a, a2):
@@ -185,43 +175,33 @@ async def test_notifications_follow_caps(srv):
         await asyncio.sleep(0.2)
         await publish(a, MOOD, mood("happy"), id="current", opts=options(access_model="open"))
         await no_event(b)
-    finally:
-        await slix_close(a, a2, a3, b, c)
 
 
 async def test_owner_gets_last_items_on_login(srv):
-    a = await pep_connect(srv, A)
-    try:
+    async with logged_in(srv, A, connect=pep_connect) as a:
         await publish(a, MOOD, mood("happy"), id="current")
-    finally:
-        await slix_close(a)
-    a = await pep_connect(srv, A, interests=[MOOD])
-    try:
+    async with logged_in(srv, A, connect=pep_connect, interests=[MOOD]) as a:
         name, msg = await next_event(a)
         assert name == "pubsub_publish" and msg["pubsub_event"]["items"]["item"]["id"] == "current"
-    finally:
-        await slix_close(a)
 
 
 async def test_items_survive_restart(tmp_path, certs):
     s = await start_server(tmp_path, certs, host_extra=HOST_EXTRA)
     try:
         await s.adduser(A)
-        a = await pep_connect(s, A)
-        await publish(a, "urn:example:keep", "<x xmlns='urn:example'>1</x>", id="one",
-                      opts=options(access_model="open", max_items="10"))
-        await publish(a, "urn:example:keep", "<x xmlns='urn:example'>2</x>", id="two")
-        await slix_close(a)
+        async with logged_in(s, A, connect=pep_connect) as a:
+            await publish(a, "urn:example:keep", "<x xmlns='urn:example'>1</x>", id="one",
+                          opts=options(access_model="open", max_items="10"))
+            await publish(a, "urn:example:keep", "<x xmlns='urn:example'>2</x>", id="two")
     finally:
         await s.server.stop()
     s = await start_server(tmp_path, certs, host_extra=HOST_EXTRA)
     try:
-        a = await pep_connect(s, A)
-        got = await a.plugin["xep_0060"].get_items(None, "urn:example:keep", timeout=10)
-        assert [i["id"] for i in got["pubsub"]["items"]] == ["one", "two"]
-        conf = await a.plugin["xep_0060"].get_node_config(None, "urn:example:keep", timeout=10)
-        assert conf["pubsub_owner"]["configure"]["form"].get_values()["pubsub#max_items"] == "10"
-        await slix_close(a)
+        async with logged_in(s, A, connect=pep_connect) as a:
+            got = await a.plugin["xep_0060"].get_items(None, "urn:example:keep", timeout=10)
+            assert [i["id"] for i in got["pubsub"]["items"]] == ["one", "two"]
+            conf = await a.plugin["xep_0060"].get_node_config(None, "urn:example:keep", timeout=10)
+            assert conf["pubsub_owner"]["configure"]["form"].get_values()["pubsub#max_items"] == "10"
     finally:
         await s.server.stop()
 
@@ -254,10 +234,9 @@ async def test_presence_access_with_roster(tmp_path, certs):
     try:
         for u in (A, B, "carol@xmppd.test"):
             await s.adduser(u)
-        a = await pep_connect(s, A)
-        b = await pep_connect(s, B, interests=[MOOD])
-        c = await pep_connect(s, "carol@xmppd.test", interests=[MOOD])
-        try:
+        async with logged_in(s, A, Login(B, interests=[MOOD]),
+                             Login("carol@xmppd.test", interests=[MOOD]),
+                             connect=pep_connect) as (a, b, c):
             await _mutual(a, b)
             await publish(a, MOOD, mood("happy"), id="current")     # default: presence
             while True:   # bob is told (maybe after a last-item delivery of nothing)
@@ -273,14 +252,9 @@ async def test_presence_access_with_roster(tmp_path, certs):
             await available(c, to=A)
             await publish(a, MOOD, mood("sad"), id="current")
             await no_event(c)
-        finally:
-            await slix_close(a, b, c)
         # bob logs in again: alice's last item comes with her presence
-        b = await pep_connect(s, B, interests=[MOOD])
-        try:
+        async with logged_in(s, B, connect=pep_connect, interests=[MOOD]) as b:
             name, msg = await next_event(b)
             assert msg["from"] == A and msg.xml.find(f".//{{{MOOD}}}sad") is not None
-        finally:
-            await slix_close(b)
     finally:
         await s.server.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from slixmpp.exceptions import IqError
 
-from .clients import slix_close
+from .clients import Login, logged_in
 from .conftest import start_server
 from .peputil import (
     EVENT, available, next_event, options, pep_connect, publish, pubsub_error,
@@ -57,9 +57,8 @@ async def publish_open(c, node, payload, id="current"):
 
 
 async def test_conversations_axolotl_flow(srv):
-    a = await pep_connect(srv, A, interests=[DEVICELIST])
-    b = await pep_connect(srv, B, interests=[DEVICELIST], presence=False)
-    try:
+    async with logged_in(srv, A, Login(B, presence=False), connect=pep_connect,
+                         interests=[DEVICELIST]) as (a, b):
         # an old client once created the device list with the default (presence) model
         await publish(a, DEVICELIST, devicelist(1111), id="current")
         await next_event(a)
@@ -92,14 +91,11 @@ async def test_conversations_axolotl_flow(srv):
         # the node is open now: no precondition failure any more
         r = await publish(a, DEVICELIST, devicelist(2222, 3333), id="current", opts=options(**OPEN))
         assert r["pubsub"]["publish"]["item"]["id"] == "current"
-    finally:
-        await slix_close(a, b)
 
 
 async def test_dino_omemo2_flow(srv):
-    a = await pep_connect(srv, A, interests=[OMEMO2 + ":devices"])
-    b = await pep_connect(srv, B, interests=[OMEMO2 + ":devices"], presence=False)
-    try:
+    async with logged_in(srv, A, Login(B, presence=False), connect=pep_connect,
+                         interests=[OMEMO2 + ":devices"]) as (a, b):
         await publish(a, OMEMO2 + ":devices",
                       f"<devices xmlns='{OMEMO2}'><device id='7' label='Dino'/></devices>",
                       id="current", opts=options(access_model="open"))
@@ -124,5 +120,3 @@ async def test_dino_omemo2_flow(srv):
                       id="current", opts=options(access_model="open"))
         name, msg = await next_event(b)
         assert msg["pubsub_event"]["items"]["node"] == OMEMO2 + ":devices"
-    finally:
-        await slix_close(a, b)

@@ -7,7 +7,7 @@ import pytest
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ElementBase
 
-from .clients import slix_close, slix_connect
+from .clients import logged_in
 from .conftest import start_server
 
 PLUGINS = ("xep_0030", "xep_0049")
@@ -44,8 +44,7 @@ async def retrieve(c, tag: str):
 
 
 async def test_store_and_retrieve_per_namespace(srv):
-    a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
         p = a.plugin["xep_0049"]
         p.register(Prefs)
         await p.store(el("<prefs xmlns='urn:example:prefs'><color>blue</color></prefs>"), timeout=10)
@@ -67,14 +66,10 @@ async def test_store_and_retrieve_per_namespace(srv):
         await p.store(el("<prefs xmlns='urn:example:prefs'/>"), timeout=10)
         got = await retrieve(a, "{urn:example:prefs}prefs")
         assert len(got["private"].xml.find("{urn:example:prefs}prefs")) == 0
-    finally:
-        await slix_close(a)
 
 
 async def test_others_cannot_read_and_reserved_namespaces(srv):
-    a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-    b = await slix_connect(srv, "bob@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test", "bob@xmppd.test", plugins=PLUGINS) as (a, b):
         await a.plugin["xep_0049"].store(el("<s xmlns='urn:example:secret'>x</s>"), timeout=10)
         iq = b.make_iq_get(ito="alice@xmppd.test")
         q = ET.SubElement(iq.xml, "{jabber:iq:private}query")
@@ -89,5 +84,3 @@ async def test_others_cannot_read_and_reserved_namespaces(srv):
         # alice's data is still hers
         got = await retrieve(a, "{urn:example:secret}s")
         assert got["private"].xml.find("{urn:example:secret}s").text == "x"
-    finally:
-        await slix_close(a, b)

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from slixmpp.exceptions import IqError
 
-from .clients import TIMEOUT, AuthFailed, SlixClient, slix_close, slix_connect
+from .clients import TIMEOUT, AuthFailed, SlixClient, logged_in, slix_close, slix_connect
 from .conftest import start_server
 from .rawclient import Raw
 
@@ -100,12 +100,10 @@ async def test_not_offered_without_tls(tmp_path, certs):
 
 async def test_register_then_login(open_srv):
     outcome = []
-    c = await register_connect(open_srv, "newbie@xmppd.test", "pw1", outcome=outcome)
-    try:
+    async with logged_in(open_srv, "newbie@xmppd.test", password="pw1", connect=register_connect,
+                         outcome=outcome) as c:
         assert outcome == ["registered"]
         assert str(c.boundjid).startswith("newbie@xmppd.test/")
-    finally:
-        await slix_close(c)
     again = await slix_connect(open_srv, "newbie@xmppd.test", "pw1", plugins=PLUGINS)
     await slix_close(again)
 
@@ -142,13 +140,10 @@ def _ctx(srv):
 async def test_change_password(closed_srv):
     # password change is there for logged-in users even with registration off
     await closed_srv.adduser("alice@xmppd.test", "old")
-    a = await slix_connect(closed_srv, "alice@xmppd.test", "old", plugins=PLUGINS)
-    try:
+    async with logged_in(closed_srv, "alice@xmppd.test", password="old", plugins=PLUGINS) as a:
         info = await a.plugin["xep_0077"].get_registration(timeout=10)
         assert info["register"]["registered"] and info["register"]["username"] == "alice"
         await a.plugin["xep_0077"].change_password("new", timeout=10)
-    finally:
-        await slix_close(a)
     with pytest.raises(AuthFailed):
         await slix_connect(closed_srv, "alice@xmppd.test", "old", plugins=PLUGINS)
     a = await slix_connect(closed_srv, "alice@xmppd.test", "new", plugins=PLUGINS)

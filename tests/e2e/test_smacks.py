@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from .clients import slix_close, slix_connect
+from .clients import Login, logged_in, slix_close, slix_connect
 from .conftest import start_server
 
 SM_PLUGINS = ("xep_0030", "xep_0198")
@@ -51,9 +51,8 @@ async def test_enable_and_acks(sm_server):
     srv = sm_server
     await srv.adduser("alice@xmppd.test")
     await srv.adduser("bob@xmppd.test")
-    a = await connect_sm(srv, "alice@xmppd.test/phone")
-    b = await slix_connect(srv, "bob@xmppd.test")
-    try:
+    async with logged_in(srv, Login("alice@xmppd.test/phone", connect=connect_sm),
+                         "bob@xmppd.test") as (a, b):
         assert "stream_management" in a.features
         for i in range(5):
             b.send_message(mto="alice@xmppd.test/phone", mbody=f"m{i}", mtype="chat")
@@ -63,17 +62,14 @@ async def test_enable_and_acks(sm_server):
         await wait_for(lambda: len(sm_state(srv, "alice@xmppd.test/phone").queue) == 0)
         # and the server counts what the client sent
         await wait_for(lambda: sm_state(srv, "alice@xmppd.test/phone").handled_in >= 1)
-    finally:
-        await slix_close(a, b)
 
 
 async def test_resume_after_dropped_connection_loses_nothing(sm_server):
     srv = sm_server
     await srv.adduser("alice@xmppd.test")
     await srv.adduser("bob@xmppd.test")
-    a = await connect_sm(srv, "alice@xmppd.test/phone")
-    b = await slix_connect(srv, "bob@xmppd.test")
-    try:
+    async with logged_in(srv, Login("alice@xmppd.test/phone", connect=connect_sm),
+                         "bob@xmppd.test") as (a, b):
         b.send_message(mto="alice@xmppd.test", mbody="before", mtype="chat")
         assert (await a.next_message())["body"] == "before"
         # mid-conversation the phone stops reading, a message is in flight, the link dies
@@ -99,8 +95,6 @@ async def test_resume_after_dropped_connection_loses_nothing(sm_server):
         # and the resumed stream works both ways
         a.send_message(mto="bob@xmppd.test", mbody="back", mtype="chat")
         assert (await b.next_message())["body"] == "back"
-    finally:
-        await slix_close(a, b)
 
 
 async def test_unknown_previd_fails_with_item_not_found(sm_server):
@@ -155,8 +149,7 @@ async def test_hibernation_timeout_stores_offline_and_nothing_is_lost(tmp_path, 
         await srv.adduser("alice@xmppd.test")
         await srv.adduser("bob@xmppd.test")
         a = await connect_sm(srv, "alice@xmppd.test/phone")
-        b = await slix_connect(srv, "bob@xmppd.test")
-        try:
+        async with logged_in(srv, "bob@xmppd.test") as b:
             b.send_message(mto="alice@xmppd.test", mbody="seen", mtype="chat")
             assert (await a.next_message())["body"] == "seen"
             a.transport.pause_reading()
@@ -171,13 +164,8 @@ async def test_hibernation_timeout_stores_offline_and_nothing_is_lost(tmp_path, 
             await asyncio.sleep(0.2)
             assert b.errors.empty()
             a.disconnect(wait=0)
-            again = await slix_connect(srv, "alice@xmppd.test/phone2")
-            try:
+            async with logged_in(srv, "alice@xmppd.test/phone2") as again:
                 got = [(await again.next_message())["body"] for _ in range(2)]
                 assert got == ["in flight", "while hibernating"]
-            finally:
-                await slix_close(again)
-        finally:
-            await slix_close(b)
     finally:
         await srv.server.stop()

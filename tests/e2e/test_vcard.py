@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from slixmpp.exceptions import IqError
 
-from .clients import slix_close, slix_connect
+from .clients import logged_in
 from .conftest import start_server
 
 PLUGINS = ("xep_0030", "xep_0054")
@@ -23,9 +23,7 @@ async def srv(tmp_path, certs):
 
 
 async def test_own_vcard_set_get_and_others_read_it(srv):
-    a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-    b = await slix_connect(srv, "bob@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test", "bob@xmppd.test", plugins=PLUGINS) as (a, b):
         v = a.plugin["xep_0054"]
         empty = await v.get_vcard(local=False, cached=False, timeout=10)
         assert empty["vcard_temp"]["FN"] == ""  # none stored yet: an empty vCard
@@ -44,13 +42,10 @@ async def test_own_vcard_set_get_and_others_read_it(srv):
             await a.plugin["xep_0054"].get_vcard("bob@xmppd.test", local=False, cached=False,
                                                  timeout=10)
         assert exc.value.iq["error"]["condition"] == "item-not-found"
-    finally:
-        await slix_close(a, b)
 
 
 async def test_cannot_set_someone_elses_vcard_and_size_limit(srv):
-    a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
         v = a.plugin["xep_0054"]
         card = v.make_vcard()
         card["FN"] = "Mallory"
@@ -64,19 +59,14 @@ async def test_cannot_set_someone_elses_vcard_and_size_limit(srv):
         with pytest.raises(IqError) as exc:
             await v.publish_vcard(big, timeout=10)
         assert exc.value.iq["error"]["condition"] == "not-acceptable"
-    finally:
-        await slix_close(a)
 
 
 async def test_vcard_advertised(srv):
-    a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-    try:
+    async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
         info = await a.plugin["xep_0030"].get_info("xmppd.test", timeout=10)
         assert "vcard-temp" in info["disco_info"]["features"]
         info = await a.plugin["xep_0030"].get_info("bob@xmppd.test", timeout=10)
         assert "vcard-temp" in info["disco_info"]["features"]
-    finally:
-        await slix_close(a)
 
 
 async def test_vcard_legacy_is_an_alias(tmp_path, certs):

@@ -8,8 +8,13 @@ test DNS server (never /etc/hosts, never port 5269):
 * ejabberd resolves with Erlang's inet_res: an inetrc file given in ``ERL_INETRC``
   with ``{nameserver, {127,0,0,1}, PORT}`` does the same.
 
-Accounts are created before start: Prosody's internal storage file
-(``authentication = "internal_plain"``), ejabberd's ``ejabberdctl register``.
+Both are :class:`Peer` objects, the interface the interop tests
+(``test_interop.py``) are written against: start and stop in a directory of
+their own on free ports with some accounts, their domain, the DNS records they
+need, and their capabilities. Accounts are the one thing done differently
+(:meth:`Peer._launch`): Prosody's are files in its internal storage
+(``authentication = "internal_plain"``) written before it starts, ejabberd's are
+registered over Erlang RPC once it runs.
 """
 from __future__ import annotations
 
@@ -66,22 +71,94 @@ def _encode_prosody(s: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else f"%{ord(c):02x}" for c in s)
 
 
-class Prosody:
-    def __init__(self, base: Path, domain: str, cert: tuple[str, str], cafile: str, dns_port: int,
-                 *, secure_auth: bool = True, muc: str | None = None, modules: tuple[str, ...] = ()):
-        self.base = base / f"prosody-{domain}"
+class Peer:
+    """A real XMPP server on loopback, peer of an xmppd in the interop tests.
+
+    Subclasses name the ``program`` (what ``pytest.mark.external`` names, and the
+    test id), ``caps`` (what it can be asked for: ``"muc"``, a MUC service at
+    ``conference.<domain>``; ``"bidi"``, XEP-0288) and whether it needs
+    ``ip_srv_targets``; they implement :meth:`_launch`. A peer is also a "srv"
+    for :func:`tests.e2e.clients.slix_connect` and ``flows`` (``port``,
+    ``tls_port``, ``cafile``, ``clients``)."""
+
+    program: str
+    domain: str
+    caps: frozenset[str] = frozenset()
+    ip_srv_targets = False
+    tls_port = None   # no direct TLS c2s port
+
+    def __init__(self, base: Path, cert: tuple[str, str], cafile: str, dns_port: int,
+                 *, secure_auth: bool = True, want: tuple[str, ...] = ()):
+        if not set(want) <= self.caps:
+            raise ValueError(f"{self.program} has no {sorted(set(want) - self.caps)}")
+        self.base = base / f"{self.program}-{self.domain}"
         self.base.mkdir(parents=True, exist_ok=True)
-        self.domain = domain
         self.cert, self.cafile = cert, cafile
         self.dns_port = dns_port
         self.secure_auth = secure_auth
-        self.muc = muc
-        self.modules = modules
+        self.want = tuple(want)
+        self.muc = f"conference.{self.domain}" if "muc" in want else None
         self.c2s_port = free_port()
         self.s2s_port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.clients: list = []   # for tests.e2e.imhelpers.connect and flows
+
+    @property
+    def port(self) -> int:
+        return self.c2s_port
+
+    async def start(self, users: tuple[str, ...] = (), password: str = "secret") -> "Peer":
+        """Start the server with these accounts (local parts) on it."""
+        await self._launch(tuple(users), password)
+        return self
+
+    async def _launch(self, users: tuple[str, ...], password: str) -> None:
+        """Start the process, with ``users`` registered: the one thing peers do differently."""
+        raise NotImplementedError
+
+    def publish(self, dns) -> None:
+        """The peer's own records: SRV (for its domain and its MUC service) and A."""
+        for name in (self.domain, self.muc):
+            if name:
+                dns.srv(f"_xmpp-server._tcp.{name}", self.domain, self.s2s_port)
+        dns.a(self.domain)
+
+    def publish_xmppd(self, dns, port: int, host: str, *names: str) -> None:
+        """Records for an xmppd ``host`` listening for s2s on ``port``, as this peer
+        can follow them: SRV for ``host`` and ``names`` (its components) pointing at
+        ``host`` (or 127.0.0.1 with ``ip_srv_targets``), and A for ``host``."""
+        target = "127.0.0.1" if self.ip_srv_targets else host
+        for name in (host, *names):
+            dns.srv(f"_xmpp-server._tcp.{name}", target, port)
+        dns.a(host)
+
+    async def _terminate(self, polls: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            for _ in range(polls):
+                if self.proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                self.proc.kill()
+                self.proc.wait()
+
+    async def stop(self) -> None:
+        await self._terminate(50)
+
+    def tail(self) -> str:
+        raise NotImplementedError
+
+
+class Prosody(Peer):
+    program = "prosody"
+    domain = "prosody.example"   # not *.test: libunbound refuses the whole .test TLD
+    caps = frozenset({"muc", "bidi"})
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.modules = ("s2s_bidi",) if "bidi" in self.want else ()
         self.log = self.base / "prosody.log"
-        self.users: dict[str, str] = {}
 
     def adduser(self, user: str, password: str = "secret") -> str:
         d = self.base / "data" / _encode_prosody(self.domain) / "accounts"
@@ -120,7 +197,10 @@ class Prosody:
                 ssl = {{ certificate = "{self.cert[0]}"; key = "{self.cert[1]}"; cafile = "{self.cafile}"; }}
         """) + muc
 
-    async def start(self) -> "Prosody":
+    async def _launch(self, users: tuple[str, ...], password: str) -> None:
+        # accounts are files in the internal storage: written before the start
+        for user in users:
+            self.adduser(user, password)
         exe = need("prosody")
         cfg = self.base / "prosody.cfg.lua"
         cfg.write_text(self.config())
@@ -130,44 +210,34 @@ class Prosody:
                                          stderr=subprocess.STDOUT, start_new_session=True)
         await wait_port(self.c2s_port, self.proc, self.log)
         await wait_port(self.s2s_port, self.proc, self.log)
-        return self
-
-    async def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            for _ in range(50):
-                if self.proc.poll() is not None:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                self.proc.kill()
-                self.proc.wait()
 
     def tail(self) -> str:
         return _tail(self.log, 120)
 
 
-class Ejabberd:
+class Ejabberd(Peer):
     """ejabberd run directly with ``erl`` as root (ejabberdctl would switch to the
     ejabberd user, who cannot read pytest's directories); accounts registered over
-    Erlang RPC from a hidden node."""
+    Erlang RPC from a hidden node. Its s2s (p1_xmpp) resolves the SRV record with
+    inet_res (the test DNS server) but the SRV target with the system's
+    getaddrinfo (/etc/hosts, /etc/resolv.conf): IP-literal targets keep it off the
+    system's files."""
 
-    def __init__(self, base: Path, domain: str, cert: tuple[str, str], cafile: str, dns_port: int,
-                 *, secure_auth: bool = True):
-        self.base = base / f"ejabberd-{domain}"
-        self.muc = f"conference.{domain}"  # mod_muc's service
-        self.base.mkdir(parents=True, exist_ok=True)
-        self.domain = domain
-        self.cert, self.cafile = cert, cafile
-        self.dns_port = dns_port
-        self.secure_auth = secure_auth
-        self.c2s_port = free_port()
-        self.s2s_port = free_port()
+    program = "ejabberd"
+    domain = "ejabberd.example"
+    caps = frozenset({"muc"})
+    ip_srv_targets = True
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
         self.node = f"ejabberd{self.c2s_port}@localhost"
-        self.proc: subprocess.Popen | None = None
         self.log = self.base / "ejabberd.log"
 
     def config(self) -> str:
+        muc = ('  mod_muc:\n'
+               f'    host: "{self.muc}"\n'
+               '    access_create: all\n'
+               '    access_persistent: all\n') if self.muc else ""
         return textwrap.dedent(f"""
             hosts: ["{self.domain}"]
             loglevel: debug
@@ -197,11 +267,7 @@ class Ejabberd:
               mod_ping: {{}}
               mod_roster: {{}}
               mod_s2s_dialback: {{}}
-              mod_muc:
-                host: "{self.muc}"
-                access_create: all
-                access_persistent: all
-        """)
+        """) + muc
 
     def env(self) -> dict:
         env = dict(os.environ)
@@ -211,7 +277,7 @@ class Ejabberd:
                    EJABBERD_PID_PATH=str(self.base / "ejabberd.pid"))
         return env
 
-    async def start(self) -> "Ejabberd":
+    async def _launch(self, users: tuple[str, ...], password: str) -> None:
         need("ejabberdctl")
         erl = need("erl")
         (self.base / "ejabberd.yml").write_text(self.config())
@@ -230,7 +296,9 @@ class Ejabberd:
                 start_new_session=True)
         await wait_port(self.c2s_port, self.proc, self.base / "stdout.log", timeout=60)
         await wait_port(self.s2s_port, self.proc, self.base / "stdout.log", timeout=30)
-        return self
+        # accounts are registered with the running node
+        for user in users:
+            await self.adduser(user, password)
 
     async def adduser(self, user: str, password: str = "secret") -> str:
         erl = need("erl")
@@ -247,15 +315,7 @@ class Ejabberd:
         return f"{user}@{self.domain}"
 
     async def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            for _ in range(100):
-                if self.proc.poll() is not None:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                self.proc.kill()
-                self.proc.wait()
+        await self._terminate(100)
 
     def tail(self) -> str:
         return _tail(self.log, 150) + "\n--- stdout ---\n" + _tail(self.base / "stdout.log", 40)

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from slixmpp.exceptions import IqError
 
-from tests.e2e.clients import slix_close, slix_connect
+from tests.e2e.clients import logged_in
 
 from .conftest import start_node
 
@@ -44,9 +44,7 @@ async def pair_dialback(tmp_path, dns, cas):
 async def exchange(a, b):
     await a.adduser(f"alice@{A}")
     await b.adduser(f"bob@{B}")
-    ca = await slix_connect(a, f"alice@{A}")
-    cb = await slix_connect(b, f"bob@{B}")
-    try:
+    async with logged_in(a, f"alice@{A}") as ca, logged_in(b, f"bob@{B}") as cb:
         ca.send_message(mto=f"bob@{B}", mbody="hello from a", mtype="chat")
         m = await cb.next_message(timeout=20)
         assert m["body"] == "hello from a"
@@ -69,8 +67,6 @@ async def exchange(a, b):
             iq.append(ET.Element("{urn:example:nothing}q"))
             await iq.send(timeout=10)
         assert info.value.iq["error"]["condition"] == "service-unavailable"
-    finally:
-        await slix_close(ca, cb)
 
 
 async def test_federation_sasl_external(pair_external):
@@ -96,11 +92,8 @@ async def test_direct_tls_srv_preferred(tmp_path, dns, cas):
     try:
         await a.adduser(f"alice@{A}")
         await b.adduser(f"bob@{B}")
-        ca_ = await slix_connect(a, f"alice@{A}")
-        try:
+        async with logged_in(a, f"alice@{A}") as ca_:
             await ca_.plugin["xep_0199"].ping(B, timeout=10)
-        finally:
-            await slix_close(ca_)
         out = [s for s in a.s2s.sessions if s.direction == "out"][0]
         assert out.direct_tls and out.auth_method == "sasl-external"
         assert out.target.endswith(f":{b.s2s_tls_port}")
@@ -118,15 +111,11 @@ async def test_secure_auth_refuses_untrusted_peer(tmp_path, dns, cas):
     try:
         await a.adduser(f"alice@{A}")
         await b.adduser(f"bob@{B}")
-        ca_ = await slix_connect(a, f"alice@{A}")
-        cb = await slix_connect(b, f"bob@{B}")
-        try:
+        async with logged_in(a, f"alice@{A}") as ca_, logged_in(b, f"bob@{B}") as cb:
             ca_.send_message(mto=f"bob@{B}", mbody="x", mtype="chat")
             err = await ca_.next_error(timeout=20)
             assert err["error"]["condition"] == "remote-server-not-found"
             assert cb.messages.empty()
-        finally:
-            await slix_close(ca_, cb)
     finally:
         await a.stop()
         await b.stop()
@@ -160,8 +149,7 @@ async def test_unreachable_domain_bounces(tmp_path, dns, cas):
     dns.srv("_xmpp-server._tcp.none.test", ".", 0)
     try:
         await a.adduser(f"alice@{A}")
-        c = await slix_connect(a, f"alice@{A}")
-        try:
+        async with logged_in(a, f"alice@{A}") as c:
             for dom in ("nowhere.test", "gone.test", "none.test"):
                 c.send_message(mto=f"x@{dom}", mbody="one", mtype="chat", )
                 c.send_message(mto=f"y@{dom}", mbody="two", mtype="chat")
@@ -172,8 +160,6 @@ async def test_unreachable_domain_bounces(tmp_path, dns, cas):
             c.send_message(mto="x@nowhere.test", mtype="error")
             await asyncio.sleep(1)
             assert c.errors.empty()
-        finally:
-            await slix_close(c)
     finally:
         await a.stop()
 
@@ -184,9 +170,7 @@ async def test_spoofed_from_closes_the_stream(pair_external):
     a, b = pair_external
     await a.adduser(f"alice@{A}")
     await b.adduser(f"bob@{B}")
-    ca_ = await slix_connect(a, f"alice@{A}")
-    cb = await slix_connect(b, f"bob@{B}")
-    try:
+    async with logged_in(a, f"alice@{A}") as ca_, logged_in(b, f"bob@{B}") as cb:
         cb.send_message(mto=f"alice@{A}", mbody="legit", mtype="chat")
         assert (await ca_.next_message(timeout=20))["body"] == "legit"
         link = b.s2s.links[(B, A)]
@@ -202,5 +186,3 @@ async def test_spoofed_from_closes_the_stream(pair_external):
         assert sess.closed
         with pytest.raises(asyncio.TimeoutError):
             await ca_.next_message(timeout=1)
-    finally:
-        await slix_close(ca_, cb)

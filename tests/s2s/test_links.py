@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.e2e.clients import slix_close, slix_connect
+from tests.e2e.clients import logged_in
 
 from .conftest import start_node
 
@@ -24,9 +24,7 @@ async def talk(a, b, n=5):
     """alice@a ⇄ bob@b: messages both ways, in order; IQs both ways."""
     await a.adduser(f"alice@{A}")
     await b.adduser(f"bob@{B}")
-    ca = await slix_connect(a, f"alice@{A}")
-    cb = await slix_connect(b, f"bob@{B}")
-    try:
+    async with logged_in(a, f"alice@{A}") as ca, logged_in(b, f"bob@{B}") as cb:
         for i in range(n):
             ca.send_message(mto=f"bob@{B}", mbody=f"a{i}", mtype="chat")
         assert [(await cb.next_message(timeout=20))["body"] for _ in range(n)] == [f"a{i}" for i in range(n)]
@@ -35,8 +33,6 @@ async def talk(a, b, n=5):
         assert [(await ca.next_message(timeout=20))["body"] for _ in range(n)] == [f"b{i}" for i in range(n)]
         await cb.plugin["xep_0199"].ping(A, timeout=10)
         await ca.plugin["xep_0199"].ping(cb.boundjid, timeout=10)
-    finally:
-        await slix_close(ca, cb)
 
 
 async def test_bidi_one_connection_both_ways(tmp_path, dns, cas):
@@ -91,12 +87,10 @@ async def pair(tmp_path, dns, cas):
     b = await start_node(tmp_path, dns, B, cas.issue("one", B), ca)
     await a.adduser(f"alice@{A}")
     await b.adduser(f"bob@{B}")
-    ca_ = await slix_connect(a, f"alice@{A}")
-    cb = await slix_connect(b, f"bob@{B}")
     try:
-        yield a, b, ca_, cb
+        async with logged_in(a, f"alice@{A}") as ca_, logged_in(b, f"bob@{B}") as cb:
+            yield a, b, ca_, cb
     finally:
-        await slix_close(ca_, cb)
         await a.stop()
         await b.stop()
 

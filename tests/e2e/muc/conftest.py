@@ -4,6 +4,7 @@ xep_0045 plugin."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import textwrap
 
 import pytest
@@ -12,7 +13,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 
-from ..clients import TIMEOUT, slix_close, slix_connect
+from ..clients import TIMEOUT, logged_in
 from ..conftest import start_server
 
 MUC = "conference.xmppd.test"
@@ -39,13 +40,13 @@ async def muc_server(tmp_path, certs):
 @pytest.fixture
 async def users(muc_server):
     """Connected slixmpp clients for alice, bob and carol (with xep_0045)."""
-    made = []
+    logins = contextlib.AsyncExitStack()
 
     async def connect(name, **kw):
         jid = f"{name}@xmppd.test"
         if not await muc_server.server.accounts.exists("xmppd.test", name):
             await muc_server.adduser(jid)
-        c = await slix_connect(muc_server, jid, plugins=PLUGINS, **kw)
+        c = await logins.enter_async_context(logged_in(muc_server, jid, plugins=PLUGINS, **kw))
         # slixmpp's MUC plugin hides occupant presences from the generic
         # "presence" event after the first one: listen to its own event
         c.muc_presences = asyncio.Queue()
@@ -57,10 +58,9 @@ async def users(muc_server):
         c.all_presences = asyncio.Queue()
         c.register_handler(Callback("all presences", MatchXPath("{jabber:client}presence"),
                                     c.all_presences.put_nowait))
-        made.append(c)
         return c
-    yield connect
-    await slix_close(*made)
+    async with logins:
+        yield connect
 
 
 async def create_room(client, room: str, nick: str, **config):

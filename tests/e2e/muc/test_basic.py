@@ -166,15 +166,14 @@ async def test_locked_room_is_destroyed_after_the_lock_timeout(tmp_path, certs):
     """A room whose owner never submits the configuration form goes away after
     muc_room_lock_timeout (Prosody's rule); a configured room stays."""
     from .conftest import start_muc
-    from ..clients import slix_connect, slix_close
+    from ..clients import logged_in
     srv = await start_muc(tmp_path, certs, muc_options="muc_room_lock_timeout = 1\n")
     try:
         await srv.adduser("alice@xmppd.test")
-        a = await slix_connect(srv, "alice@xmppd.test", plugins=("xep_0030", "xep_0045", "xep_0004"))
-        gone = asyncio.get_running_loop().create_future()
-        a.add_event_handler("groupchat_presence",
-                            lambda p: p["type"] == "unavailable" and not gone.done() and gone.set_result(p))
-        try:
+        async with logged_in(srv, "alice@xmppd.test", plugins=("xep_0030", "xep_0045", "xep_0004")) as a:
+            gone = asyncio.get_running_loop().create_future()
+            a.add_event_handler("groupchat_presence", lambda p: p["type"] == "unavailable"
+                                and not gone.done() and gone.set_result(p))
             await a.plugin["xep_0045"].join_muc_wait(ROOM, "Alice", timeout=TIMEOUT)
             await a.plugin["xep_0045"].join_muc_wait(f"kept@{MUC}", "Alice", timeout=TIMEOUT)
             await a.plugin["xep_0045"].set_room_config(
@@ -185,7 +184,5 @@ async def test_locked_room_is_destroyed_after_the_lock_timeout(tmp_path, certs):
             assert p.xml.find(".//{http://jabber.org/protocol/muc#user}destroy") is not None
             await srv.muc.drained()
             assert "lobby" not in srv.muc.rooms and "kept" in srv.muc.rooms
-        finally:
-            await slix_close(a)
     finally:
         await srv.server.stop()

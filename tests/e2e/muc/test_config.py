@@ -131,24 +131,22 @@ async def test_cancel_new_room_destroys_it(users, muc_server):
 
 @pytest.mark.parametrize("rule,alice_may", [("admin", False), ("local", True)])
 async def test_restrict_room_creation(tmp_path, certs, rule, alice_may):
-    from ..clients import slix_close, slix_connect
+    from ..clients import logged_in
     from .conftest import PLUGINS
     srv = await start_muc(tmp_path, certs, f'restrict_room_creation = "{rule}"\n')
-    clients = []
+    users = ("alice@xmppd.test", "admin@xmppd.test", "olivia@other.test")
     try:
-        for u in ("alice@xmppd.test", "admin@xmppd.test", "olivia@other.test"):
+        for u in users:
             await srv.adduser(u)
-            clients.append(await slix_connect(srv, u, plugins=PLUGINS))
-        alice, admin, olivia = clients
-        if alice_may:
-            await join(alice, f"a@{MUC}", "Alice")
-        else:
-            with pytest.raises(PresenceError) as exc:
+        async with logged_in(srv, *users, plugins=PLUGINS) as (alice, admin, olivia):
+            if alice_may:
                 await join(alice, f"a@{MUC}", "Alice")
-            assert exc.value.condition == "not-allowed"
-        with pytest.raises(PresenceError):
-            await join(olivia, f"o@{MUC}", "Olivia")   # not a local user in either case
-        await join(admin, f"adm@{MUC}", "Admin")     # admins always may
+            else:
+                with pytest.raises(PresenceError) as exc:
+                    await join(alice, f"a@{MUC}", "Alice")
+                assert exc.value.condition == "not-allowed"
+            with pytest.raises(PresenceError):
+                await join(olivia, f"o@{MUC}", "Olivia")   # not a local user in either case
+            await join(admin, f"adm@{MUC}", "Admin")     # admins always may
     finally:
-        await slix_close(*clients)
         await srv.server.stop()

@@ -11,7 +11,7 @@ from xmppd.config import parse_config_text
 from xmppd.modules.muc import cli as muc_cli
 from xmppd.storage import open_storage
 
-from ..clients import TIMEOUT, slix_close, slix_connect
+from ..clients import TIMEOUT, logged_in
 from .conftest import MUC, PLUGINS, create_room, groupchat, join, next_matching, raw_iq, start_muc
 
 ROOM = f"lobby@{MUC}"
@@ -23,17 +23,18 @@ async def test_persistent_room_survives_restart(tmp_path, certs):
     try:
         for u in ("alice", "bob", "carol"):
             await srv.adduser(f"{u}@xmppd.test")
-        a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-        await create_room(a, ROOM, "Alice", **{"muc#roomconfig_persistentroom": True,
-                                              "muc#roomconfig_membersonly": True,
-                                              "muc#roomconfig_roomname": "Lobby"})
-        await create_room(a, TEMP, "Alice")
-        await a.plugin["xep_0045"].set_affiliation(ROOM, "member", jid="bob@xmppd.test", timeout=TIMEOUT)
-        await a.plugin["xep_0045"].set_affiliation(ROOM, "outcast", jid="carol@xmppd.test", timeout=TIMEOUT)
-        a.plugin["xep_0045"].set_subject(ROOM, "Persistent topic")
-        a.send_message(mto=ROOM, mbody="remember me", mtype="groupchat")
-        await next_matching(a.messages, groupchat(ROOM, "remember me"))
-        await slix_close(a)
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
+            await create_room(a, ROOM, "Alice", **{"muc#roomconfig_persistentroom": True,
+                                                  "muc#roomconfig_membersonly": True,
+                                                  "muc#roomconfig_roomname": "Lobby"})
+            await create_room(a, TEMP, "Alice")
+            await a.plugin["xep_0045"].set_affiliation(ROOM, "member", jid="bob@xmppd.test",
+                                                       timeout=TIMEOUT)
+            await a.plugin["xep_0045"].set_affiliation(ROOM, "outcast", jid="carol@xmppd.test",
+                                                       timeout=TIMEOUT)
+            a.plugin["xep_0045"].set_subject(ROOM, "Persistent topic")
+            a.send_message(mto=ROOM, mbody="remember me", mtype="groupchat")
+            await next_matching(a.messages, groupchat(ROOM, "remember me"))
     finally:
         await srv.server.stop()
 
@@ -44,21 +45,19 @@ async def test_persistent_room_survives_restart(tmp_path, certs):
         assert room.config.members_only and room.config.name == "Lobby"
         assert room.affiliations == {"alice@xmppd.test": "owner", "bob@xmppd.test": "member",
                                      "carol@xmppd.test": "outcast"}
-        b = await slix_connect(srv, "bob@xmppd.test", plugins=PLUGINS)
-        c = await slix_connect(srv, "carol@xmppd.test", plugins=PLUGINS)
-        pres, subject, _, history = await join(b, ROOM, "Bob")
-        assert pres["muc"]["affiliation"] == "member"
-        assert subject["subject"] == "Persistent topic"
-        assert [m["body"] for m in history] == ["remember me"]
-        with pytest.raises(PresenceError):
-            await join(c, ROOM, "Carol")
-        # the archive is still there
-        q = ET.Element("{urn:xmpp:mam:2}query", {"queryid": "x"})
-        reply = await raw_iq(b, ROOM, q, "set")
-        assert reply.find("{urn:xmpp:mam:2}fin") is not None
-        items = await b.plugin["xep_0030"].get_items(jid=MUC, timeout=TIMEOUT)
-        assert [str(i[0]) for i in items["disco_items"]["items"]] == [ROOM]
-        await slix_close(b, c)
+        async with logged_in(srv, "bob@xmppd.test", "carol@xmppd.test", plugins=PLUGINS) as (b, c):
+            pres, subject, _, history = await join(b, ROOM, "Bob")
+            assert pres["muc"]["affiliation"] == "member"
+            assert subject["subject"] == "Persistent topic"
+            assert [m["body"] for m in history] == ["remember me"]
+            with pytest.raises(PresenceError):
+                await join(c, ROOM, "Carol")
+            # the archive is still there
+            q = ET.Element("{urn:xmpp:mam:2}query", {"queryid": "x"})
+            reply = await raw_iq(b, ROOM, q, "set")
+            assert reply.find("{urn:xmpp:mam:2}fin") is not None
+            items = await b.plugin["xep_0030"].get_items(jid=MUC, timeout=TIMEOUT)
+            assert [str(i[0]) for i in items["disco_items"]["items"]] == [ROOM]
     finally:
         await srv.server.stop()
 
@@ -85,9 +84,8 @@ async def test_xmppctl_muc_commands(tmp_path, certs, capsys):
     srv = await start_muc(tmp_path, certs)
     try:
         await srv.adduser("alice@xmppd.test")
-        a = await slix_connect(srv, "alice@xmppd.test", plugins=PLUGINS)
-        await create_room(a, ROOM, "Alice", **{"muc#roomconfig_persistentroom": True})
-        await slix_close(a)
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
+            await create_room(a, ROOM, "Alice", **{"muc#roomconfig_persistentroom": True})
     finally:
         await srv.server.stop()
     cfg = parse_config_text((tmp_path / "xmppd.cfg.lua").read_text(),
