@@ -17,6 +17,14 @@ time-limited credentials the way coturn's ``use-auth-secret`` expects (the TURN 
 API draft): the user name is ``<expiry as Unix time>`` (``:<username>`` appended when
 one is given) and the password base64(HMAC-SHA1(secret, user name)).
 
+``external-service`` items: a module offers a service with
+``m.add_item("external-service", entry)``, ``entry`` a dict with the keys of an
+``external_services`` entry (``type``, ``transport``, ``host``, ``port``, ``secret``
+as the secret itself, ``ttl``, ``username``/``password``, ``restricted``). The items
+are read at every request (``m.items``), after the configured services, and prepared
+the same way (the host, port, secret and ttl defaults apply); so a module loaded or
+unloaded later changes the answer at once, and the credentials are always fresh.
+
 Only local users connected to this server may ask, unless ``external_service_access``
 lists JIDs or domains. Both ``urn:xmpp:extdisco:2`` and the older ``:1`` are answered.
 """
@@ -28,11 +36,14 @@ import hmac
 import time
 import xml.etree.ElementTree as ET
 
-from xmppd.config.options import Option
+from xmppd.moduleapi import Option
+from xmppd.xmpp import ns
+from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.time import utc_stamp
 
 PROTOCOLS = ["XEP-0215"]
-NAMESPACES = ("urn:xmpp:extdisco:2", "urn:xmpp:extdisco:1")
+NAMESPACES = (ns.EXTDISCO, ns.EXTDISCO_1)
 OPTIONS = [
     Option("external_services", "list", [], "both",
            "services offered to clients: tables with type (stun, turn, turns), transport "
@@ -52,10 +63,6 @@ OPTIONS = [
 ]
 ITEM = "external-service"   # the item kind other modules add services as
 TYPES = ("stun", "turn", "turns")
-
-
-def stamp(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def rest_credentials(secret: str, ttl: int, username: str | None,
@@ -86,7 +93,7 @@ def prepare(item, *, host: str, port: int | None, secret: str | None, ttl: int,
         t = item.get("ttl")
         t = int(t) if isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 else ttl
         user, password, expires = rest_credentials(key, t, item.get("username"), now)
-        srv.update(username=user, password=password, expires=stamp(expires))
+        srv.update(username=user, password=password, expires=utc_stamp(expires))
         restricted = True
     elif isinstance(item.get("password"), str):
         srv["password"] = item["password"]
@@ -98,56 +105,66 @@ def prepare(item, *, host: str, port: int | None, secret: str | None, ttl: int,
     return srv
 
 
-def setup(m) -> None:
-    host = m.host
-    configured = m.get_option("external_services") or []
-    access = set(m.get_option("external_service_access") or ())
-    defaults = dict(host=m.get_option("external_service_host") or host.name,
-                    port=m.get_option("external_service_port"),
-                    secret=m.get_option("external_service_secret"),
-                    ttl=m.get_option("external_service_ttl"))
+def answer(event, tag: str, chosen: list[dict]) -> ET.Element:
+    """``<services/>`` or ``<credentials/>`` in the namespace the request used."""
+    xmlns = st.namespace_of(event.payload.tag)
+    el = ET.Element(ns.q(xmlns, tag))
+    for srv in chosen:
+        ET.SubElement(el, ns.q(xmlns, "service"), srv)
+    return el
 
-    def services() -> list[dict]:
+
+class ExternalServices:
+    """The host's configured services and access list, read once at load; the
+    ``external-service`` items are read at each request."""
+
+    def __init__(self, m):
+        self.m = m
+        self.configured = m.get_option("external_services") or []
+        self.access = set(m.get_option("external_service_access") or ())
+        self.defaults = {"host": m.get_option("external_service_host") or m.host.name,
+                         "port": m.get_option("external_service_port"),
+                         "secret": m.get_option("external_service_secret"),
+                         "ttl": m.get_option("external_service_ttl")}
+
+    def services(self) -> list[dict]:
         """Every service, with credentials made now (they expire)."""
-        prepared = (prepare(item, **defaults)
-                    for item in [*configured, *m.items(ITEM)])
+        prepared = (prepare(item, **self.defaults)
+                    for item in [*self.configured, *self.m.items(ITEM)])
         return [srv for srv in prepared if srv is not None]
 
-    def allowed(event) -> None:
+    def check_access(self, event) -> None:
+        access = self.access
         user_domain = event.from_bare.rpartition("@")[2]
         local = getattr(event.origin, "kind", None) == "c2s"
         if (not access and local) or event.from_bare in access or user_domain in access:
             return
         raise StanzaError("forbidden", "external services are for this server's users")
 
-    def answer(event, tag: str, chosen: list[dict]) -> ET.Element:
-        ns = event.payload.tag[1:].partition("}")[0]
-        el = ET.Element(f"{{{ns}}}{tag}")
-        for srv in chosen:
-            ET.SubElement(el, f"{{{ns}}}service", srv)
-        return el
-
-    def on_services(event):
-        allowed(event)
+    def on_services(self, event):
+        self.check_access(event)
         wanted = event.payload.get("type")
-        chosen = [s for s in services() if wanted is None or s["type"] == wanted]
+        chosen = [s for s in self.services() if wanted is None or s["type"] == wanted]
         return answer(event, "services", chosen)
 
-    def on_credentials(event):
+    def on_credentials(self, event):
         if getattr(event.origin, "kind", None) != "c2s":
             raise StanzaError("forbidden", "credentials are for this server's users")
-        allowed(event)
-        ns = event.payload.tag[1:].partition("}")[0]
-        restricted = [s for s in services() if s.get("restricted")]
+        self.check_access(event)
+        xmlns = st.namespace_of(event.payload.tag)
+        restricted = [s for s in self.services() if s.get("restricted")]
         chosen = []
-        for req in event.payload.findall(f"{{{ns}}}service"):
+        for req in event.payload.findall(ns.q(xmlns, "service")):
             for s in restricted:
                 if (s["type"] == req.get("type") and s["host"] == req.get("host")
                         and (req.get("port") is None or s.get("port") == req.get("port"))):
                     chosen.append(s)
         return answer(event, "credentials", chosen)
 
-    for ns in NAMESPACES:
-        m.add_feature(ns)
-        m.hook_iq("get", ns, "services", on_services)
-        m.hook_iq("get", ns, "credentials", on_credentials)
+
+def setup(m) -> None:
+    ext = ExternalServices(m)
+    for xmlns in NAMESPACES:
+        m.add_feature(xmlns)
+        m.hook_iq("get", xmlns, "services", ext.on_services)
+        m.hook_iq("get", xmlns, "credentials", ext.on_credentials)

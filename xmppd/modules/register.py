@@ -7,23 +7,35 @@
   (the default) it needs TLS (``policy-violation`` otherwise). Disabled:
   ``service-unavailable``. Existing user → ``conflict``; missing or invalid
   username/password → ``not-acceptable``; a second registration from the same
-  IP address within ``min_seconds_between_registrations`` → ``resource-constraint``.
+  IP address within ``min_seconds_between_registrations`` → ``resource-constraint``;
+  ``<remove/>`` before logging in → ``registration-required``.
 * Logged-in accounts can always change their password
   (``<username/><password/>``) and remove their account (``<remove/>``): the
   removal is acknowledged, then the account and every stored item of it are
-  deleted and its sessions closed.
+  deleted and its sessions closed. Sent to the account's bare JID (or with no
+  'to') only the account itself may ask (``service-unavailable`` otherwise); sent
+  to the server, any account of this host (``not-allowed`` for others).
+
+The queries are read and built with slixmpp's XEP-0077 ``Register`` payload.
 """
 from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
 
-from xmppd.config.options import CORE_OPTIONS, Option
-from xmppd.core import events as ev
+from xmppd.moduleapi import (
+    HANDLED,
+    AccountExists,
+    NoSuchAccount,
+    Option,
+    core_option,
+    element_event,
+)
+from xmppd.xmpp import ns
 from xmppd.xmpp import stanza as st
-from xmppd.core.accounts import AccountExists, NoSuchAccount
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import InvalidJID, nodeprep
+from xmppd.xmpp.stanzas import Register
 
 PROTOCOLS = ["XEP-0077"]
 OPTIONS = [
@@ -34,38 +46,63 @@ OPTIONS = [
            "Choose a username and password for use with this service.", "both",
            "Instructions sent with the registration form."),
 ]
-NS = "jabber:iq:register"
-NS_FEATURE = "http://jabber.org/features/iq-register"
-QUERY = f"{{{NS}}}query"
-_ALLOW = next(o for o in CORE_OPTIONS if o.name == "allow_registration")
+QUERY = ns.q(ns.REGISTER, "query")
+ALLOW_REGISTRATION = core_option("allow_registration")
 
 
-def _text(query: ET.Element, name: str) -> str:
-    el = query.find(f"{{{NS}}}{name}")
-    return (el.text or "") if el is not None else ""
+def registration_form(instructions: str) -> ET.Element:
+    """What an unauthenticated client is asked to fill in."""
+    r = Register()
+    r["instructions"] = instructions
+    r.add_field("username")
+    r.add_field("password")
+    return r.xml
 
 
-def setup(m) -> None:
-    host = m.host
-    accounts = m.server.accounts
-    last_by_ip: dict[str, float] = {}
-    m.add_feature(NS)
+def registered_form(user: str) -> ET.Element:
+    """What a logged-in account is told: it is registered, as ``user``."""
+    r = Register()
+    r["registered"] = True
+    r["username"] = user
+    r.add_field("password")
+    return r.xml
 
-    def allowed() -> bool:
-        return bool(host.get_option("allow_registration", False, _ALLOW))
 
-    def secure_enough(session) -> bool:
-        return session.tls or not m.server.c2s_require_encryption(host)
+def account_of(event) -> str:
+    """The account a logged-in request is about: the addressed one (the
+    declared own-account check let only itself through), or, sent to the
+    server, the sender's, when it is an account of this host."""
+    if event.to_node:
+        return event.to_node
+    node, _, domain = event.from_bare.partition("@")
+    if domain != event.host.name or not node:
+        raise StanzaError("not-allowed", "only accounts of this server can do that")
+    return node
 
-    def stream_feature(session):
-        if session.authenticated or not allowed() or not secure_enough(session):
+
+class Registration:
+    """The module's state on one host: when each IP address last registered."""
+
+    def __init__(self, m):
+        self.m = m
+        self.host = m.host
+        self.accounts = m.server.accounts
+        self.last_by_ip: dict[str, float] = {}
+
+    def allowed(self) -> bool:
+        return bool(self.host.get_option("allow_registration", False, ALLOW_REGISTRATION))
+
+    def secure_enough(self, session) -> bool:
+        return session.tls or not self.m.server.c2s_require_encryption(self.host)
+
+    def stream_feature(self, session):
+        if session.authenticated or not self.allowed() or not self.secure_enough(session):
             return None
-        return ET.Element(f"{{{NS_FEATURE}}}register")
+        return ET.Element(ns.q(ns.REGISTER_FEATURE, "register"))
 
-    def reply_error(session, iq, err: StanzaError) -> None:
-        session.send(st.error_reply(iq, err, from_=host.name))
-
-    async def unauthenticated(arg):
+    # -- before authentication: account creation -------------------------------
+    async def unauthenticated(self, arg):
+        """An IQ on a stream that is not authenticated yet."""
         session, iq = arg
         if session.authenticated:
             return None  # authenticated but unbound: not ours
@@ -74,30 +111,26 @@ def setup(m) -> None:
         if query is None or query.tag != QUERY or len(iq) != 1 or not iq.get("id"):
             return None  # → not-authorized stream error
         if t not in ("get", "set"):
-            return ev.HANDLED if t in ("result", "error") else None
+            return HANDLED if t in ("result", "error") else None
         try:
-            if not allowed():
+            if not self.allowed():
                 raise StanzaError("service-unavailable", "in-band registration is disabled")
-            if not secure_enough(session):
+            if not self.secure_enough(session):
                 raise StanzaError("policy-violation", "encryption is required")
-            payload = form() if t == "get" else await register(session, query)
+            if t == "get":
+                payload = registration_form(self.m.get_option("registration_instructions"))
+            else:
+                payload = await self.register(session, Register(xml=query))
         except StanzaError as err:
-            reply_error(session, iq, err)
-            return ev.HANDLED
+            session.send(st.error_reply(iq, err, from_=self.host.name))
+            return HANDLED
         session.send(st.iq_result(iq, payload))
-        return ev.HANDLED
+        return HANDLED
 
-    def form() -> ET.Element:
-        q = ET.Element(QUERY)
-        ET.SubElement(q, f"{{{NS}}}instructions").text = m.get_option("registration_instructions")
-        ET.SubElement(q, f"{{{NS}}}username")
-        ET.SubElement(q, f"{{{NS}}}password")
-        return q
-
-    async def register(session, query) -> None:
-        if query.find(f"{{{NS}}}remove") is not None:
+    async def register(self, session, query: Register) -> None:
+        if query["remove"]:
             raise StanzaError("registration-required", "log in to remove your account")
-        username, password = _text(query, "username"), _text(query, "password")
+        username, password = query["username"], query["password"]
         if not username or not password:
             raise StanzaError("not-acceptable", "username and password are required")
         try:
@@ -105,54 +138,40 @@ def setup(m) -> None:
         except InvalidJID:
             raise StanzaError("not-acceptable", "the requested username is invalid") from None
         ip = session.peer.rsplit(":", 1)[0]
-        wait = m.get_option("min_seconds_between_registrations")
+        wait = self.m.get_option("min_seconds_between_registrations")
         now = time.monotonic()
+        last_by_ip = self.last_by_ip
         if wait and now - last_by_ip.get(ip, -wait) < wait:
             raise StanzaError("resource-constraint", "too many registrations; try again later")
         try:
-            await accounts.create(host.name, user, password)
+            await self.accounts.create(self.host.name, user, password)
         except AccountExists:
             raise StanzaError("conflict", "the requested username already exists") from None
         if wait:
             last_by_ip[ip] = now
             for k in [k for k, v in last_by_ip.items() if now - v >= wait]:
                 del last_by_ip[k]
-        m.log.info("account %s@%s registered in-band from %s", user, host.name, ip)
-        await host.events.notify("user-registered", user)
-        return None
+        self.m.log.info("account %s@%s registered in-band from %s", user, self.host.name, ip)
+        await self.host.events.notify("user-registered", user)
 
-    # -- logged in: password change and account removal ----------------------
-    def own_user(event) -> str:
-        if event.to_node:  # to the own bare JID (or no 'to')
-            if event.from_bare != f"{event.to_node}@{host.name}":
-                raise StanzaError("service-unavailable")
-            return event.to_node
-        node, _, rest = event.from_bare.partition("@")
-        if rest != host.name or not node:
-            raise StanzaError("not-allowed", "only accounts of this server can do that")
-        return node
+    # -- logged in: password change and account removal -----------------------
+    def registered_info(self, event):
+        return registered_form(account_of(event))
 
-    def registered_info(event):
-        user = own_user(event)
-        q = ET.Element(QUERY)
-        ET.SubElement(q, f"{{{NS}}}registered")
-        ET.SubElement(q, f"{{{NS}}}username").text = user
-        ET.SubElement(q, f"{{{NS}}}password")
-        return q
-
-    async def change(event):
-        user = own_user(event)
-        query = event.payload
-        if query.find(f"{{{NS}}}remove") is not None:
+    async def change(self, event):
+        user = account_of(event)
+        host = self.host
+        query = Register(xml=event.payload)
+        if query["remove"]:
             # acknowledge first: deleting closes this very session
-            await m.send(st.iq_result(event.stanza))
+            await self.m.send(st.iq_result(event.stanza))
             try:
-                await accounts.delete(host.name, user)
+                await self.accounts.delete(host.name, user)
             except NoSuchAccount:
                 pass
-            m.log.info("account %s@%s removed in-band", user, host.name)
-            return ev.HANDLED
-        username, password = _text(query, "username"), _text(query, "password")
+            self.m.log.info("account %s@%s removed in-band", user, host.name)
+            return HANDLED
+        username, password = query["username"], query["password"]
         if not password:
             raise StanzaError("not-acceptable", "a new password is required")
         if username:
@@ -161,10 +180,16 @@ def setup(m) -> None:
                     raise StanzaError("not-allowed", "you can only change your own password")
             except InvalidJID:
                 raise StanzaError("not-acceptable", "invalid username") from None
-        await accounts.set_password(host.name, user, password)
+        await self.accounts.set_password(host.name, user, password)
         return None
 
-    m.add_stream_feature(stream_feature, stage="pre-auth")
-    m.hook(ev.element_event("jabber:client", "iq", bound=False), unauthenticated)
-    m.hook_iq("get", NS, "query", registered_info, to=("host", "bare"))
-    m.hook_iq("set", NS, "query", change, to=("host", "bare"))
+
+def setup(m) -> None:
+    reg = Registration(m)
+    m.add_feature(ns.REGISTER)
+    m.add_stream_feature(reg.stream_feature, stage="pre-auth")
+    m.hook(element_event(ns.CLIENT, "iq", bound=False), reg.unauthenticated)
+    for iq_type, handler in (("get", reg.registered_info), ("set", reg.change)):
+        m.hook_iq(iq_type, ns.REGISTER, "query", handler, to=("host",))
+        m.hook_iq(iq_type, ns.REGISTER, "query", handler, to=("bare",),
+                  own_account="service-unavailable")

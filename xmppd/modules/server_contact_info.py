@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmppd.config.options import Option
+from xmppd.moduleapi import Option
+from xmppd.xmpp import forms, ns
 
 PROTOCOLS = ["XEP-0157", "XEP-0128"]
 OPTIONS = [
@@ -23,34 +24,36 @@ OPTIONS = [
            "abuse = ..., feedback = ..., sales = ..., security = ..., status = ..., support = ... }. "
            "Default: the admins' xmpp: addresses."),
 ]
-NS_DATA = "jabber:x:data"
-FORM_TYPE = "http://jabber.org/network/serverinfo"
 KINDS = ("abuse", "admin", "feedback", "sales", "security", "status", "support")
 
 
+def _uris(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):     # a Lua list read as a table
+        return [str(value[k]) for k in sorted(value, key=str)]
+    return [str(v) for v in value]
+
+
 def build_form(info: dict) -> ET.Element:
-    x = ET.Element(f"{{{NS_DATA}}}x", {"type": "result"})
-    f = ET.SubElement(x, f"{{{NS_DATA}}}field", {"var": "FORM_TYPE", "type": "hidden"})
-    ET.SubElement(f, f"{{{NS_DATA}}}value").text = FORM_TYPE
-    for kind in KINDS:
-        uris = info.get(kind)
-        if uris is None:
-            continue
-        if isinstance(uris, str):
-            uris = [uris]
-        elif isinstance(uris, dict):
-            uris = [uris[k] for k in sorted(uris, key=str)]
-        f = ET.SubElement(x, f"{{{NS_DATA}}}field", {"var": f"{kind}-addresses", "type": "list-multi"})
-        for uri in uris:
-            ET.SubElement(f, f"{{{NS_DATA}}}value").text = str(uri)
-    return x
+    """The ``result`` form of XEP-0157: one ``list-multi`` field per kind given."""
+    return forms.build(ns.SERVERINFO, [
+        forms.Field(f"{kind}-addresses", "list-multi", _uris(info[kind]))
+        for kind in KINDS if info.get(kind) is not None
+    ], type="result")
 
 
-def setup(m) -> None:
+def contact_info(m) -> dict:
+    """The option, or the admins' ``xmpp:`` addresses without it."""
     info = m.get_option("contact_info")
     if info is None:
         admins = m.host.get_option("admins") or []
         info = {"admin": [f"xmpp:{a}" for a in admins]} if admins else {}
+    return info
+
+
+def setup(m) -> None:
+    info = contact_info(m)
     unknown = sorted(str(k) for k in info if k not in KINDS)
     if unknown:
         m.log.warning("contact_info: unknown kinds %s ignored (known: %s)",

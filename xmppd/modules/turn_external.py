@@ -8,13 +8,17 @@ announced to clients through External Service Discovery (XEP-0215), with Prosody
 
 Clients get STUN and TURN over UDP on ``turn_external_port`` (and TCP with
 ``turn_external_tcp``, TURNS with ``turn_external_tls_port``), the TURN entries with
-credentials valid for ``turn_external_ttl`` seconds. The entries reach
-``external_services`` as ``external-service`` items.
+credentials valid for ``turn_external_ttl`` seconds.
+
+This module answers nothing itself: at load it adds one ``external-service`` item per
+entry (``m.add_item``), a dict with the keys of an ``external_services`` entry and
+``secret`` holding the secret itself; ``external_services`` (a dependency) reads the
+items at every request and makes fresh credentials from them. Unloading the module
+removes its items, and the services with them.
 """
 from __future__ import annotations
 
-from xmppd.config.options import Option
-
+from xmppd.moduleapi import Option
 
 PROTOCOLS = ["XEP-0215"]
 DEPENDS = ["external_services"]
@@ -32,6 +36,7 @@ OPTIONS = [
     Option("turn_external_tls_port", "integer", None, "both",
            "offer TURN over TLS (turns) on this port", min=1, max=65535),
 ]
+ITEM = "external-service"   # the item kind external_services reads
 
 
 def services(*, host: str, secret: str, port: int, user: str | None, ttl: int, tcp: bool,
@@ -54,10 +59,10 @@ def setup(m) -> None:
         m.log.error("%s: turn_external_secret is not set: no TURN server is announced",
                     m.host.name)
         return
-    added = services(host=m.get_option("turn_external_host") or m.host.name, secret=secret,
-                     port=m.get_option("turn_external_port"),
-                     user=m.get_option("turn_external_user"),
-                     ttl=m.get_option("turn_external_ttl"), tcp=m.get_option("turn_external_tcp"),
-                     tls_port=m.get_option("turn_external_tls_port"))
-    for item in added:
-        m.add_item("external-service", item)
+    for item in services(host=m.get_option("turn_external_host") or m.host.name, secret=secret,
+                         port=m.get_option("turn_external_port"),
+                         user=m.get_option("turn_external_user"),
+                         ttl=m.get_option("turn_external_ttl"),
+                         tcp=m.get_option("turn_external_tcp"),
+                         tls_port=m.get_option("turn_external_tls_port")):
+        m.add_item(ITEM, item)

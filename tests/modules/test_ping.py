@@ -1,0 +1,19 @@
+"""XMPP Ping (XEP-0199): the server answers a ping to it with an empty result."""
+from tests.harness import Harness
+from xmppd.xmpp import ns
+
+
+async def test_the_server_answers_a_ping():
+    async with Harness(modules=("ping",)) as h:
+        alice = await h.client("alice@example.com/phone")
+        reply = await alice.iq("get", f"<ping xmlns='{ns.PING}'/>", to="example.com")
+        assert reply.get("type") == "result" and reply.get("from") == "example.com"
+        assert len(reply) == 0
+        assert ns.PING in h.host().features
+
+
+async def test_without_the_module_no_answer():
+    async with Harness() as h:
+        alice = await h.client("alice@example.com/phone")
+        reply = await alice.iq("get", f"<ping xmlns='{ns.PING}'/>", to="example.com")
+        assert reply.get("type") == "error"
