@@ -7,7 +7,7 @@ import pytest
 
 from tests.harness import Client, Harness, parse
 from xmppd.core.control import describe_c2s
-from xmppd.modules import smacks
+from xmppd.modules import message, smacks
 from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StreamError
 
@@ -158,15 +158,15 @@ async def test_hibernation_over_delivers_unacknowledged_messages_again():
 def test_redelivery_rules():
     el = parse
     m = el("<message from='b@x/r' to='a@y/r' type='chat'><body>x</body></message>")
-    out = smacks.redelivery(m, "a@y", "y", 0)
+    out = message.redelivery(m, "a@y", "y", 0)
     assert out.get("to") == "a@y" and out.find(f"{{{ns.DELAY}}}delay").get("stamp") == "1970-01-01T00:00:00Z"
     assert m.get("to") == "a@y/r" and m.find(f"{{{ns.DELAY}}}delay") is None   # the original is untouched
     for t in ("error", "groupchat", "headline"):
-        assert smacks.redelivery(el(f"<message type='{t}'><body>x</body></message>"), "a@y", "y", 0) is None
+        assert message.redelivery(el(f"<message type='{t}'><body>x</body></message>"), "a@y", "y", 0) is None
     for child in (f"<received xmlns='{ns.CARBONS}'/>", "<result xmlns='urn:xmpp:mam:2'/>"):
-        assert smacks.redelivery(el(f"<message>{child}</message>"), "a@y", "y", 0) is None
+        assert message.redelivery(el(f"<message>{child}</message>"), "a@y", "y", 0) is None
     delayed = el(f"<message><body>x</body><delay xmlns='{ns.DELAY}' stamp='2020-01-01T00:00:00Z'/></message>")
-    assert len(smacks.redelivery(delayed, "a@y", "y", 0).findall(f"{{{ns.DELAY}}}delay")) == 1
+    assert len(message.redelivery(delayed, "a@y", "y", 0).findall(f"{{{ns.DELAY}}}delay")) == 1
 
 
 def test_acknowledge_wraps_around():

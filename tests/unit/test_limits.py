@@ -87,5 +87,6 @@ def test_failed_logins_slow_down_then_ban_the_address(monkeypatch):
 
 def test_describe_lists_what_is_in_force():
     lines = limits("limits = { c2s = { rate = \"5kb/s\" } }").describe()
-    assert lines[0].startswith("c2s: read 5,000 bytes/s (burst 2s), 200 connections per address")
+    assert lines[0].startswith("c2s: read 5,000 bytes/s (burst 2s), 1,000,000 bytes may wait for it, "
+                               "200 connections per address")
     assert any("20 failures from one address ban it for 600s" in line for line in lines)

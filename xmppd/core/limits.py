@@ -5,7 +5,7 @@ Configured with Prosody's ``limits`` table (and ejabberd's names for the
 authentication ban)::
 
     limits = {
-        c2s = { rate = "10kb/s"; burst = "2s";
+        c2s = { rate = "10kb/s"; burst = "2s"; send_buffer = "1mb";
                 connections_per_address = 200; unauthenticated_per_address = 20 };
         s2sin = { rate = "30kb/s"; burst = "2s" };
     }
@@ -16,6 +16,12 @@ authentication ban)::
   ``"10kb/s"`` is 10,000 bytes a second); a connection over it stops being read until
   it is back under, so a flooding client is slowed down, not dropped. ``burst`` is
   how many seconds' worth it may send at once.
+* **send_buffer**: how much may wait for a peer that does not read what it is sent
+  (``"1mb"``, ``"512kb"`` or a number of bytes). A connection over it is closed
+  with ``policy-violation``, and what the peer never took goes where it would go
+  had the peer gone offline: stream management's queue (the session hibernates),
+  offline storage or another resource (messages), an error to the sender (IQs), the
+  outgoing link's queue (server-to-server).
 * **connections per address**: clients from one IP address may hold at most
   ``connections_per_address`` connections, of which at most
   ``unauthenticated_per_address`` not yet logged in; more are closed at once with
@@ -37,15 +43,18 @@ import time
 from dataclasses import dataclass
 
 DEFAULTS = {
-    "c2s": {"rate": "10kb/s", "burst": "2s", "connections_per_address": 200,
-            "unauthenticated_per_address": 20},
-    "s2sin": {"rate": "30kb/s", "burst": "2s", "connections_per_address": 100,
-              "unauthenticated_per_address": 50},
+    "c2s": {"rate": "10kb/s", "burst": "2s", "send_buffer": "1mb",
+            "connections_per_address": 200, "unauthenticated_per_address": 20},
+    "s2sin": {"rate": "30kb/s", "burst": "2s", "send_buffer": "4mb",
+              "connections_per_address": 100, "unauthenticated_per_address": 50},
+    "s2sout": {"send_buffer": "4mb"},
+    "component": {"send_buffer": "4mb"},
 }
 KINDS = ("c2s", "s2sin", "s2sout", "component")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*/\s*s\s*$", re.I)
 _UNITS = {"": 1, "b": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9, "t": 10 ** 12}
 _BURST = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$", re.I)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)i?b?\s*$", re.I)
 
 
 class LimitError(ValueError):
@@ -66,6 +75,24 @@ def parse_rate(value) -> float | None:
     return float(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
+def parse_size(value) -> int | None:
+    """Bytes from ``"1mb"``, ``"512kb"`` (decimal units, as Prosody's rates) or a
+    number; None (or false) for no limit."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 1024:
+            raise LimitError(f"send_buffer {value!r}: at least 1024 bytes")
+        return int(value)
+    m = _SIZE.match(str(value))
+    if not m:
+        raise LimitError(f"send_buffer {value!r}: expected a size like \"1mb\" or \"512kb\"")
+    n = int(float(m.group(1)) * {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9}[m.group(2).lower()])
+    if n < 1024:
+        raise LimitError(f"send_buffer {value!r}: at least 1024 bytes")
+    return n
+
+
 def parse_burst(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value <= 0:
@@ -81,11 +108,14 @@ def parse_burst(value) -> float:
 class KindLimits:
     rate: float | None = None          # bytes per second read from one connection
     burst: float = 2.0                 # seconds of rate it may send at once
+    send_buffer: int | None = None     # bytes that may wait for a peer that does not read
     per_address: int | None = None     # connections from one address
     unauthenticated: int | None = None # of which not yet authenticated
 
     def describe(self) -> str:
         parts = [f"read {self.rate:,.0f} bytes/s (burst {self.burst:g}s)" if self.rate else "no read rate limit"]
+        if self.send_buffer:
+            parts.append(f"{self.send_buffer:,} bytes may wait for it")
         if self.per_address:
             parts.append(f"{self.per_address} connections per address")
         if self.unauthenticated:
@@ -111,7 +141,8 @@ def parse_limits(value) -> dict[str, KindLimits]:
         base = DEFAULTS.get(kind, {}) if value is not None else {}
         merged = {**base, **spec}
         for key in merged:
-            if key not in ("rate", "burst", "connections_per_address", "unauthenticated_per_address"):
+            if key not in ("rate", "burst", "send_buffer", "connections_per_address",
+                           "unauthenticated_per_address"):
                 raise LimitError(f"{kind}: unknown limit {key!r}")
         counts = {}
         for key in ("connections_per_address", "unauthenticated_per_address"):
@@ -124,6 +155,7 @@ def parse_limits(value) -> dict[str, KindLimits]:
                 raise LimitError(f"{kind}: {key} must be a whole number of at least 1, or false")
         out[kind] = KindLimits(rate=parse_rate(merged.get("rate")),
                                burst=parse_burst(merged.get("burst", "2s")),
+                               send_buffer=parse_size(merged.get("send_buffer")),
                                per_address=counts["connections_per_address"],
                                unauthenticated=counts["unauthenticated_per_address"])
     return out
@@ -165,6 +197,10 @@ class Limits:
 
     def of(self, kind: str) -> KindLimits | None:
         return self.by_kind.get(kind)
+
+    def send_buffer(self, kind: str) -> int | None:
+        lim = self.by_kind.get(kind)
+        return lim.send_buffer if lim is not None else None
 
     def bucket(self, kind: str) -> TokenBucket | None:
         lim = self.by_kind.get(kind)

@@ -196,6 +196,10 @@ class Server:
         deadline = loop.time() + 2
         while self.c2s_sessions and loop.time() < deadline:
             await asyncio.sleep(0.01)
+        for sess in list(self.c2s_sessions):   # peers that do not read what is left
+            if sess.transport is not None:
+                sess.transport.abort()
+        await asyncio.sleep(0)
         # hibernating sessions end now: what they hold goes to offline storage
         for host in self.hosts.values():
             for resources in list(host.sessions.values()):

@@ -21,6 +21,7 @@ from xmppd.moduleapi import EARLY, HANDLED, Option, stanza_event
 from xmppd.xmpp import ns
 from xmppd.xmpp.stanza import add_delay, copy as copy_element, from_xml, has_body, parse_priority, to_xml
 
+DRAIN_EVERY = 50   # messages sent before waiting for the client to take them
 PROTOCOLS = ["XEP-0160", "XEP-0203", "XEP-0334"]
 OPTIONS = [
     Option("offline_max_messages", "integer", 1000, "both",
@@ -80,11 +81,15 @@ class Offline:
         items = await store.query(user)
         if not items:
             return
-        for item in items:
+        for i, item in enumerate(items, 1):
             try:
                 session.send(from_xml(item.value))
             except Exception:  # a damaged item must not stop the others
                 self.log.exception("offline message %s of %s is unreadable; dropped", item.key, user)
+            if i % DRAIN_EVERY == 0:
+                await session.drained()   # a long backlog goes as fast as the client reads
+                if session.closing:
+                    return
         if session.closing:
             return  # gone while we read: keep them for the next login
         # Everything read is older than anything appended from now on.

@@ -1,9 +1,8 @@
-"""XMPP Ping (XEP-0199): the server answers pings addressed to it (an empty result).
-
-A ping to an account's bare JID (or with no 'to') is not answered here: it gets
-``service-unavailable``, as no module handles it (RFC 6120 would have the server
-answer for the account: left to its own change).
-"""
+"""XMPP Ping (XEP-0199): the server answers pings addressed to it, and, as Prosody
+does, pings to an account's bare JID or with no 'to' (RFC 6120 §10.3.3: the
+server handles those on behalf of the account; the answer comes from the bare JID,
+or without a 'from' when the ping had no 'to'). Clients use the latter as a
+keepalive; Profanity turns its keepalive off when it gets an error."""
 from xmppd.xmpp import ns
 
 PROTOCOLS = ["XEP-0199"]
@@ -11,9 +10,9 @@ OPTIONS: list = []
 
 
 def pong(event) -> None:
-    return None
+    return None          # an empty result
 
 
 def setup(m) -> None:
     m.add_feature(ns.PING)
-    m.hook_iq("get", ns.PING, "ping", pong)
+    m.hook_iq("get", ns.PING, "ping", pong, to=("host", "bare"))

@@ -22,8 +22,8 @@ import time
 import xml.etree.ElementTree as ET
 
 from xmppd.moduleapi import EARLY, HANDLED, Option, SessionSlot, element_event
-from xmppd.xmpp import ns, stanza as st
-from xmppd.xmpp.errors import StanzaError, StreamError
+from xmppd.xmpp import ns
+from xmppd.xmpp.errors import StreamError
 
 PROTOCOLS = ["XEP-0198"]
 OPTIONS = [
@@ -37,7 +37,6 @@ OPTIONS = [
 MOD32 = 2 ** 32
 EXPIRED_KEPT = 1000          # previds remembered after their session ended (for <failed h/>)
 # copies and archive results are not delivered again: their originals are elsewhere
-NOT_REDELIVERED = (f"{{{ns.CARBONS}}}", "{" + ns.MAM.rpartition(":")[0] + ":")
 
 log = logging.getLogger("xmppd.mod.smacks")
 
@@ -131,21 +130,6 @@ class SMState:
                 "unacked": len(self.queue)}
 
 
-def redelivery(stanza: ET.Element, bare_jid: str, domain: str, when: float) -> ET.Element | None:
-    """What an unacknowledged message becomes when its session ends: a copy to the
-    bare JID with a delay stamp; None when it is not delivered again (errors,
-    groupchat, headlines, carbon copies, archive results)."""
-    t = stanza.get("type") or "normal"
-    if t in ("error", "groupchat", "headline"):
-        return None
-    if any(c.tag.startswith(NOT_REDELIVERED) for c in stanza):
-        return None
-    out = st.copy(stanza, to=bare_jid)
-    if out.find(f"{{{ns.DELAY}}}delay") is None:
-        st.add_delay(out, domain, when)
-    return out
-
-
 # -- one host's stream management ------------------------------------------------------------
 
 class StreamManagement:
@@ -167,6 +151,7 @@ class StreamManagement:
         resume = el.get("resume") in ("true", "1")
         sm = SMState(resume, self.option("smacks_max_queue_size"), self)
         self.slot.set(session, sm)
+        session.delivery_tracked = True   # what the client never acknowledges is ours
         session.inbound_hooks.append(sm.count_inbound)
         session.delivery_hooks.append(sm.queue_delivered)
         session.lost_hooks.append(sm.lost)
@@ -267,6 +252,8 @@ class StreamManagement:
 
     # -- a session that ends: what it never acknowledged ---------------------------------
     async def unbound(self, arg) -> None:
+        """What the client never acknowledged goes where it would go now the
+        resource is offline: ``resource-undelivered`` (the message module)."""
         session, _exc = arg
         sm = self.slot.get(session)
         if sm is None:
@@ -274,16 +261,10 @@ class StreamManagement:
         self.forget(sm)
         pending = list(sm.queue)
         sm.queue.clear()
-        when = sm.hibernated_at or time.time()
-        router = self.host.server.router
-        for stanza in pending:
-            kind = st.kind_of(stanza)
-            if kind == "message":
-                out = redelivery(stanza, session.bare_jid, self.host.name, when)
-                if out is not None:
-                    await router.route(out, self.host)
-            elif kind == "iq" and stanza.get("type") in ("get", "set"):
-                await router.bounce(stanza, StanzaError("recipient-unavailable"))
+        if pending:
+            await self.host.events.notify("resource-undelivered", {
+                "session": session, "stanzas": pending,
+                "when": sm.hibernated_at or time.time()})
 
     # -- xmppctl c2s, unload ---------------------------------------------------------------
     def describe(self, session) -> dict:
@@ -303,6 +284,7 @@ class StreamManagement:
                                     (session.lost_hooks, sm.lost)):
                     if hook in hooks:
                         hooks.remove(hook)
+                session.delivery_tracked = False
 
 
 def refuse_unbound(arg):

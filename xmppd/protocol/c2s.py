@@ -32,6 +32,19 @@ MAX_SASL_FAILURES = 5
 CLIENT_KINDS = {"{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"}
 
 
+_MESSAGE = "{jabber:client}message"
+_IQ = "{jabber:client}iq"
+
+
+def _redeliverable(el: ET.Element) -> bool:
+    """A stanza that goes elsewhere if the client never takes it (a one-to-one
+    message, an IQ request); presence, groupchat and headlines do not."""
+    tag = el.tag
+    if tag == _MESSAGE:
+        return el.get("type") not in ("groupchat", "headline", "error")
+    return tag == _IQ and el.get("type") in ("get", "set")
+
+
 class C2SSession(XMLStreamProtocol):
     """One client connection and, once bound, one resource of an account."""
 
@@ -45,7 +58,10 @@ class C2SSession(XMLStreamProtocol):
         "priority", "directed", "interested", "state", "send_filters", "delivery_hooks",
         "inbound_hooks", "lost_hooks", "hibernating", "replaced", "clean_close",
         "closed_by_server", "_queue", "_drainer", "_out", "_flush_scheduled", "_paused",
-        "_timeout", "address", "_bucket", "_held", "_counted", "__weakref__",
+        "_timeout", "address", "_bucket", "_held", "_counted", "_out_size", "_written",
+        "_write_paused", "_send_limit", "_track", "_prune_handle", "_since_check", "_over_since",
+        "delivery_tracked",
+        "_gone", "_untaken_stanzas", "__weakref__",
     )
 
     def __init__(self, server: "Server", *, direct_tls: bool = False):
@@ -90,6 +106,11 @@ class C2SSession(XMLStreamProtocol):
         self.closed_by_server = False
         self._timeout: asyncio.TimerHandle | None = None
         self._counted = False     # in the per-address connection counts
+        # a module (stream management) answers for what the client never
+        # acknowledged; otherwise the session tracks what TCP did not (overflow)
+        self.delivery_tracked = False
+        self._gone = False        # the resource's end (or hibernation) is handled
+        self._untaken_stanzas: list = []
 
     def __repr__(self) -> str:
         return f"<C2S {self.full_jid or self.peer} {self.id}>"
@@ -102,6 +123,7 @@ class C2SSession(XMLStreamProtocol):
         log.debug("%s connected from %s%s", self.id, self.peer, " (direct TLS)" if self.direct_tls else "")
         limits = self.server.limits
         self._bucket = limits.bucket(self.kind)
+        self._limit_sending(limits.send_buffer(self.kind))
         refused = limits.connect(self.kind, self.address)
         self._counted = True
         if refused:
@@ -120,9 +142,17 @@ class C2SSession(XMLStreamProtocol):
         if self._counted:
             self._counted = False
             self.server.limits.disconnect(self.kind, self.address, authenticated=self.authenticated)
+        if self._prune_handle is not None:
+            self._prune_handle.cancel()
+            self._prune_handle = None
         log.debug("%s closed (%s)", self.id, exc or "clean")
-        if self.replaced or self.resource is None or self.host is None:
+        if self.replaced or self.resource is None or self.host is None or self._gone:
             return
+        self._resource_lost(exc)
+
+    def _resource_lost(self, exc: Exception | None) -> None:
+        """The connection is gone (or given up on): hibernate, or end the resource."""
+        self._gone = True
         if not self.clean_close and not self.closed_by_server:
             for hook in self.lost_hooks:
                 if hook(self, exc):
@@ -138,6 +168,11 @@ class C2SSession(XMLStreamProtocol):
         self.hibernating = False
         self.host.remove_session(self)
         self.server.spawn(self.host.events.notify("resource-unbind", (self, exc)))
+        if self._untaken_stanzas:
+            # what the client never took goes where it would go now it is offline
+            untaken, self._untaken_stanzas = self._untaken_stanzas, []
+            self.server.spawn(self.host.events.notify(
+                "resource-undelivered", {"session": self, "stanzas": untaken}))
 
     def adopt(self, old: "C2SSession") -> None:
         """Take over ``old``'s resource and state (stream resumption): this new
@@ -184,6 +219,8 @@ class C2SSession(XMLStreamProtocol):
         if self.closing:
             return
         self._write(serialize(el))
+        if self._track is not None:
+            self._sent(el if not self.delivery_tracked and _redeliverable(el) else None)
 
     def send_nonza(self, el: ET.Element) -> None:
         """A protocol element that is not a stanza (not counted, never held)."""
@@ -211,12 +248,39 @@ class C2SSession(XMLStreamProtocol):
             return
         self._send_header(self.host.name if self.host else None)
         self._write("</stream:stream>")
-        self._flush()
+        self._flush(force=True)
         self.closing = True
         self.closed_by_server = not self.clean_close
         self._queue.clear()
-        if self.transport is not None:
-            self.transport.close()
+        self._close_transport()
+
+    def _overflow(self) -> None:
+        """The client does not read: more than ``send_buffer`` waits for it. The
+        stream ends with an error; the resource goes as if the connection had
+        dropped (stream management hibernates it), and what the client never took
+        goes where it would go for a resource that went offline."""
+        untaken = [] if self.delivery_tracked else self._untaken()
+        log.warning("%s: %s does not read what it is sent (%d characters waiting); closing",
+                    self.id, self.full_jid or self.peer, self._out_size)
+        self._out.clear()
+        self._out_size = 0
+        err = StreamError("policy-violation", "too much unread data: you do not read what you are sent")
+        self._write(serialize(err.to_element()) + "</stream:stream>")
+        self._flush(force=True)
+        self.closing = True
+        self._queue.clear()
+        self._close_transport()
+        if self.resource is not None and self.host is not None and not self.replaced and not self._gone:
+            self._untaken_stanzas = untaken
+            self._resource_lost(None)
+        elif untaken:
+            self._undeliverable(untaken)
+
+    def _undeliverable(self, stanzas: list) -> None:
+        """Stanzas nothing will take (not a bound resource): bounced."""
+        router = self.server.router
+        for el in stanzas:
+            self.server.spawn(router.bounce(el, StanzaError("recipient-unavailable")))
 
     def _negotiation_timeout(self) -> None:
         if self.resource is None and not self.closing:

@@ -80,6 +80,12 @@ class ComponentSession(C2SSession):
             raise StreamError("improper-addressing", "a stanza from a component needs a 'to'")
         await self.server.router.route(el, self)
 
+    def _overflow(self) -> None:
+        """A component that does not read: what it never took is bounced."""
+        untaken = self._untaken()
+        super()._overflow()
+        self._undeliverable(untaken)
+
     def connection_lost(self, exc) -> None:
         super().connection_lost(exc)
         if self.host is not None and self.authenticated:

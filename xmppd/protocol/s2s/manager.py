@@ -369,6 +369,13 @@ class S2SManager:
         self.links.clear()
         for sess in list(self.sessions):
             sess.stream_error(StreamError("system-shutdown"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2
+        while self.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for sess in list(self.sessions):       # peers that do not read what is left
+            if sess.transport is not None:
+                sess.transport.abort()
 
     # -- sessions and links --------------------------------------------------------
     def add_session(self, sess: S2SStream) -> None:

@@ -131,6 +131,7 @@ class S2SStream(XMLStreamProtocol):
         log.debug("%r connected (%s)", self, self.peer)
         limits = self.server.limits
         self._bucket = limits.bucket(self.kind)
+        self._limit_sending(limits.send_buffer(self.kind))
         refused = limits.connect(self.kind, self.address)
         self._counted = True
         if refused:
@@ -151,6 +152,9 @@ class S2SStream(XMLStreamProtocol):
         self._fail(S2SFailure(f"connection lost{': ' + str(exc) if exc else ''}"))
         for t in self._tasks:
             t.cancel()
+        if self._prune_handle is not None:
+            self._prune_handle.cancel()
+            self._prune_handle = None
         if self._counted:
             self._counted = False
             self.server.limits.disconnect(self.kind, self.address, authenticated=self._auth_counted)
@@ -227,16 +231,32 @@ class S2SStream(XMLStreamProtocol):
             return
         self.counters["out"] += 1
         self.last_activity = time.monotonic()
-        if el.tag in CLIENT_KINDS:
+        stanza = el.tag in CLIENT_KINDS
+        if stanza:
             self._unflushed.append(el)
         self._write(serialize(el, ns.CLIENT, PREFIXES))
+        if stanza and self._track is not None:
+            self._sent(el)
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write("".join(self._out).encode())
-            self._unflushed.clear()
+    def _wrote(self) -> None:
+        self._unflushed.clear()
+
+    def _overflow(self) -> None:
+        """The peer does not read: more than ``send_buffer`` waits for it. The stream
+        ends with an error; what the peer never took is handed back to the link
+        (``take_unsent``), which connects again and sends it, or bounces it."""
+        untaken = self._untaken()
+        log.warning("%r: the peer does not read (%d characters waiting); closing", self, self._out_size)
+        self._unflushed = untaken or list(self._unflushed)
         self._out.clear()
+        self._out_size = 0
+        self._write(serialize(StreamError("policy-violation", "too much unread data").to_element(),
+                              ns.CLIENT, PREFIXES) + "</stream:stream>")
+        self._flush(force=True)
+        self._fail(S2SFailure("the peer does not read"))
+        self.closing = True
+        self._queue.clear()
+        self._close_transport()
 
     def take_unsent(self) -> list[ET.Element]:
         """Stanzas queued on this stream that never reached the socket (it closed
@@ -265,11 +285,10 @@ class S2SStream(XMLStreamProtocol):
             return
         self._send_header()
         self._write("</stream:stream>")
-        self._flush()
+        self._flush(force=True)
         self.closing = True
         self._queue.clear()
-        if self.transport is not None:
-            self.transport.close()
+        self._close_transport()
 
     def _negotiation_timeout(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
