@@ -12,7 +12,8 @@ from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from xmppd.modules.mam import parse_expiry, parse_stamp, stamp
+from xmppd.modules.mam.retention import parse_expiry
+from xmppd.xmpp.time import parse_stamp, utc_stamp_ms as stamp
 
 from .clients import logged_in, slix_close
 from .conftest import start_server
@@ -183,7 +184,7 @@ async def test_chat_states_and_headlines_not_archived(pair):
         pass
     bodies, results, _ = await query(a)
     assert bodies == ["with state"]
-    inner = results[0].xml.find(f".//{{urn:xmpp:forward:0}}forwarded/{{jabber:client}}message")
+    inner = results[0].xml.find(".//{urn:xmpp:forward:0}forwarded/{jabber:client}message")
     assert inner.find("{http://jabber.org/protocol/chatstates}active") is None
 
 

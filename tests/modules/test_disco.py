@@ -105,3 +105,18 @@ async def test_account_items_are_folded_from_the_modules():
         got = [i.attrib for i in reply.find(ns.q(ns.DISCO_ITEMS, "query"))]
         assert got == [{"jid": "bob@example.com", "node": "urn:example:n", "name": "N"}]
         assert error_of(await alice.iq("get", ITEMS, to="nobody@example.com")) == "service-unavailable"
+
+
+async def test_modules_add_disco_items_as_items():
+    """A module lists a service in the server's disco#items with a "disco-item" item
+    (Prosody's module:add_item("disco", ...)); it goes when the module unloads."""
+    async with Harness(modules=("disco",)) as h:
+        host = h.host()
+        api = host.modules["disco"]
+        api.add_item("disco-item", ("proxy.example.com", None, "File transfer proxy"))
+        alice = await h.client("alice@example.com/phone")
+        reply = await alice.iq("get", f"<query xmlns='{ns.DISCO_ITEMS}'/>", to="example.com")
+        items = reply.findall(f"{{{ns.DISCO_ITEMS}}}query/{{{ns.DISCO_ITEMS}}}item")
+        assert [(i.get("jid"), i.get("name")) for i in items] == [("proxy.example.com", "File transfer proxy")]
+        host.unload_module("disco")
+        assert host.items("disco-item") == []

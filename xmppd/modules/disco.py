@@ -50,13 +50,15 @@ def host_info(event):
 
 
 def host_items(event, extra_items):
-    """The host's components (subdomains served here), then ``disco_items``."""
+    """The host's components (subdomains served here), the ``disco-item`` items
+    modules added (``(jid[, node[, name]])``), then ``disco_items``."""
     _no_node(event)
     host = event.host
     components = [(name,) for name, other in host.server.hosts.items()
                   if other is not host and not other.is_virtualhost
                   and name.endswith("." + host.name)]
-    return disco.items(components + configured_items(extra_items))
+    added = [tuple(i) if isinstance(i, (tuple, list)) else (i,) for i in host.items("disco-item")]
+    return disco.items(components + added + configured_items(extra_items))
 
 
 async def _account_exists(event) -> None:

@@ -51,10 +51,8 @@ from functools import partial
 
 from xmppd.moduleapi import NORMAL, ModuleAPI, Option, stanza_event
 from xmppd.xmpp import ns
-from xmppd.xmpp.time import parse_stamp, utc_stamp_ms as stamp  # noqa: F401 (tests/e2e)
 
 from . import archiving, prefs, query, retention
-from .retention import parse_expiry, parse_policy  # noqa: F401 (tests/e2e)
 from .service import MamService
 
 PROTOCOLS = ["XEP-0313", "XEP-0359", "XEP-0441", "XEP-0059", "XEP-0297"]

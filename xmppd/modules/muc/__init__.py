@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 
 from xmppd.moduleapi import CliCommand, Option
+from xmppd.xmpp.jid import bare as jid_bare
 
 from . import (archive, cli, config, disco, history, invites, moderation, occupant_id,
                register, selfping, service, subject, vcard, voice)
 from .archive import RoomArchive
 from .config import ALLOW_PM, RoomConfig
 from .persistence import RoomStore
-from .room import RoomEnv, bare_of
+from .room import RoomEnv
 from .service import MucService
 
 PROTOCOLS = ["XEP-0045", "XEP-0249", "XEP-0313", "XEP-0359", "XEP-0410", "XEP-0421",
@@ -87,7 +88,9 @@ def _admins(m) -> frozenset[str]:
     out = set()
     for j in m.host.get_option("admins") or ():
         if isinstance(j, str):
-            out.add(bare_of(j))
+            b = jid_bare(j)
+            if b:
+                out.add(b)
     return frozenset(out)
 
 

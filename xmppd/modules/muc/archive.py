@@ -20,11 +20,11 @@ from xmppd.moduleapi import HANDLED
 from xmppd.xmpp import forms, mam, ns
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
-from xmppd.xmpp.jid import InvalidJID, join, split
+from xmppd.xmpp.jid import InvalidJID, join, split, bare as jid_bare
 
 from . import permissions as perm
 from .events import DISCO_INFO, room_iq_event
-from .room import bare_of, new_id
+from .room import new_id
 
 DEFAULT_MAX = 50
 HARD_MAX = 250
@@ -97,7 +97,7 @@ def _decoded(item) -> ET.Element:
 def check_access(room, from_jid: str) -> None:
     """Outcasts never read the archive; in a members-only room only members (and
     up) and the occupants do."""
-    aff = room.affiliation(bare_of(from_jid))
+    aff = room.affiliation(jid_bare(from_jid))
     if aff == "outcast" or (room.config.members_only and from_jid not in room.by_jid
                             and perm.AFFILIATION_RANK[aff] < perm.AFFILIATION_RANK["member"]):
         raise StanzaError("forbidden", "you may not read this room's archive")

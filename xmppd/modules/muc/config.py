@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from xmppd.xmpp import forms, ns
 from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import bare as jid_bare
 
 from .events import DISCO_INFO, room_iq_event
 
@@ -197,8 +198,8 @@ def on_owner_set(event):
 
 
 def _is_owner(room, from_jid: str) -> bool:
-    from .room import bare_of
-    return room.affiliation(bare_of(from_jid)) == "owner"
+    
+    return room.affiliation(jid_bare(from_jid)) == "owner"
 
 
 def owner_get(room, query: ET.Element, from_jid: str) -> ET.Element:

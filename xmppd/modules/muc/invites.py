@@ -15,11 +15,11 @@ import xml.etree.ElementTree as ET
 from xmppd.moduleapi import HANDLED
 from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StanzaError
-from xmppd.xmpp.jid import InvalidJID, split as jid_split
+from xmppd.xmpp.jid import InvalidJID, split as jid_split, bare as jid_bare
 
 from . import permissions as perm
 from .events import room_message_event
-from .room import bare_of
+
 
 q = ns.q
 CLIENT, USER = ns.CLIENT, ns.MUC_USER
@@ -80,7 +80,7 @@ def _invite(room, inv: ET.Element, from_jid: str) -> list[ET.Element]:
     if not to:
         raise StanzaError("bad-request", "an invitation needs a 'to'")
     to = _norm(to)
-    invitee = bare_of(to)
+    invitee = jid_bare(to)
     inviter_aff = room.affiliation(occ.bare)
     if room.config.members_only and room.affiliation(invitee) == "none":
         if perm.has_affiliation_privilege(inviter_aff, "edit-member-list") or room.config.allow_invites:
@@ -106,7 +106,7 @@ def _decline(room, dec: ET.Element, from_jid: str) -> list[ET.Element]:
     to = _norm(to)
     m = ET.Element(q(CLIENT, "message"), {"from": room.jid, "to": to})
     ux = ET.SubElement(m, q(USER, "x"))
-    d = ET.SubElement(ux, DECLINE, {"from": bare_of(from_jid)})
+    d = ET.SubElement(ux, DECLINE, {"from": jid_bare(from_jid)})
     reason = dec.findtext(REASON)
     if reason:
         ET.SubElement(d, REASON).text = reason

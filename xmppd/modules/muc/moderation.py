@@ -18,12 +18,13 @@ from typing import Awaitable, Callable
 
 from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import bare as jid_bare
 
 from . import history as hist
 from . import occupant_id as oid
 from . import permissions as perm
 from .events import DISCO_INFO, room_iq_event
-from .room import MESSAGE, bare_of, new_id
+from .room import MESSAGE, new_id
 
 q = ns.q
 ADMIN, FASTEN, MODERATE, MODERATE_0 = ns.MUC_ADMIN, ns.FASTEN, ns.MODERATE, ns.MODERATE_0
@@ -66,7 +67,7 @@ def info(event) -> None:
 def actor_of(room, from_jid: str):
     """(bare, affiliation, role, occupant or None) of whoever sent a request.
     Admins and owners act as moderators even when not in the room."""
-    bare = bare_of(from_jid)
+    bare = jid_bare(from_jid)
     aff = room.affiliation(bare)
     occ = room.by_jid.get(from_jid)
     if occ is not None:
@@ -148,7 +149,9 @@ def admin_set(room, query: ET.Element, from_jid: str) -> list[ET.Element]:
             if new_aff not in perm.AFFILIATIONS:
                 raise StanzaError("bad-request", f"unknown affiliation {new_aff!r}")
             if jid:
-                target_bare = bare_of(jid)
+                target_bare = jid_bare(jid)
+                if target_bare is None:
+                    raise StanzaError("jid-malformed", f"invalid JID {jid!r}")
             else:
                 occ = room.occupants.get(nick)
                 if occ is None:

@@ -14,10 +14,11 @@ import xml.etree.ElementTree as ET
 from xmppd.moduleapi import EARLY
 from xmppd.xmpp import disco, forms, ns
 from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import bare as jid_bare
 
 from . import permissions as perm
 from .events import DISCO_INFO, room_iq_event
-from .room import bare_of
+
 
 q = ns.q
 NS = ns.REGISTER
@@ -34,17 +35,17 @@ def setup(m, service) -> None:
 
 
 def on_get(event):
-    return event.reply(get(event.room, bare_of(event.from_jid)))
+    return event.reply(get(event.room, jid_bare(event.from_jid)))
 
 
 def on_set(event):
-    return event.reply(None, *set_(event.room, event.payload, bare_of(event.from_jid)))
+    return event.reply(None, *set_(event.room, event.payload, jid_bare(event.from_jid)))
 
 
 def on_nick_info(event):
     if event.payload.get("node") != NODE:
         return None
-    return event.reply(nick_info(event.room, bare_of(event.from_jid)))
+    return event.reply(nick_info(event.room, jid_bare(event.from_jid)))
 
 
 def info(event) -> None:

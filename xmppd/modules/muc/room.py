@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 from xmppd.moduleapi import SharedContent, copy_of
 from xmppd.xmpp import disco, forms, ns
 from xmppd.xmpp.errors import StanzaError
-from xmppd.xmpp.jid import InvalidJID, split as jid_split
+from xmppd.xmpp.jid import bare as jid_bare
 
 from . import occupant_id as oid
 from . import permissions as perm
@@ -47,14 +47,6 @@ STANZA_ID = q(ns.SID, "stanza-id")
 OCC_ID = q(ns.OCCUPANT_ID, "occupant-id")
 
 MAX_PENDING_IQS = 1000
-
-
-def bare_of(jid: str) -> str:
-    try:
-        node, domain, _ = jid_split(jid)
-    except InvalidJID:
-        return jid
-    return f"{node}@{domain}" if node else domain
 
 
 def new_id() -> str:
@@ -270,7 +262,7 @@ class Room:
 
     def join(self, stanza: ET.Element, from_jid: str, nick: str, *, created: bool = False,
              nick_modified: bool = False) -> list[ET.Element]:
-        bare = bare_of(from_jid)
+        bare = jid_bare(from_jid)
         aff = self.affiliation(bare)
         join_x = stanza.find(MUC_X)
         self.check_nick(nick)

@@ -29,14 +29,14 @@ from xmppd.moduleapi import HANDLED, stanza_event
 from xmppd.xmpp import ns
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
-from xmppd.xmpp.jid import InvalidJID, split as jid_split
+from xmppd.xmpp.jid import InvalidJID, split as jid_split, bare as jid_bare
 
 from . import archive as arch
 from .config import RoomConfig
 from .events import (ROOM_CREATED, ROOM_PRE_CREATE, RoomEvent, occupant_iq_event,
                      room_iq_event, room_message_event)
 from .persistence import RoomStore
-from .room import MUC_X, PRESENCE, Room, RoomEnv, bare_of
+from .room import MUC_X, PRESENCE, Room, RoomEnv
 
 log = logging.getLogger("xmppd.mod.muc")
 
@@ -285,7 +285,7 @@ class MucService:
         try:
             if room is None:
                 if item.kind == "presence" and item.to_type == "full" and stanza.get("type") is None:
-                    bare = bare_of(item.from_jid)
+                    bare = jid_bare(item.from_jid)
                     ev.room = room = self.create_room(item.node, bare, locked=self.env.locking
                                                       and stanza.find(MUC_X) is not None)
                     ev.created = True
@@ -471,7 +471,7 @@ def setup(m, svc: MucService) -> None:
 
 def check_creation(ev: RoomEvent) -> None:
     """``restrict_room_creation``: who may create rooms here."""
-    if not ev.service.may_create(bare_of(ev.from_jid)):
+    if not ev.service.may_create(jid_bare(ev.from_jid)):
         raise StanzaError("not-allowed", "you may not create rooms on this service")
 
 

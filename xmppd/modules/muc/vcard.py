@@ -13,9 +13,10 @@ import xml.etree.ElementTree as ET
 
 from xmppd.xmpp import forms, ns
 from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import bare as jid_bare
 
 from .events import DISCO_INFO, room_iq_event
-from .room import PRESENCE, bare_of
+from .room import PRESENCE
 
 q = ns.q
 VCARD, VCARD_UPDATE = ns.VCARD, ns.VCARD_UPDATE
@@ -61,7 +62,7 @@ def photo_hash(vcard: ET.Element) -> str | None:
 
 
 def set_(room, payload: ET.Element, from_jid: str) -> list[ET.Element]:
-    if room.affiliation(bare_of(from_jid)) != "owner":
+    if room.affiliation(jid_bare(from_jid)) != "owner":
         raise StanzaError("forbidden", "only owners may change the room's vCard")
     text = ET.tostring(payload, encoding="unicode")
     if len(text) > MAX_VCARD_CHARS:

@@ -19,6 +19,7 @@ from xmppd.moduleapi import HANDLED
 from xmppd.xmpp import disco, forms, ns
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
+from xmppd.xmpp.jid import bare
 from xmppd.xmpp.stanza import from_xml
 
 from .notify import items_event
@@ -39,10 +40,6 @@ def _ps(name: str) -> str:
 
 def _owner(name: str) -> str:
     return ns.q(ns.PUBSUB_OWNER, name)
-
-
-def _bare(jid: str) -> str:
-    return jid.split("/", 1)[0]
 
 
 # -- errors and forms ------------------------------------------------------------------
@@ -227,7 +224,7 @@ async def get_subscriptions(pep: "PEP", r: Request) -> ET.Element:
         if r.node and node.name != r.node:
             continue
         for jid in node.subscriptions:
-            if _bare(jid) == r.req.bare:
+            if bare(jid) == r.req.bare:
                 ET.SubElement(subs, _ps("subscription"),
                               {"node": node.name, "jid": jid, "subscription": "subscribed"})
     return out
@@ -305,7 +302,10 @@ async def owner_set_affiliations(pep: "PEP", r: Request) -> None:
     for a in r.action.findall(_owner("affiliation")):
         if not a.get("jid") or not a.get("affiliation"):
             raise StanzaError("bad-request", "affiliation needs jid and affiliation")
-        changes[_bare(a.get("jid"))] = a.get("affiliation")
+        target = bare(a.get("jid"))
+        if target is None:
+            raise StanzaError("jid-malformed", f"invalid JID {a.get('jid')!r}")
+        changes[target] = a.get("affiliation")
     node = svc.set_affiliations(r.req, r.node, changes)
     await pep.save(r.user, node, items=False)
     return None

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from xmppd.moduleapi import HANDLED
 from xmppd.xmpp import ns
 from xmppd.xmpp import stanza as st
+from xmppd.xmpp.jid import bare as jid_bare
 from xmppd.xmpp.stanza import from_xml
 
 from . import caps as capsmod
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
     from .service import PEP
 
 CAPS_TIMEOUT = 30      # seconds to wait for an entity's disco#info answer
-
-
-def _bare(jid: str) -> str:
-    return jid.split("/", 1)[0]
 
 
 # -- the events ------------------------------------------------------------------------
@@ -130,12 +127,12 @@ class Notifier:
             wanted = self.caps.get(key)
             if not wanted or node.name not in wanted:
                 continue
-            bare = _bare(full)
+            bare = jid_bare(full)
             if bare == owner or await allowed(bare):
                 out.append(full)
                 seen.add(full)
         for jid in list(node.subscriptions):
-            if jid not in seen and await allowed(_bare(jid)):
+            if jid not in seen and await allowed(jid_bare(jid)):
                 out.append(jid)
                 seen.add(jid)
         return out

@@ -8,16 +8,13 @@ from __future__ import annotations
 import collections
 import xml.etree.ElementTree as ET
 
+from xmppd.xmpp.jid import bare as jid_bare
 from xmppd.xmpp.stanza import to_xml
 
 from . import notify
 from .compat import Compat
 from .notify import Notifier
 from .pubsub import Node, PubSubService, Requester
-
-
-def bare_of(jid: str) -> str:
-    return jid.split("/", 1)[0]
 
 
 class PEP:
@@ -79,7 +76,7 @@ class PEP:
 
     async def requester(self, user: str, jid: str) -> Requester:
         """``jid`` as ``user``'s service sees it (roster subscription and groups)."""
-        bare = bare_of(jid)
+        bare = jid_bare(jid) or jid
         if bare == self.jid(user):
             return Requester(bare, is_owner=True, subscription="both")
         item = await self.host.roster.get_item(user, bare)
