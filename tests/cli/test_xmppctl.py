@@ -394,3 +394,21 @@ def test_root_acts_as_the_owner_of_the_data_directory(cfg, ctl):
     os.chown(var, 65534, 65534)
     assert add(ctl, f"alice@{DOMAIN}").returncode == 0
     assert {f.stat().st_uid for f in var.iterdir()} == {65534}
+
+
+def test_check_config_lists_the_limits_in_force(tmp_path, cert_files):
+    from .conftest import write_tree
+    cfg = write_tree(tmp_path, cert_files, extra='limits = { c2s = { rate = "5kb/s" } }\n'
+                                                 'max_roster_items = 300\n')
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "limits in force:" in out
+    assert "c2s: read 5,000 bytes/s (burst 2s), 1,000,000 bytes may wait for it" in out
+    assert "max_roster_items = 300" in out
+    assert "offline_max_messages = 1000" in out          # a module's limit, at its default
+    assert "20 failures from one address ban it" in out
+    bad = write_tree(tmp_path / "bad", cert_files, extra='limits = { c2s = { rate = "fast" } }\n') \
+        if (tmp_path / "bad").mkdir() is None else None
+    r = run_ctl("--config", str(bad), "check", "config")
+    assert r.returncode == 1 and "limits: rate 'fast'" in r.stdout

@@ -374,3 +374,28 @@ async def test_archive_access_rules_stay(archived):
     room.affiliations["carol@example.com"] = "member"
     reply, _ = await mam_query(carol)
     assert reply.get("type") == "result"
+
+
+async def test_one_user_may_own_only_so_many_rooms():
+    from tests.harness import Harness
+    component = '''
+        Component "conference.example.com" "muc"
+            muc_max_rooms_per_user = 2
+            muc_room_locking = false
+            muc_room_default_persistent = true
+    '''
+    async with Harness(components=component) as h:
+        alice = await h.client("alice@example.com/phone", available=True)
+        for room in ("r1", "r2"):
+            await alice.send_stanza(f"<presence to='{room}@conference.example.com/alice'>"
+                                    "<x xmlns='http://jabber.org/protocol/muc'/></presence>")
+            await alice.next("message", match=lambda e: e.find("{jabber:client}subject") is not None)
+        await alice.send_stanza("<presence to='r3@conference.example.com/alice'>"
+                                "<x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        err = await alice.next("presence", match=lambda e: e.get("type") == "error")
+        assert err.find("{jabber:client}error/{urn:ietf:params:xml:ns:xmpp-stanzas}policy-violation") is not None
+        assert sorted(h.server.hosts["conference.example.com"].provided("muc").rooms) == ["r1", "r2"]
+        # joining an existing room is not creating one
+        bob = await h.client("bob@example.com/pc", available=True)
+        await bob.send_stanza("<presence to='r1@conference.example.com/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        await bob.next("message", match=lambda e: e.find("{jabber:client}subject") is not None)

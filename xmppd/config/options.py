@@ -350,6 +350,9 @@ CORE_OPTIONS: list[Option] = [
     _o("component_secret", "string", None, "host", "shared secret of an external component"),
     _o("name", "string", None, "host", "the service's name in service discovery"),
     _o("default_storage", "string", None, "both", "backend for stores that a storage table does not name"),
+    _o("max_roster_items", "integer", 1000, "both", "Most items a user's roster may hold, "
+       "whatever adds them (a roster set, a subscription, a pre-approval); more are refused "
+       "with not-allowed.", min=1, limit=True),
     # limits (core/limits.py)
     _o("limits", "any", None, "global", "per connection kind (c2s, s2sin, s2sout, component): "
        "{ rate = \"10kb/s\"; burst = \"2s\"; connections_per_address = N; "

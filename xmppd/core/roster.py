@@ -34,13 +34,16 @@ import weakref
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Callable
 
+from ..config.options import CORE_OPTIONS
 from ..stream import SharedContent, copy_of, serialize
 from ..xmpp import ns
+from ..xmpp.errors import StanzaError
 
 if TYPE_CHECKING:
     from .host import Host
 
 STORE = "roster"
+_MAX_ITEMS = next(o for o in CORE_OPTIONS if o.name == "max_roster_items")
 META = ""            # the key holding {"version": n}; no JID is empty
 
 Q = f"{{{ns.ROSTER}}}query"
@@ -315,17 +318,31 @@ class RosterService:
         return await self.store.users()
 
     # -- writing -------------------------------------------------------------------
+    def max_items(self) -> int:
+        return self.host.get_option("max_roster_items", _MAX_ITEMS.default, _MAX_ITEMS)
+
     async def update(self, user: str, contact: str,
                      change: Callable[[dict | None], dict | None]) -> tuple[dict | None, dict | None, int]:
         """Atomically change one record: ``change(copy of the record or None)`` returns
         the new record (or None to delete it). Returns ``(old, new, version)``; the
-        roster version goes up when the roster proper changed. Pushes are the caller's."""
+        roster version goes up when the roster proper changed. Pushes are the caller's.
+
+        A change that would put one more contact on a roster already holding
+        ``max_roster_items`` raises ``not-allowed`` (whatever the path: a roster set,
+        a subscription request, an approval, a pre-approval) and changes nothing."""
         async with self._lock(user):
-            raw = (await self._raw(user)).get(contact)
+            records = await self._raw(user)
+            raw = records.get(contact)
             old = _normalise(raw) if isinstance(raw, dict) else None
             new = change(dict(old, groups=list(old["groups"])) if old is not None else None)
             if new is not None and not new.get("listed") and state_of(new) == NONE:
                 new = None   # a stranger's record with nothing pending is forgotten
+            if visible(new) is not None and visible(old) is None:
+                limit = self.max_items()
+                listed = sum(1 for k, v in records.items()
+                             if k != META and isinstance(v, dict) and v.get("listed"))
+                if listed >= limit:
+                    raise StanzaError("not-allowed", f"roster limit of {limit} items reached")
             ver = await self.version(user)
             if new == old:
                 return old, new, ver

@@ -22,7 +22,7 @@ OPTIONS = [
     Option("push_notification_with_sender", "boolean", True, "both",
            "Include the sender's JID in notifications."),
     Option("push_max_registrations", "integer", 20, "both",
-           "Push services one account may register.", min=1),
+           "Push services one account may register.", min=1, limit=True),
 ]
 STORE = "push"          # user -> {jid\0node: {jid, node, options}}
 OPTION_FORM_TYPES = ("submit", "form", "result")

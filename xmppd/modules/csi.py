@@ -18,7 +18,7 @@ from xmppd.xmpp import ns, stanza as st
 PROTOCOLS = ["XEP-0352"]
 OPTIONS = [
     Option("csi_max_held", "integer", 256, "both",
-           "Stanzas held for an inactive client before everything is flushed.", min=1),
+           "Stanzas held for an inactive client before everything is flushed.", min=1, limit=True),
 ]
 _CHATSTATE = "{" + ns.CHATSTATES + "}"
 _IMPORTANT = (f"{{{ns.CARBONS}}}", f"{{{ns.FORWARD}}}")

@@ -26,7 +26,7 @@ PROTOCOLS = ["XEP-0160", "XEP-0203", "XEP-0334"]
 OPTIONS = [
     Option("offline_max_messages", "integer", 1000, "both",
            "Most offline messages stored per account; beyond it messages are bounced "
-           "with service-unavailable. 0 stores none.", min=0),
+           "with service-unavailable. 0 stores none.", min=0, limit=True),
 ]
 STORE = "offline"
 NO_STORE = f"{{{ns.HINTS}}}no-store"

@@ -25,16 +25,29 @@ directed-presence tracking).
 from __future__ import annotations
 
 import contextvars
+import logging
 import xml.etree.ElementTree as ET
 
-from xmppd.moduleapi import HANDLED, LATE, NORMAL, roster as rs, stanza_event
+from xmppd.moduleapi import HANDLED, LATE, NORMAL, Option, roster as rs, stanza_event
+from xmppd.xmpp import ns
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import bare as bare_of
 from xmppd.xmpp.stanza import parse_priority
 
+log = logging.getLogger("xmppd.mod.presence")
+
 PROTOCOLS = ["RFC 6121 §3", "RFC 6121 §4"]
-OPTIONS: list = []
+OPTIONS = [
+    Option("max_subscription_requests", "integer", 100, "both",
+           "Subscription requests from people not on a user's roster kept waiting for an "
+           "answer; more are dropped (the sender is not told).", min=1, limit=True),
+    Option("subscription_request_max_size", "integer", 1024, "both",
+           "Bytes of a waiting subscription request's status and nickname that are kept "
+           "(the rest is cut).", min=64, limit=True),
+]
+NICK = f"{{{ns.NICK}}}nick"
+STATUS = "{jabber:client}status"
 
 
 # Set while this module routes presence it generated on a user's behalf (broadcasts,
@@ -92,8 +105,6 @@ async def process_outbound(host, user: str, contact: str, ptype: str, stanza: ET
     §3.3.2, §3.4): update the roster, push, route (or not), send presence."""
     server = host.server
     bare = f"{user}@{host.name}"
-    stanza.set("from", bare)       # §3.1.2: stamped with the bare JID
-    stanza.set("to", contact)
     info: dict = {}
 
     def change(item):
@@ -121,7 +132,10 @@ async def process_outbound(host, user: str, contact: str, ptype: str, stanza: ET
             item["listed"] = True     # approving a stranger puts them on the roster
         return rs.set_state(item, new_state)
 
+    # an error here (the roster is full) goes back to the sending resource
     old, new, ver = await host.roster.update(user, contact, change)
+    stanza.set("from", bare)       # §3.1.2: stamped with the bare JID
+    stanza.set("to", contact)
     pushed = rs.visible(old) != rs.visible(new)
     if ptype == "unsubscribed" and info["passes"] and rs.is_subscribed(old, "from"):
         # §3.2.2: unavailable from every resource while the contact is still subscribed
@@ -136,8 +150,32 @@ async def process_outbound(host, user: str, contact: str, ptype: str, stanza: ET
 
 
 # ---------------------------------------------------------------- inbound subscriptions and probes
+def stored_request(stanza: ET.Element, max_size: int) -> str:
+    """What is kept of a subscription request until it is answered: its status and
+    nickname (XEP-0172), each cut to ``max_size`` bytes between them; nothing else
+    (a stranger cannot store 200 kB in a roster)."""
+    out = ET.Element("{jabber:client}presence", {"type": "subscribe"})
+    budget = max_size
+    for tag in (NICK, STATUS):
+        el = stanza.find(tag)
+        if el is None or not el.text:
+            continue
+        data = el.text.encode()[:max(0, budget)]
+        text = data.decode("utf-8", "ignore")
+        budget -= len(text.encode())
+        ET.SubElement(out, tag).text = text
+    return rs.stanza_to_text(out)
+
+
+async def waiting_requests(host, user: str) -> int:
+    """Strangers' subscription requests the user has not answered."""
+    return sum(1 for r in (await host.roster.records(user)).values()
+               if r.get("pending_in") and not r.get("listed"))
+
+
 async def process_inbound(host, user: str, sender: str, sender_full: str, ptype: str,
-                          stanza: ET.Element) -> None:
+                          stanza: ET.Element, *, max_requests: int = 100,
+                          max_request_size: int = 1024) -> None:
     """The contact's server on an inbound subscription stanza or probe (§3.1.3,
     §3.1.6, §3.2.3, §3.3.3, §4.3.2). ``user`` is local, ``sender`` a bare JID."""
     server = host.server
@@ -159,6 +197,12 @@ async def process_inbound(host, user: str, sender: str, sender_full: str, ptype:
 
     if sender == bare:
         return   # one's own subscription is implicit
+
+    if (ptype == "subscribe" and await host.roster.get_record(user, sender) is None
+            and await waiting_requests(host, user) >= max_requests):
+        log.info("%s: %d subscription requests waiting; dropping the one from %s",
+                 bare, max_requests, sender)
+        return
 
     stanza = copy_to(stanza, bare, **{"from": sender})
     info: dict = {}
@@ -182,7 +226,7 @@ async def process_inbound(host, user: str, sender: str, sender_full: str, ptype:
             item = rs.new_item(listed=False)      # a stranger's request: not a roster item
         item = rs.set_state(item, new_state)
         if ptype == "subscribe" and deliver:
-            item["request"] = rs.stanza_to_text(stanza)
+            item["request"] = stored_request(stanza, max_request_size)
         return item
 
     old, new, ver = await host.roster.update(user, sender, change)
@@ -369,7 +413,10 @@ async def inbound(sev):
     sender = sev.from_bare
     if not sender:
         return HANDLED
-    await process_inbound(sev.host, sev.to_node, sender, sev.from_jid, t, sev.stanza)
+    host = sev.host
+    await process_inbound(host, sev.to_node, sender, sev.from_jid, t, sev.stanza,
+                          max_requests=host.provided("presence").max_requests(),
+                          max_request_size=host.provided("presence").max_request_size())
     return HANDLED
 
 
@@ -416,8 +463,22 @@ async def unbound(arg) -> None:
 
 
 # ---------------------------------------------------------------- the module
+class Settings:
+    """This host's presence options (what the module provides)."""
+
+    def __init__(self, m):
+        self.m = m
+
+    def max_requests(self) -> int:
+        return self.m.get_option("max_subscription_requests")
+
+    def max_request_size(self) -> int:
+        return self.m.get_option("subscription_request_max_size")
+
+
 def setup(m) -> None:
     host = m.host
+    m.provide(Settings(m))
     for to_type in ("bare", "full", "host"):
         m.hook(stanza_event("presence", to_type, pre=True), outbound, NORMAL)
         m.hook(stanza_event("presence", to_type, pre=True), track_directed, LATE)

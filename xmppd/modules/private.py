@@ -22,7 +22,7 @@ from xmppd.xmpp.errors import StanzaError
 PROTOCOLS = ["XEP-0049"]
 OPTIONS = [
     Option("private_max_size", "integer", 65536, "both",
-           "Largest private XML fragment (serialized, in bytes) an account may store.", min=0),
+           "Largest private XML fragment (serialized, in bytes) an account may store.", min=0, limit=True),
 ]
 STORE = "private"
 REFUSED = frozenset({ns.CLIENT, ns.SERVER, ns.COMPONENT, ns.PRIVATE, ""})

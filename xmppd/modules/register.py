@@ -41,7 +41,7 @@ PROTOCOLS = ["XEP-0077"]
 OPTIONS = [
     Option("min_seconds_between_registrations", "integer", 0, "both",
            "Seconds an IP address must wait between two in-band registrations (0: no limit).",
-           min=0),
+           min=0, limit=True),
     Option("registration_instructions", "string",
            "Choose a username and password for use with this service.", "both",
            "Instructions sent with the registration form."),

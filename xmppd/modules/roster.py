@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmppd.moduleapi import Option, roster as rs
+from xmppd.moduleapi import roster as rs
 from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import InvalidJID, split as jid_split
 
 PROTOCOLS = ["RFC 6121 §2", "RFC 6121 §2.6 (roster versioning)", "RFC 6121 §3.4 (pre-approval)"]
-OPTIONS = [
-    Option("max_roster_items", "integer", 1000, "both",
-           "Most items a user's roster may hold; adding more is refused with not-allowed.",
-           min=1),
-]
+OPTIONS: list = []   # max_roster_items is the roster service's (a core option)
 
 MAX_TEXT = 1023      # bytes, for a name or a group (RFC 6121 §2.3.3 lets the server choose)
 
@@ -79,7 +75,7 @@ async def roster_get(event):
     return await roster.result_query(user)
 
 
-async def roster_set(event, max_items: int):
+async def roster_set(event):
     roster = event.host.roster
     user = event.user
     contact, fields, remove = parse_set(event.payload, f"{user}@{event.host.name}")
@@ -87,10 +83,6 @@ async def roster_set(event, max_items: int):
         if await roster.remove(user, contact, session=event.origin) is None:
             raise StanzaError("item-not-found")
         return None
-    if await roster.get_item(user, contact) is None:
-        if len(await roster.get_roster(user)) >= max_items:
-            raise StanzaError("not-allowed", f"roster limit of {max_items} items reached")
-
     def change(item):
         item = item or rs.new_item()
         item["listed"] = True
@@ -107,6 +99,4 @@ def setup(m) -> None:
     m.add_stream_feature(lambda s: ET.Element(f"{{{ns.ROSTER_VER}}}ver"), stage="bound")
     m.add_stream_feature(lambda s: ET.Element(f"{{{ns.PRE_APPROVAL}}}sub"), stage="bound")
     m.hook_iq("get", ns.ROSTER, "query", roster_get, to=("bare",), own_account=True)
-    m.hook_iq("set", ns.ROSTER, "query",
-              lambda event: roster_set(event, m.get_option("max_roster_items")),
-              to=("bare",), own_account=True)
+    m.hook_iq("set", ns.ROSTER, "query", roster_set, to=("bare",), own_account=True)

@@ -28,11 +28,11 @@ from xmppd.xmpp.errors import StreamError
 PROTOCOLS = ["XEP-0198"]
 OPTIONS = [
     Option("smacks_hibernation_time", "integer", 600, "both",
-           "Seconds a disconnected session with resumption enabled waits for its client.", min=0),
+           "Seconds a disconnected session with resumption enabled waits for its client.", min=0, limit=True),
     Option("smacks_max_queue_size", "integer", 500, "both",
-           "Unacknowledged stanzas kept per session; beyond this the session is closed.", min=1),
+           "Unacknowledged stanzas kept per session; beyond this the session is closed.", min=1, limit=True),
     Option("smacks_max_hibernated_sessions", "integer", 10, "both",
-           "Hibernating sessions per account; the oldest is ended when exceeded.", min=1),
+           "Hibernating sessions per account; the oldest is ended when exceeded.", min=1, limit=True),
 ]
 MOD32 = 2 ** 32
 EXPIRED_KEPT = 1000          # previds remembered after their session ended (for <failed h/>)

@@ -27,7 +27,7 @@ from xmppd.xmpp.stanza import from_xml, to_xml
 PROTOCOLS = ["XEP-0054"]
 OPTIONS = [
     Option("vcard_max_size", "integer", 32768, "both",
-           "Largest vCard (serialized, in bytes) an account may store; photos count.", min=0),
+           "Largest vCard (serialized, in bytes) an account may store; photos count.", min=0, limit=True),
 ]
 STORE = "vcard"
 VCARD = ns.q(ns.VCARD, "vCard")

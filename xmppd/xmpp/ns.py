@@ -79,6 +79,7 @@ OX = "urn:xmpp:openpgp:0"                                # XEP-0373
 PGP_ENCRYPTED = "jabber:x:encrypted"                     # XEP-0027
 EME = "urn:xmpp:eme:0"                                   # XEP-0380
 CONFERENCE = "jabber:x:conference"                       # XEP-0249
+NICK = "http://jabber.org/protocol/nick"                 # XEP-0172
 
 # -- streams, sessions ------------------------------------------------------------------
 SM = "urn:xmpp:sm:3"                                     # XEP-0198

@@ -60,11 +60,11 @@ PROTOCOLS = ["XEP-0313", "XEP-0359", "XEP-0441", "XEP-0059", "XEP-0297"]
 OPTIONS = [
     Option("archive_expires_after", "any", "1w", "both",
            "How long archived messages are kept: \"1d\", \"2w\", \"3m\" (31 days), \"1y\", "
-           "a number of seconds, or \"never\"."),
+           "a number of seconds, or \"never\".", limit=True),
     Option("archive_cleanup_interval", "number", 4 * 60 * 60, "both",
            "Seconds between two runs of the expiry of old archived messages.", min=1),
     Option("max_archive_query_results", "integer", 50, "both",
-           "Most messages returned in one page of an archive query.", min=1),
+           "Most messages returned in one page of an archive query.", min=1, limit=True),
     Option("default_archive_policy", "any", True, "both",
            "Archive by default: true (always), false (never) or \"roster\" (only "
            "contacts in the roster). Users change it with their MAM preferences."),

@@ -44,9 +44,9 @@ OPTIONS = [
            "seconds a locked room waits for its owner's configuration before it is "
            "destroyed", min=1),
     Option("max_history_messages", "integer", 20, "host",
-           "the most messages a room keeps for new occupants (rooms choose up to this)", min=0),
+           "the most messages a room keeps for new occupants (rooms choose up to this)", min=0, limit=True),
     Option("muc_max_nick_length", "integer", 23, "host", "longest nickname, in characters",
-           min=1),
+           min=1, limit=True),
     Option("muc_room_default_public", "boolean", True, "host",
            "new rooms are listed in the service's room list"),
     Option("muc_room_default_persistent", "boolean", False, "host",
@@ -72,7 +72,10 @@ OPTIONS = [
     Option("muc_log_all_rooms", "boolean", False, "host",
            "every room archives its messages, whatever its configuration"),
     Option("muc_queue_limit", "integer", 1000, "host",
-           "stanzas waiting for one room before senders get resource-constraint", min=1),
+           "stanzas waiting for one room before senders get resource-constraint", min=1,
+           limit=True),
+    Option("muc_max_rooms_per_user", "integer", 100, "host",
+           "rooms one user may own (create); server admins are not limited", min=1, limit=True),
     Option("component_admins_as_room_owners", "boolean", True, "host",
            "server admins (the admins option) are owners of every room"),
 ]

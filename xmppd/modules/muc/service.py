@@ -463,6 +463,7 @@ def setup(m, svc: MucService) -> None:
         for to_type in ("bare", "full"):
             m.hook(stanza_event(kind, to_type), svc.submit)
     m.hook(ROOM_PRE_CREATE, check_creation)
+    m.hook(ROOM_PRE_CREATE, lambda ev: rooms_per_user(m.get_option("muc_max_rooms_per_user"), ev))
     m.hook(ROOM_CREATED, arm_lock_timer)
     m.add_feature(ns.MUC_UNIQUE)
     m.hook_iq("get", ns.MUC_UNIQUE, "unique", partial(unique, svc))
@@ -473,6 +474,17 @@ def check_creation(ev: RoomEvent) -> None:
     """``restrict_room_creation``: who may create rooms here."""
     if not ev.service.may_create(jid_bare(ev.from_jid)):
         raise StanzaError("not-allowed", "you may not create rooms on this service")
+
+
+def rooms_per_user(limit: int, ev: RoomEvent) -> None:
+    """``muc_max_rooms_per_user``: the rooms one user owns (server admins: no limit)."""
+    bare = jid_bare(ev.from_jid)
+    svc = ev.service
+    if bare in svc.env.admins:
+        return
+    owned = sum(1 for r in svc.rooms.values() if r.affiliations.get(bare) == "owner")
+    if owned >= limit:
+        raise StanzaError("policy-violation", f"you own {owned} rooms here, the most one user may")
 
 
 def arm_lock_timer(ev: RoomEvent) -> None:

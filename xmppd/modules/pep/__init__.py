@@ -35,7 +35,7 @@ PROTOCOLS = ["XEP-0163", "XEP-0060", "XEP-0223", "XEP-0115", "XEP-0084", "XEP-01
 OPTIONS = [
     Option("pep_max_items", "integer", 256, "both",
            "Most items one PEP node keeps: the ceiling of pubsub#max_items, and what 'max' means.",
-           min=1),
+           min=1, limit=True),
     Option("pep_default_max_items", "integer", 1, "both",
            "pubsub#max_items of a node created without one.", min=1),
     Option("pep_vcard_avatar", "boolean", True, "both",
