@@ -81,3 +81,16 @@ def pubsub_error(exc):
         if child.tag.startswith("{" + ERRORS + "}"):
             app = child.tag.split("}")[1]
     return exc.iq["error"]["condition"], app
+
+
+async def shares_presence(srv, owner: str, contact: str) -> None:
+    """``contact`` is subscribed to ``owner``'s presence (``owner``'s roster says
+    ``from``, the contact's says ``to``): set through the roster service, as a
+    finished subscription would leave them. PEP notifications follow presence
+    from such contacts only (XEP-0163, as Prosody)."""
+    from xmppd.core import roster as rs
+    ou, od = owner.split("@")
+    cu, cd = contact.split("@")
+    await srv.server.hosts[od].roster.update(ou, contact, lambda i: rs.set_state(i or rs.new_item(), rs.FROM))
+    if cd in srv.server.hosts:
+        await srv.server.hosts[cd].roster.update(cu, owner, lambda i: rs.set_state(i or rs.new_item(), rs.TO))

@@ -10,7 +10,7 @@ import pytest
 
 from .clients import TIMEOUT, Login, logged_in
 from .conftest import start_server
-from .peputil import PLUGINS, available, next_event, pep_connect
+from .peputil import PLUGINS, available, next_event, pep_connect, shares_presence
 
 A, B = "alice@xmppd.test", "bob@xmppd.test"
 META = "urn:xmpp:avatar:metadata"
@@ -96,6 +96,7 @@ async def test_nick_notifications(srv):
                          plugins=AV_PLUGINS) as (a, b):
         from .peputil import options
         await a.plugin["xep_0172"].publish_nick("Ally", options=options(access_model="open"), timeout=10)
+        await shares_presence(srv, A, B)
         await available(b, to=A)
         name, msg = await next_event(b)
         assert msg["pubsub_event"]["items"]["node"] == NICK

@@ -9,6 +9,7 @@ from slixmpp.exceptions import IqError
 from .clients import Login, logged_in
 from .conftest import start_server
 from .peputil import (
+    shares_presence,
     EVENT, PUBSUB, available, next_event, no_event, options, pep_connect, publish,
     pubsub_error,
 )
@@ -150,7 +151,9 @@ async def test_notifications_follow_caps(srv):
             name, msg = await next_event(cl)
             assert name == "pubsub_publish" and msg["pubsub_event"]["items"]["node"] == MOOD
         await no_event(a3, 0.2)
-        # bob becomes available to alice: the last item comes, stamped with a delay
+        # bob (a contact: he has alice's presence) becomes available to her: the
+        # last item comes, stamped with a delay
+        await shares_presence(srv, A, B)
         await available(b, to=A)
         name, msg = await next_event(b)
         assert name == "pubsub_publish"

@@ -9,6 +9,7 @@ from slixmpp.exceptions import IqError
 from .clients import Login, logged_in
 from .conftest import start_server
 from .peputil import (
+    shares_presence,
     EVENT, available, next_event, options, pep_connect, publish, pubsub_error,
 )
 
@@ -82,6 +83,7 @@ async def test_conversations_axolotl_flow(srv):
             await b.plugin["xep_0060"].get_items(A, f"{AXOLOTL}.bundles:1111", timeout=10)
         assert e.value.iq["error"]["condition"] == "item-not-found"
         # bob shares presence with alice: the current list arrives, then updates
+        await shares_presence(srv, A, B)
         await available(b, to=A)
         name, msg = await next_event(b)
         assert msg["from"] == A and msg["pubsub_event"]["items"]["node"] == DEVICELIST
@@ -109,6 +111,7 @@ async def test_dino_omemo2_flow(srv):
         assert items[0].xml.find(f"{{{OMEMO2}}}bundle/{{{OMEMO2}}}ik").text == "I7"
         got = await b.plugin["xep_0060"].get_items(A, OMEMO2 + ":bundles", timeout=10)
         assert [i["id"] for i in got["pubsub"]["items"]] == ["7", "8"]
+        await shares_presence(srv, A, B)
         await available(b, to=A)
         name, msg = await next_event(b)
         assert msg.xml.find(f".//{{{EVENT}}}item/{{{OMEMO2}}}devices/{{{OMEMO2}}}device").get("label") == "Dino"

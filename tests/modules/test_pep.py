@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from xmppd.moduleapi import roster as rs
 from xmppd.modules.pep import caps as capsmod
 from xmppd.xmpp import ns
+import pytest
+
 from tests.harness import Harness
 
 MOOD = "http://jabber.org/protocol/mood"
@@ -138,7 +140,10 @@ async def test_no_notification_without_notify_caps_or_without_access():
         # carol asks for moods, but alice's moods are for her contacts (presence model)
         carol = await h.client(CAROL + "/pc")
         await carol.send_stanza(caps_presence([MOOD], to=ALICE))
-        await answer_caps(carol, [MOOD])
+        # carol is not alice's contact: her directed presence makes no disco#info
+        # query (Prosody's behaviour: only a contact's broadcast presence counts)
+        with pytest.raises(TimeoutError):
+            await carol.next("iq", timeout=0.3)
         await alice.iq("set", publish(MOOD, "1", mood("happy")))
         await no_event(bob)
         await no_event(carol)
@@ -299,3 +304,22 @@ async def test_subscribe_and_node_disco():
         assert q.get("node") == "urn:open"
         assert q.find(ns.q(ns.DISCO_INFO, "identity")).attrib == {"category": "pubsub", "type": "leaf"}
         assert [f.get("var") for f in q.findall(ns.q(ns.DISCO_INFO, "feature"))] == [ns.PUBSUB]
+
+
+
+async def test_caps_of_a_contacts_broadcast_are_asked_for_once():
+    """A contact's broadcast presence with unknown caps: one disco#info query, and
+    not again for the same hash when it does not answer."""
+    async with Harness(modules=MODULES) as h:
+        await h.client(ALICE + "/phone", available=True)
+        await mutual(h, "alice", "bob")
+        bob = await h.client(BOB + "/pc")
+        await bob.send_stanza(caps_presence([MOOD]))
+        q = await bob.next("iq", match=lambda e: e.find(ns.q(ns.DISCO_INFO, "query")) is not None)
+        await bob.send_stanza(f"<iq type='error' id='{q.get('id')}' to='{q.get('from')}'>"
+                              "<error type='cancel'><service-unavailable "
+                              "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+        bob2 = await h.client(BOB + "/laptop")
+        await bob2.send_stanza(caps_presence([MOOD]))
+        with pytest.raises(TimeoutError):
+            await bob2.next("iq", timeout=0.3)

@@ -51,7 +51,7 @@ async def presence_hash(client):
     return xs[0].findtext(ns.q(ns.VCARD_UPDATE, "photo")) or ""
 
 
-async def test_own_vcard_set_get_and_delete():
+async def test_own_vcard_set_get_and_clear():
     async with Harness(modules=("vcard",)) as h:
         alice = await h.client(ALICE + "/phone")
         reply = await alice.iq("get", vcard())
@@ -64,10 +64,14 @@ async def test_own_vcard_set_get_and_delete():
         # what the module provides reads the same store
         stored = await h.host().provided("vcard").get("alice")
         assert stored.findtext(ns.q(ns.VCARD, "FN")) == "Alice"
-        # an empty vCard deletes it
+        # an empty vCard is stored as it is (Prosody's behaviour): whoever reads it
+        # next gets the empty vCard, not item-not-found
         assert (await alice.iq("set", vcard())).get("type") == "result"
-        assert await h.host().provided("vcard").get("alice") is None
+        assert len(await h.host().provided("vcard").get("alice")) == 0
         assert len((await alice.iq("get", vcard())).find(VCARD)) == 0
+        bob = await h.client("bob@example.com/pc")
+        reply = await bob.iq("get", vcard(), to=ALICE)
+        assert reply.get("type") == "result" and len(reply.find(VCARD)) == 0
 
 
 async def test_other_accounts_vcards():

@@ -532,6 +532,10 @@ async def test_message_moderation_tombstone(room):
     assert len(out) == 2
     r = out[0].find("{urn:xmpp:message-retract:1}retract")
     assert r.get("id") == sid and r.find("{urn:xmpp:message-moderate:1}moderated").get("by") == f"{ROOM}/Owner"
+    # the XEP-0425 0.2 form rides along for clients that read only that one
+    a = out[0].find("{urn:xmpp:fasten:0}apply-to")
+    assert a is not None and a.get("id") == sid
+    assert a.find("{urn:xmpp:message-moderate:0}moderated/{urn:xmpp:message-retract:0}retract") is not None
     ((key, tomb),) = room.archive_edits
     assert key == sid and tomb.find(C + "body") is None
     assert tomb.find("{urn:xmpp:message-retract:1}retracted") is not None

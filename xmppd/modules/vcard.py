@@ -4,8 +4,10 @@
   ``<vCard/>`` when none is stored;
 * get to another account's bare JID: its vCard, ``item-not-found`` when it has
   none (or does not exist);
-* set: own vCard only (``forbidden`` otherwise); an empty ``<vCard/>`` deletes
-  it; larger than ``vcard_max_size`` → ``not-acceptable``.
+* set: own vCard only (``forbidden`` otherwise); an empty ``<vCard/>`` is stored
+  as it is, as Prosody does, so whoever reads it next gets that empty vCard (a
+  client that clears a profile and reads it back gets what it set, not
+  ``item-not-found``); larger than ``vcard_max_size`` → ``not-acceptable``.
 * get to the server: ``item-not-found`` (the server has no vCard).
 
 What other modules use (``m.depends("vcard", soft=True).get()``) is a
@@ -51,12 +53,9 @@ class VCards:
         return from_xml(stored) if stored is not None else None
 
     async def set(self, user: str, vcard: ET.Element) -> None:
-        """Store ``vcard`` as ``user``'s (an empty one deletes it). No size check:
-        that is for what clients send."""
-        if is_empty(vcard):
-            await self.store.delete(user)
-        else:
-            await self.store.set(user, to_xml(vcard))
+        """Store ``vcard`` as ``user``'s (an empty one too). No size check: that is
+        for what clients send."""
+        await self.store.set(user, to_xml(vcard))
 
     async def delete(self, user: str) -> None:
         await self.store.delete(user)

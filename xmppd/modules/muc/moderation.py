@@ -202,7 +202,7 @@ async def moderate(room, payload: ET.Element, from_jid: str, lookup: Lookup) -> 
     req = moderation_request(payload)
     if req is None:
         raise StanzaError("bad-request", "unsupported moderation action")
-    version, sid, reason = req
+    _version, sid, reason = req
     if not sid:
         raise StanzaError("bad-request", "which message? (no id)")
     _, _, role, occ = actor_of(room, from_jid)
@@ -215,20 +215,21 @@ async def moderate(room, payload: ET.Element, from_jid: str, lookup: Lookup) -> 
     by = room.occupant_jid(occ.nick) if occ is not None else room.jid
     now = room.env.now()
     room.history.remove(sid)
+    # both forms, whichever the moderator used, as Prosody's moderation module does:
+    # XEP-0425 1.0 (message-retract:1) and 0.2 (fasten apply-to), for clients that
+    # read only the older one
     m = ET.Element(MESSAGE, {"type": "groupchat", "from": room.jid, "id": new_id()})
-    if version == 1:
-        r = ET.SubElement(m, q(RETRACT, "retract"), {"id": sid})
-        mod = ET.SubElement(r, q(MODERATE, "moderated"), {"by": by})
-        if occ is not None:
-            mod.append(oid.element(occ.oid))
-        if reason:
-            ET.SubElement(r, q(RETRACT, "reason")).text = reason
-    else:
-        a = ET.SubElement(m, q(FASTEN, "apply-to"), {"id": sid})
-        mod = ET.SubElement(a, q(MODERATE_0, "moderated"), {"by": by})
-        ET.SubElement(mod, q(RETRACT_0, "retract"))
-        if reason:
-            ET.SubElement(mod, q(MODERATE_0, "reason")).text = reason
+    r = ET.SubElement(m, q(RETRACT, "retract"), {"id": sid})
+    mod = ET.SubElement(r, q(MODERATE, "moderated"), {"by": by})
+    if occ is not None:
+        mod.append(oid.element(occ.oid))
+    if reason:
+        ET.SubElement(r, q(RETRACT, "reason")).text = reason
+    a = ET.SubElement(m, q(FASTEN, "apply-to"), {"id": sid})
+    mod0 = ET.SubElement(a, q(MODERATE_0, "moderated"), {"by": by})
+    ET.SubElement(mod0, q(RETRACT_0, "retract"))
+    if reason:
+        ET.SubElement(mod0, q(MODERATE_0, "reason")).text = reason
     if original is not None:
         room.archive_edits.append((sid, tombstone(original, by, reason, now)))
     return room.fanout(m)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -101,6 +102,9 @@ def notify_nodes(features: frozenset[str]) -> frozenset[str]:
     return frozenset(f[:-len(NOTIFY)] for f in features if f.endswith(NOTIFY))
 
 
+RETRY_FAILED = 3600    # seconds before asking again for caps that got no usable answer
+
+
 class CapsCache:
     """Verified caps -> the nodes they want notifications for."""
 
@@ -109,6 +113,7 @@ class CapsCache:
         self.known: dict[str, frozenset[str]] = {}
         self.pending: dict[str, tuple[Caps, str]] = {}     # iq id -> (caps, full jid asked)
         self.pending_keys: dict[str, str] = {}             # caps key -> iq id
+        self._failed: dict[str, float] = {}                # caps key -> do not ask before
 
     def get(self, key: str) -> frozenset[str] | None:
         return self.known.get(key)
@@ -117,6 +122,22 @@ class CapsCache:
         if len(self.known) >= self.limit:
             self.known.pop(next(iter(self.known)))
         self.known[key] = nodes
+
+    def failed(self, key: str) -> bool:
+        """Asked for recently without a usable answer (an error, no answer)."""
+        until = self._failed.get(key)
+        if until is None:
+            return False
+        if until < time.monotonic():
+            del self._failed[key]
+            return False
+        return True
+
+    def fail(self, key: str) -> None:
+        """Do not ask for ``key`` again for ``RETRY_FAILED`` seconds (one query per hash)."""
+        self._failed[key] = time.monotonic() + RETRY_FAILED
+        while len(self._failed) > 10000:
+            self._failed.pop(next(iter(self._failed)))
 
     def request(self, caps: Caps, full: str, from_: str) -> ET.Element | None:
         """The disco#info IQ to send for unknown ``caps`` (None: one is in flight)."""

@@ -182,6 +182,8 @@ class Notifier:
                 wanted = frozenset(stored)
                 self.caps.put(key, wanted)
         if wanted is None:
+            if self.caps.failed(key):
+                return        # asked already, and got no usable answer: not again for a while
             self.waiting.setdefault(key, set()).add((user, full))
             iq = self.caps.request(caps, full, self.host.name)
             if iq is not None:
@@ -197,6 +199,7 @@ class Notifier:
         got = self.caps.take(iq_id)
         if got is not None:
             self.waiting.pop(got[0].key, None)
+            self.caps.fail(got[0].key)
 
     def lost_presence(self, user: str, full: str) -> None:
         rec = self.recipients.get(user)
@@ -229,6 +232,7 @@ class Notifier:
         waiting = self.waiting.pop(caps.key, set())
         query = stanza.find(ns.q(ns.DISCO_INFO, "query"))
         if stanza.get("type") != "result" or query is None or sev.from_jid != full:
+            self.caps.fail(caps.key)
             return True
         wanted = capsmod.notify_nodes(capsmod.features_of(query))
         if not capsmod.verify(caps, query):
@@ -263,7 +267,11 @@ class Notifier:
         return None
 
     async def on_inbound_presence(self, sev):
-        """A presence to one of the host's accounts from another entity."""
+        """A presence to one of the host's accounts from another entity. Only a
+        contact's broadcast presence (to the bare JID, from someone whose presence
+        the account shares its presence with: subscription from or both) counts, as
+        in Prosody: a directed presence, and anyone else's, makes no disco#info query
+        to its sender."""
         if sev.host is not self.host or not sev.to_node:
             return None
         full = sev.from_jid
@@ -271,8 +279,13 @@ class Notifier:
             return None
         t = sev.stanza.get("type")
         if t is None:
+            if sev.to_type != "bare":
+                return None
             if not self.host.sessions_of(sev.to_node) and sev.to_node not in self.recipients \
                     and not await self.pep.account_exists(sev.to_node):
+                return None
+            sub = await self.host.roster.subscription(sev.to_node, sev.from_bare)
+            if sub not in ("from", "both"):
                 return None
             await self.saw_presence(sev.to_node, full, capsmod.parse_caps(sev.stanza))
         elif t == "unavailable":
