@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= xmppd.cfg.lua
 
-.PHONY: run test install deps system-deps check docs bench clean distclean
+.PHONY: run test install deps system-deps check docs bench bench-micro fuzz soak clean distclean
 
 # A virtualenv with xmppd and its test dependencies, rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -75,6 +75,24 @@ bench: $(BIN)/.installed system-deps
 # Parse/serialize micro-benchmark of xmppd.stream alone.
 bench-micro: $(BIN)/.installed
 	$(BIN)/python bench/micro_stream.py
+
+# Coverage-guided fuzzing (atheris/libFuzzer) of everything that reads untrusted
+# bytes: each target for FUZZ_TIME seconds; `make fuzz FUZZ_TARGETS=stanzas FUZZ_TIME=3600`.
+# New inputs go to var/fuzz/<corpus>, findings to var/fuzz/findings/ (see docs/security.md).
+FUZZ_TIME ?= 300
+FUZZ_TARGETS ?= stream_parser config_parser sasl jid stanzas
+fuzz: $(BIN)/.installed
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz/$$t.py for $(FUZZ_TIME)s"; \
+	  $(BIN)/python fuzz/$$t.py -max_total_time=$(FUZZ_TIME) -print_final_stats=1 || exit 1; \
+	done
+
+# The server under mixed traffic with misbehaving clients for SOAK_TIME seconds,
+# sampling its memory, file descriptors and latency (docs/reliability.md).
+SOAK_TIME ?= 3600
+SOAK_ARGS ?=
+soak: $(BIN)/.installed
+	$(BIN)/python bench/soak.py --duration $(SOAK_TIME) $(SOAK_ARGS)
 
 clean:
 	rm -rf var .pytest_cache build *.egg-info

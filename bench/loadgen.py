@@ -55,6 +55,7 @@ class Target:
     user_prefix: str = "u"
     muc: str | None = None          # conference component domain, None if unavailable
     server_pid: int | None = None   # for server CPU% and RSS
+    source: str | None = None       # local address to connect from (127.x.y.z on loopback)
 
     def user(self, i: int) -> str:
         return f"{self.user_prefix}{i}"
@@ -204,7 +205,8 @@ class Client(asyncio.Protocol):
     async def login(self, user: str, resource: str = "bench", *, presence: bool = True) -> None:
         t = self.target
         loop = asyncio.get_running_loop()
-        await loop.create_connection(lambda: self, t.host, t.port)
+        await loop.create_connection(lambda: self, t.host, t.port,
+                                     local_addr=(t.source, 0) if t.source else None)
         self.transport.get_extra_info("socket").setsockopt(6, 1, 1)  # TCP_NODELAY
         feats = await self.open_stream()
         if b"xmpp-tls" not in feats:

@@ -17,6 +17,16 @@ with atheris.instrument_imports(include=["xmppd"]):
     from tests.harness import Harness
     from xmppd.app import FINDER
     from xmppd.stream import StanzaEvent, StreamParser
+    # the server imports its modules and protocols when it starts, after this block:
+    # import all of xmppd now so that they are instrumented too (coverage guides
+    # the fuzzer only through instrumented code)
+    import importlib
+    import pkgutil
+
+    import xmppd
+    for _m in pkgutil.walk_packages(xmppd.__path__, "xmppd."):
+        if not _m.name.startswith(("xmppd.cli", "xmppd.__main__")):
+            importlib.import_module(_m.name)
 
 HEADER = (b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
           b"to='example.com' version='1.0'>")
