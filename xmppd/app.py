@@ -26,6 +26,7 @@ ALIASES = {
 BUILTIN = frozenset({
     "saslauth", "tls", "c2s", "s2s", "posix", "auth_internal_hashed", "auth_internal_plain",
     "storage_internal", "storage_sql", "iq", "message", "presence", "bind", "session",
+    "limits",                        # the limits table (core/limits.py)
 })
 # Modules every VirtualHost loads, whatever modules_enabled says: RFC 6120/6121.
 AUTOLOAD = ("message", "presence")

@@ -5,6 +5,7 @@ import asyncio
 import signal
 import socket
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from xmppd.config import load_config
@@ -37,6 +38,58 @@ async def test_accounts_survive_kill_9(cfg, start_daemon):
     d2 = start_daemon(cfg).wait_ready()
     c = await login(d2, f"alice@{DOMAIN}", "first pass")
     await slix_close(c)
+
+
+async def test_what_the_server_acknowledged_survives_kill_9(cfg, start_daemon):
+    """Stream management's <a h='N'/> is the server's word that it handled N
+    stanzas: the messages it stored for an offline contact (offline storage, the
+    archive) are on disk by then, and a kill -9 a moment later loses none of them."""
+    import base64
+    import re as re_
+
+    from tests.e2e.clients import slix_close
+    from tests.e2e.rawclient import Raw
+    for user in ("alice", "bob"):
+        assert run_ctl("--config", str(cfg), "adduser", f"{user}@{DOMAIN}", "--password-stdin",
+                       input="pw\n").returncode == 0
+    d = start_daemon(cfg).wait_ready()
+    raw = await Raw.connect(d.port)
+    n = 300
+    try:
+        await raw.open(to=DOMAIN)
+        await raw.starttls(d.cafile, server_hostname=DOMAIN)
+        await raw.open(to=DOMAIN)
+        raw.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                 + base64.b64encode(b"\0alice\0pw").decode() + "</auth>")
+        assert "<success" in await raw.read_until(b">")
+        await raw.open(to=DOMAIN)
+        raw.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+        await raw.read_until(b"</iq>")
+        raw.send("<enable xmlns='urn:xmpp:sm:3'/>")
+        assert "enabled" in await raw.read_until(b">")
+        raw.send("".join(f"<message to='bob@{DOMAIN}' type='chat' id='m{i}'><body>m{i}</body></message>"
+                         for i in range(n)) + "<r xmlns='urn:xmpp:sm:3'/>")
+        got = await raw.read_until(b"h=", timeout=30) + await raw.read_until(b"/>")
+        assert int(re_.search(r"h=['\"](\d+)", got).group(1)) == n
+        d.proc.send_signal(signal.SIGKILL)      # at once, on the word
+        assert d.wait() == -signal.SIGKILL
+    finally:
+        raw.writer.transport.abort()            # no TLS goodbye to a dead peer
+
+    d2 = start_daemon(cfg).wait_ready()
+    c = await login(d2, f"bob@{DOMAIN}", "pw")
+    try:
+        bodies = [(await c.next_message())["body"] for _ in range(n)]
+        assert bodies == [f"m{i}" for i in range(n)]
+        iq = c.Iq(stype="set")
+        iq.append(ET.fromstring("<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'>"
+                                "<max>0</max></set></query>"))
+        res = await iq.send(timeout=10)
+        count = res.xml.find("{urn:xmpp:mam:2}fin/{http://jabber.org/protocol/rsm}set/"
+                             "{http://jabber.org/protocol/rsm}count")
+        assert count is not None and int(count.text) == n
+    finally:
+        await slix_close(c)
 
 
 async def test_sigterm_clean_exit_and_system_shutdown(cfg, start_daemon):

@@ -274,6 +274,9 @@ def test_check_config_debian_prosody_default():
     assert "error" not in r.stdout
     assert f"{PROSODY_CFG}:" in r.stdout             # warnings carry file:line
     assert "module 'admin_shell' is not available" in r.stdout   # Prosody-only modules warn
+    # Debian's config loads mod_limits and sets its table: xmppd's core does that job
+    assert "module 'limits'" not in r.stdout and "option 'limits'" not in r.stdout
+    assert "c2s: read 10,000 bytes/s" in r.stdout
     assert "ok (" in r.stdout
 
 
@@ -412,3 +415,21 @@ def test_check_config_lists_the_limits_in_force(tmp_path, cert_files):
         if (tmp_path / "bad").mkdir() is None else None
     r = run_ctl("--config", str(bad), "check", "config")
     assert r.returncode == 1 and "limits: rate 'fast'" in r.stdout
+
+
+def test_check_config_states_the_storage_durability(tmp_path, cert_files):
+    from .conftest import write_tree
+    cfg = write_tree(tmp_path, cert_files)
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "storage: sqlite " in r.stdout and "sqlite_tune = normal" in r.stdout
+    assert "survives a crash of xmppd (kill -9), not of the machine" in r.stdout
+    (tmp_path / "safe").mkdir()
+    cfg = write_tree(tmp_path / "safe", cert_files, extra='sqlite_tune = "safe"\n')
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 0 and "sqlite_tune = safe" in r.stdout and "crash of the machine too" in r.stdout
+    (tmp_path / "bad").mkdir()
+    cfg = write_tree(tmp_path / "bad", cert_files, extra='sqlite_tune = "paranoid"\n')
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 1
+    assert f"{cfg}:8:1: sqlite_tune: \"paranoid\" is not one of" in r.stdout, r.stdout

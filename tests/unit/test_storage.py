@@ -402,6 +402,31 @@ async def test_sqlite_pragmas(tmp_path):
         await s.close()
 
 
+@pytest.mark.parametrize("tune,level", [(None, 1), ("normal", 1), ("safe", 2), ("fast", 0),
+                                       ("default", 2)])
+async def test_sqlite_tune_sets_synchronous(tmp_path, tune, level):
+    # the configuration's sqlite_tune (Prosody's option and names) decides the fsyncs
+    from xmppd.config import parse_config_text
+    from xmppd.core.server import open_configured_storage
+    cfg = parse_config_text("" if tune is None else f'sqlite_tune = "{tune}"\n', filename="x.cfg.lua")
+    s = await open_configured_storage(cfg, tmp_path)
+    try:
+        async with s._w.execute("PRAGMA synchronous") as cur:
+            assert (await cur.fetchone())[0] == level
+        assert (await s.fetchall("PRAGMA journal_mode"))[0][0] == "wal"
+    finally:
+        await s.close()
+
+
+def test_sqlite_tune_unknown_value_is_a_config_error(tmp_path):
+    from xmppd.config import ConfigError, parse_config_text
+    from xmppd.core.server import open_configured_storage
+    cfg = parse_config_text('data_path = "var"\nsqlite_tune = "paranoid"\n', filename="x.cfg.lua")
+    with pytest.raises(ConfigError) as e:
+        asyncio.run(open_configured_storage(cfg, tmp_path))
+    assert str(e.value).startswith("x.cfg.lua:2:") and "safe" in str(e.value)
+
+
 def _make_v1_database(path):
     conn = sqlite3.connect(path, isolation_level=None)
     for stmt in sqlite_backend.MIGRATIONS[0]:
@@ -481,5 +506,16 @@ async def test_sqlite_archive_queries_use_indexes(tmp_path):
             assert "SCAN" not in plan and "TEMP B-TREE" not in plan, (kwargs, plan)
         items = await a.query("u1", with_jid="j1@x", start=100.0, limit=5)
         assert [it.when for it in items] == [351.0, 701.0, 1051.0, 1401.0, 1751.0]
+    finally:
+        await s.close()
+
+
+async def test_closing_a_large_database_analyses_a_sample(tmp_path):
+    # PRAGMA optimize at close may run ANALYZE; with a limit it samples the
+    # indexes instead of reading millions of archived rows during shutdown
+    s = await sqlite_backend.open_sqlite(tmp_path / "a.sqlite")
+    try:
+        async with s._w.execute("PRAGMA analysis_limit") as cur:
+            assert (await cur.fetchone())[0] == sqlite_backend.ANALYSIS_LIMIT
     finally:
         await s.close()

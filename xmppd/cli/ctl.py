@@ -18,6 +18,7 @@ import asyncio
 import getpass
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 
@@ -420,8 +421,30 @@ def cmd_check(args, cfg) -> int:
     print("limits in force:")
     for line in limits_in_force(cfg):
         print(f"  {line}")
+    print(f"storage: {storage_in_force(cfg)}")
     print(f"{cfg.path}: ok ({len(cfg.virtual_hosts())} virtual host(s), {len(warnings)} warning(s))")
     return 0
+
+
+DURABILITY = {
+    "normal": "WAL, synchronous=NORMAL: what the server acknowledged survives a crash of "
+              "xmppd (kill -9), not of the machine",
+    "safe": "WAL, synchronous=FULL: what the server acknowledged survives a crash of the "
+            "machine too (an fsync per commit)",
+    "fast": "WAL, synchronous=OFF: survives a crash of xmppd; a crash of the machine may "
+            "lose or corrupt the database",
+}
+DURABILITY["default"] = DURABILITY["safe"]   # Prosody's name for SQLite's own FULL
+
+
+def storage_in_force(cfg) -> str:
+    """The storage and the durability it promises (sqlite_tune)."""
+    from ..config.options import CORE_OPTIONS, lookup
+    driver = cfg.get("storage", default="sqlite")
+    if driver == "memory":
+        return "memory (nothing survives a restart)"
+    tune = lookup(cfg, next(o for o in CORE_OPTIONS if o.name == "sqlite_tune"))
+    return f"sqlite {data_path(cfg) / 'xmppd.sqlite'} (sqlite_tune = {tune}: {DURABILITY[tune]})"
 
 
 def limits_in_force(cfg) -> list[str]:
@@ -606,6 +629,9 @@ def register_feature_commands(subparsers, common) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        # `xmppctl check config | head`: end quietly when the reader goes, as Unix tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     path = find_config(getattr(args, "config", None))
     try:

@@ -321,6 +321,12 @@ CORE_OPTIONS: list[Option] = [
     _o("storage", "any", "sqlite", "both", "storage backend: \"sqlite\" (default) or "
        "\"memory\"; Prosody's per-store table { roster = \"sql\" } is accepted"),
     _o("sql", "table", None, "both", "SQL backend settings: driver, database, ..."),
+    _o("sqlite_tune", "string", "normal", "global", "SQLite durability, with Prosody's names: "
+       "\"normal\" (WAL, synchronous=NORMAL: an acknowledged write survives a crash of xmppd, "
+       "not of the machine), \"safe\" (synchronous=FULL: an fsync per commit, survives power "
+       "loss), \"fast\" (synchronous=OFF: no fsync at all, a machine crash may corrupt the "
+       "database); \"default\" (Prosody's: SQLite's own synchronous=FULL) is as \"safe\"",
+       choices=("normal", "safe", "fast", "default")),
     _o("log", "any", None, "global", "logging: a file name, \"*syslog\", \"*console\", or "
        "a table of level = destination"),
     _o("pidfile", "path", None, "global", "file the daemon writes its process id to"),

@@ -22,6 +22,14 @@ from .router import Router
 
 log = logging.getLogger("xmppd.server")
 
+SHUTDOWN_GRACE = 5.0
+"""Seconds ``stop()`` gives the work sessions hand over on their way out."""
+
+
+def _task_name(task: asyncio.Task) -> str:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", None) or task.get_name()
+
 
 class StartupError(Exception):
     """The server cannot start as configured. The message is one line for the admin:
@@ -176,10 +184,19 @@ class Server:
         return listener.bound_ports(self.listeners.get(service, []))
 
     async def stop(self) -> None:
-        """Stop listening, close every stream with system-shutdown, close storage."""
+        """Stop listening, close every stream with system-shutdown, close storage.
+
+        Bounded: streams get two seconds to close, work they handed over
+        (offline storage, presence on the way out) gets ``SHUTDOWN_GRACE``
+        seconds; what is still running then is cancelled and logged.  Each step
+        is logged with its time, so a slow stop says where it spent it."""
         if self._stopping:
             return
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        log.info("stopping: %d client streams, %d background tasks",
+                 len(self.c2s_sessions), len(self._tasks))
         if self.control is not None:
             await self.control.close()
         for servers in self.listeners.values():
@@ -192,23 +209,35 @@ class Server:
         for sess in list(self.c2s_sessions):
             sess.stream_error(StreamError("system-shutdown"))
         await self.events.notify("server-closing", self)   # s2s closes its streams
-        loop = asyncio.get_running_loop()
         deadline = loop.time() + 2
         while self.c2s_sessions and loop.time() < deadline:
             await asyncio.sleep(0.01)
+        aborted = 0
         for sess in list(self.c2s_sessions):   # peers that do not read what is left
             if sess.transport is not None:
                 sess.transport.abort()
+                aborted += 1
         await asyncio.sleep(0)
         # hibernating sessions end now: what they hold goes to offline storage
         for host in self.hosts.values():
             for resources in list(host.sessions.values()):
                 for sess in list(resources.values()):
                     sess.end_session()
-        for _ in range(3):  # tasks may spawn tasks; give up after a while
-            if not self._tasks:
-                break
-            await asyncio.wait(set(self._tasks), timeout=5)
+        t1 = loop.time()
+        log.info("stopping: streams closed in %.1f s (%d aborted)", t1 - t0, aborted)
+        deadline = loop.time() + SHUTDOWN_GRACE
+        while self._tasks and loop.time() < deadline:   # tasks may spawn tasks
+            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
+        if self._tasks:
+            left = list(self._tasks)
+            log.warning("stopping: %d background tasks still running after %.0f s, "
+                        "cancelled: %s", len(left), SHUTDOWN_GRACE,
+                        ", ".join(sorted({_task_name(t) for t in left})))
+            for t in left:
+                t.cancel()
+            await asyncio.wait(left, timeout=1)
+        t2 = loop.time()
+        log.info("stopping: handed-over work done in %.1f s", t2 - t1)
         for servers in self.listeners.values():
             for srv in servers:
                 try:
@@ -221,6 +250,8 @@ class Server:
         await self.events.notify("server-stopped", self)
         if self._own_storage and self.storage is not None:
             await self.storage.close()
+        log.info("stopped in %.1f s (storage closed in %.1f s)", loop.time() - t0,
+                 loop.time() - t2)
 
     def load_global_module(self, name: str, pymod) -> modmgr.ModuleAPI:
         api = self.global_modules.get(name)
@@ -346,13 +377,20 @@ def _ports(v) -> list[int]:
     return [int(p) for p in v]
 
 
+# sqlite_tune (Prosody's option and names) -> PRAGMA synchronous; the journal is WAL in all
+SQLITE_TUNE = {"normal": "normal", "safe": "full", "fast": "off", "default": "full"}
+
+
 async def open_configured_storage(config, data_path: Path):
     from ..storage import open_storage
     driver = config.get("storage", default="sqlite")
     if isinstance(driver, dict):  # per-store mapping: one backend for all, here
         driver = "sqlite"
     if driver in ("internal", "sql", "sqlite"):
-        return await open_storage("sqlite", path=str(data_path / "xmppd.sqlite"))
+        from ..config.options import CORE_OPTIONS, lookup
+        tune = lookup(config, next(o for o in CORE_OPTIONS if o.name == "sqlite_tune"))
+        return await open_storage("sqlite", path=str(data_path / "xmppd.sqlite"),
+                                  synchronous=SQLITE_TUNE[tune])
     if driver == "memory":
         return await open_storage("memory")
     raise ValueError(f"unknown storage driver {driver!r}")

@@ -29,7 +29,8 @@ async def open_storage(kind: str = "sqlite", **options: Any) -> Storage:
 
     ``"sqlite"`` takes ``path`` (required; parent directories are created),
     ``synchronous`` (``"normal"``, the default, survives process crashes;
-    ``"full"`` also survives power loss) and ``busy_timeout`` (seconds, default 5).
+    ``"full"`` also survives power loss; ``"off"``: no fsync, a machine crash may
+    corrupt the database) and ``busy_timeout`` (seconds, default 5).
     ``"memory"`` takes no options. Unknown kinds or options raise StorageError.
     """
     if kind == "sqlite":
