@@ -41,7 +41,7 @@ async def slix_connect(srv, jid, password="secret", *, send_presence=True, prior
         try:
             await announce(c, priority)
         except BaseException:
-            c.disconnect()
+            await abandon(c)
             raise
     return c
 
@@ -71,9 +71,22 @@ async def _session(srv, jid, password="secret", *, direct_tls=False, **kw) -> Sl
     try:
         await asyncio.wait_for(started, TIMEOUT)
     except BaseException:
-        c.disconnect()
+        await abandon(c)
         raise
     return c
+
+
+async def abandon(c) -> None:
+    """Close a client that failed to start, and wait until it is closed: a
+    transport left for the garbage collector is reported ('unclosed transport')
+    in whichever later test collects it."""
+    try:
+        await asyncio.wait_for(c.disconnect(wait=1), 3)
+    except BaseException:
+        pass
+    transport = getattr(c, "transport", None)
+    if transport is not None and not transport.is_closing():
+        transport.abort()
 
 
 async def announce(c, priority=None) -> None:
