@@ -238,3 +238,21 @@ async def test_streams_between_stanzas_hold_no_parser(xmppd):
         a.send_raw(raw[25:])
         m = await b.next_message()
         assert m["body"] == "in two parts" and sa.parser.released
+
+
+async def test_legacy_session_iq_after_bind_is_a_result(xmppd):
+    # RFC 3921's session establishment, sent after bind by Strophe.js (Converse.js)
+    # although the feature says <optional/>: an empty result (it failed the login before)
+    from .clients import slix_close
+    await xmppd.adduser("alice@xmppd.test")
+    c = await slix_connect(xmppd, "alice@xmppd.test", send_presence=False)
+    try:
+        for to in (None, "xmppd.test"):
+            iq = c.Iq(stype="set")
+            if to:
+                iq["to"] = to
+            iq.append(ET.fromstring("<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>"))
+            res = await iq.send(timeout=10)
+            assert res["type"] == "result" and len(res.xml) == 0
+    finally:
+        await slix_close(c)

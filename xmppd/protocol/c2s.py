@@ -34,6 +34,7 @@ CLIENT_KINDS = {"{jabber:client}message", "{jabber:client}presence", "{jabber:cl
 
 _MESSAGE = "{jabber:client}message"
 _IQ = "{jabber:client}iq"
+_SESSION = f"{{{ns.SESSION}}}session"
 
 
 def _redeliverable(el: ET.Element) -> bool:
@@ -577,6 +578,11 @@ class C2SSession(XMLStreamProtocol):
                 return
             if t in ("get", "set") and len(el) != 1:
                 self.send(st.error_reply(el, StanzaError("bad-request", "an IQ request has exactly one payload")))
+                return
+            if t == "set" and el[0].tag == _SESSION and el.get("to") in (None, self.host.name):
+                # RFC 3921 session establishment, which clients (Strophe.js, so
+                # Converse.js) still send after bind: nothing to do, as RFC 6121 says
+                self.send(st.iq_result(el))
                 return
         await self.server.router.route(el, self)
 
