@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= xmppd.cfg.lua
 
-.PHONY: run test install deps system-deps check docs bench bench-micro fuzz soak clean distclean
+.PHONY: run test install deps system-deps browser-deps check docs bench bench-micro fuzz soak clean distclean
 
 # A virtualenv with xmppd and its test dependencies, rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -48,6 +48,26 @@ system-deps:
 	    echo "note: coturn is not installed (apt-get install coturn); tests that need it will be skipped"; \
 	  fi; \
 	fi
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	      || echo "warning: could not install chromium; the browser tests will be skipped"; \
+	  else \
+	    echo "note: chromium is not installed (apt-get install chromium chromium-driver); the browser tests will be skipped"; \
+	  fi; \
+	fi
+
+# The web client the browser tests run (tests/browser), from npm, into var/npm.
+CONVERSE_VERSION ?= 14.0.0
+browser-deps: var/npm/node_modules/converse.js/package.json
+var/npm/node_modules/converse.js/package.json:
+	@if command -v npm >/dev/null 2>&1; then \
+	  mkdir -p var/npm && npm install -q --prefix var/npm --no-audit --no-fund --ignore-scripts \
+	    converse.js@$(CONVERSE_VERSION) >/dev/null \
+	    || echo "warning: could not install converse.js from npm; the browser tests will be skipped"; \
+	else \
+	  echo "note: npm is not installed (apt-get install npm); the browser tests will be skipped"; \
+	fi
 
 run: $(BIN)/.installed
 	@echo "xmppd: serving the domains enabled in conf.d/ (localhost) from $(CONFIG)."
@@ -56,7 +76,7 @@ run: $(BIN)/.installed
 	@echo "                the certificate is self-signed (var/certs/localhost.crt): accept it in the client."
 	$(BIN)/xmppd --config $(CONFIG)
 
-test: $(BIN)/.installed system-deps
+test: $(BIN)/.installed system-deps browser-deps
 	$(BIN)/pytest -q
 
 check: $(BIN)/.installed

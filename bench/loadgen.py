@@ -56,6 +56,10 @@ class Target:
     muc: str | None = None          # conference component domain, None if unavailable
     server_pid: int | None = None   # for server CPU% and RSS
     source: str | None = None       # local address to connect from (127.x.y.z on loopback)
+    ws_port: int | None = None      # XMPP over WebSocket (RFC 7395) on this port instead
+    ws_path: str = "/xmpp-websocket"
+    ws_tls: bool = True             # wss:// (TLS from the first byte), else ws://
+    upload: str | None = None       # HTTP File Upload component domain
 
     def user(self, i: int) -> str:
         return f"{self.user_prefix}{i}"
@@ -228,11 +232,16 @@ class Client(asyncio.Protocol):
             raise BenchError(f"server offers no SCRAM-SHA-1: {feats[-300:]!r}")
         await self._scram_sha1(user, t.password)
         self.buf.clear()
-        # the restarted stream's header and the bind request in one write (pipelined,
-        # as XEP-0305 clients do): the server answers them in order
-        self.send(STREAM_HEADER.format(domain=self.target.domain) +
-                  f"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-                  f"<resource>{resource}</resource></bind></iq>")
+        await self._restart_and_bind(STREAM_HEADER.format(domain=self.target.domain), resource,
+                                     presence)
+
+    async def _restart_and_bind(self, header: str, resource: str, presence: bool,
+                                xmlns: str = "") -> None:
+        """The restarted stream's header and the bind request in one write (pipelined,
+        as XEP-0305 clients do): the server answers them in order. Then presence."""
+        self.send_stanzas([header, f"<iq{xmlns} type='set' id='bind1'><bind "
+                                   f"xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}"
+                                   f"</resource></bind></iq>"])
         await self.read_until(FEATURES_END)
         got = await self.read_until(b"</iq>", b"/>")
         jid = _between(got, b"<jid", b"</jid>")
@@ -240,7 +249,7 @@ class Client(asyncio.Protocol):
             raise BenchError(f"bind failed: {got[-300:]!r}")
         self.jid = jid.decode()
         if presence:
-            self.send("<presence/>")
+            self.send(f"<presence{xmlns}/>")
 
     async def _scram_sha1(self, user: str, password: str) -> None:
         cnonce = base64.b64encode(os.urandom(18)).decode()
@@ -284,6 +293,80 @@ class Client(asyncio.Protocol):
                 self.transport.abort()
 
 
+    def send_stanzas(self, stanzas: list[str]) -> None:
+        """Several stanzas in one write."""
+        self.transport.write("".join(stanzas).encode())
+
+
+FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
+WS_KEY = base64.b64encode(b"xmppd-bench-key!").decode()
+
+
+def ws_frame(payload: bytes) -> bytes:
+    """A client's text frame (RFC 6455 §5.2). Client frames must be masked; the key
+    is all zeros (a key a random draw may give), so the payload goes as it is and
+    masking costs the load generator nothing."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+class WSClient(Client):
+    """An XMPP client over WebSocket (RFC 7395): the same login, each stanza its
+    own frame. What arrives is only scanned for markers, so frame headers between
+    the elements do not matter."""
+
+    def send(self, data: str | bytes) -> None:
+        self.transport.write(ws_frame(data.encode() if isinstance(data, str) else data))
+
+    def send_stanzas(self, stanzas: list[str]) -> None:
+        self.transport.write(b"".join(ws_frame(x.encode()) for x in stanzas))
+
+    async def open_stream(self) -> bytes:
+        self.send(f"<open xmlns='{FRAMING}' to='{self.target.domain}' version='1.0'/>")
+        return await self.read_until(FEATURES_END)
+
+    async def login(self, user: str, resource: str = "bench", *, presence: bool = True) -> None:
+        t = self.target
+        loop = asyncio.get_running_loop()
+        ctx = None
+        if t.ws_tls:
+            key = (t.host, t.ws_port)
+            ctx = self.ssl_ctx if key not in _VERIFIED else _unverified_context()
+            _VERIFIED.add(key)
+        await loop.create_connection(lambda: self, t.host, t.ws_port, ssl=ctx,
+                                     server_hostname=t.domain if ctx else None,
+                                     local_addr=(t.source, 0) if t.source else None)
+        self.transport.get_extra_info("socket").setsockopt(6, 1, 1)  # TCP_NODELAY
+        self.transport.write((f"GET {t.ws_path} HTTP/1.1\r\nHost: {t.domain}\r\n"
+                              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                              f"Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n"
+                              "Sec-WebSocket-Protocol: xmpp\r\n\r\n").encode())
+        got = await self.read_until(b"\r\n\r\n")
+        if b" 101 " not in got.split(b"\r\n", 1)[0]:
+            raise BenchError(f"WebSocket upgrade refused: {got[:200]!r}")
+        feats = await self.open_stream()
+        if b">SCRAM-SHA-1<" not in feats:
+            raise BenchError(f"server offers no SCRAM-SHA-1: {feats[-300:]!r}")
+        await self._scram_sha1(user, t.password)
+        self.buf.clear()
+        await self._restart_and_bind(f"<open xmlns='{FRAMING}' to='{t.domain}' version='1.0'/>",
+                                     resource, presence, xmlns=" xmlns='jabber:client'")
+
+    def close(self) -> None:
+        if self.transport is not None and not self.lost:
+            try:
+                self.send(f"<close xmlns='{FRAMING}'/>")
+                self.transport.close()
+            except Exception:
+                self.transport.abort()
+
+
 def _expire(w: asyncio.Future, markers) -> None:
     if not w.done():
         w.set_exception(asyncio.TimeoutError(f"no {markers[0]!r} from the server"))
@@ -313,7 +396,7 @@ def _unverified_context() -> ssl.SSLContext:
 
 async def connect(target: Target, ctx: ssl.SSLContext, user: str, resource: str = "bench",
                   presence: bool = True) -> Client:
-    c = Client(target, ctx)
+    c = (WSClient if target.ws_port else Client)(target, ctx)
     try:
         await c.login(user, resource, presence=presence)
     except BaseException:
@@ -475,8 +558,9 @@ async def scenario_msg(target: Target, size: int = 100, *, phase: Phase = Phase(
     sent = [0] * npairs
     counters: list[Counter] = []
     templates = []
+    xmlns = " xmlns='jabber:client'" if target.ws_port else ""   # RFC 7395: each its own document
     for j, (s, r) in enumerate(zip(senders, receivers)):
-        templates.append((f"<message to='{r.jid}' type='chat' id='L%ds{j}'><body>{BODY}</body></message>"))
+        templates.append((f"<message{xmlns} to='{r.jid}' type='chat' id='L%ds{j}'><body>{BODY}</body></message>"))
 
     def make_refill(j: int):
         snd = senders[j]
@@ -488,7 +572,7 @@ async def scenario_msg(target: Target, size: int = 100, *, phase: Phase = Phase(
             room = window - (sent[j] - counters[j].count)
             if room > 0:
                 now = time.monotonic_ns()
-                snd.transport.write("".join([tpl % now] * room).encode())
+                snd.send_stanzas([tpl % now] * room)
                 sent[j] += room
         return refill
 
@@ -711,6 +795,89 @@ async def scenario_idle_mem(target: Target, size: int = 1000, *, settle: float =
             "connections": size, "round_trip_ms": rtt_ms, **acc}
 
 
+async def scenario_upload(target: Target, size: int = 20, *, phase: Phase = Phase(),
+                          **_) -> dict:
+    """HTTP File Upload (XEP-0363): one client asks the upload component for slots
+    and PUTs *size* MB files, one after the other, for the measured window; then
+    GETs one back. Throughput and server CPU per MB, for PUT and GET."""
+    import re
+    import socket as _socket
+
+    import aiohttp
+    from aiohttp.abc import AbstractResolver
+
+    class Loopback(AbstractResolver):
+        async def resolve(self, host, port=0, family=_socket.AF_INET):
+            return [{"hostname": host, "host": "127.0.0.1", "port": port,
+                     "family": _socket.AF_INET, "proto": 0, "flags": _socket.AI_NUMERICHOST}]
+
+        async def close(self):
+            pass
+
+    if not target.upload:
+        raise BenchError("no upload component")
+    ctx = client_ssl_context(target.cafile)
+    c = await connect(target, ctx, target.user(0), presence=False)
+    nbytes = size * 1024 * 1024
+    block = os.urandom(1024 * 1024)
+    n = 0
+
+    async def slot() -> tuple[str, str, str]:
+        nonlocal n
+        n += 1
+        c.send(f"<iq type='get' to='{target.upload}' id='slot{n}'><request "
+               f"xmlns='urn:xmpp:http:upload:0' filename='f{n}.bin' size='{nbytes}' "
+               f"content-type='application/octet-stream'/></iq>")
+        got = (await c.read_until(b"</iq>")).decode()
+        put = re.search(r"<put[^>]*url=['\"]([^'\"]+)", got)
+        auth = re.search(r"<header[^>]*name=['\"]Authorization['\"][^>]*>([^<]+)<", got)
+        get = re.search(r"<get[^>]*url=['\"]([^'\"]+)", got)
+        if not (put and get):
+            raise BenchError(f"no upload slot: {got[-300:]!r}")
+        return (put.group(1).replace("&amp;", "&"), auth.group(1) if auth else "",
+                get.group(1).replace("&amp;", "&"))
+
+    async def body():
+        for _ in range(size):
+            yield block
+
+    conn = aiohttp.TCPConnector(ssl=_unverified_context(), resolver=Loopback())
+    async with aiohttp.ClientSession(connector=conn) as http:
+        async def upload_one() -> str:
+            put, auth, get = await slot()
+            headers = {"Content-Length": str(nbytes), "Content-Type": "application/octet-stream"}
+            if auth:
+                headers["Authorization"] = auth
+            async with http.put(put, data=body(), headers=headers) as r:
+                if r.status not in (200, 201):
+                    raise BenchError(f"upload refused: {r.status} {await r.text()}")
+            return get
+        get = await upload_one()       # warm-up
+        w = Window(target.server_pid)
+        ups = 0
+        while True:
+            get = await upload_one()
+            ups += 1
+            if time.monotonic() - w.wall0 >= phase.duration:
+                break
+        acc = w.close()
+        put_mb_s = ups * size / acc["wall_s"]
+        put_cpu_ms = acc.get("server_cpu_pct", 0) * acc["wall_s"] * 10 / (ups * size)
+        w = Window(target.server_pid)
+        got = 0
+        async with http.get(get) as r:
+            async for chunk in r.content.iter_chunked(1 << 20):
+                got += len(chunk)
+        acc2 = w.close()
+        if got != nbytes:
+            raise BenchError(f"downloaded {got} bytes of {nbytes}")
+    c.close()
+    return {"put_mb_per_s": put_mb_s, "put_server_ms_per_mb": put_cpu_ms,
+            "get_mb_per_s": size / acc2["wall_s"],
+            "get_server_ms_per_mb": acc2.get("server_cpu_pct", 0) * acc2["wall_s"] * 10 / size,
+            "uploads": ups, **acc}
+
+
 SCENARIOS = {
     "login": scenario_login,
     "msg": scenario_msg,
@@ -718,6 +885,7 @@ SCENARIOS = {
     "muc": scenario_muc,
     "roster": scenario_roster,
     "idle_mem": scenario_idle_mem,
+    "upload": scenario_upload,
 }
 
 

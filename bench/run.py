@@ -39,6 +39,8 @@ from loadgen import Phase, Target  # noqa: E402
 
 DOMAIN = "bench.test"
 MUC = f"conference.{DOMAIN}"
+UPLOAD = f"upload.{DOMAIN}"
+UPLOAD_LIMIT = 200 * 1024 * 1024
 PASSWORD = "secret"
 ITERATIONS = 10000            # both servers' default for new accounts
 SERVER_CPU = "0"
@@ -55,6 +57,9 @@ class Scenario:
     users: int
     kw: dict = field(default_factory=dict)
     needs: str | None = None      # "muc" or "roster": a module the server must have
+    archive: bool = False         # message archiving (MAM) on: every message is written to storage
+    websocket: bool = False       # the clients use XMPP over WebSocket (RFC 7395, wss://)
+    upload: bool = False          # an HTTP File Upload component (XEP-0363) at UPLOAD
 
 
 MSG_METRICS = [("msgs_per_s", "messages routed/s", True),
@@ -80,6 +85,18 @@ def scenarios(mode: str) -> list[Scenario]:
                  logins),
         Scenario("msg100", "msg", pairs, MSG_METRICS, 2 * pairs),
         Scenario("msg10", "msg", pairs10, MSG_METRICS, 2 * pairs10),
+        # every message archived (MAM) for its sender and its recipient: the storage's
+        # write path, with each server's default storage and durability
+        Scenario("msg_archived", "msg", pairs, MSG_METRICS, 2 * pairs, archive=True),
+        # msg100 with every client on a WebSocket (wss://, each server's own module)
+        Scenario("msg_ws", "msg", pairs, MSG_METRICS, 2 * pairs, needs="websocket", websocket=True),
+        # 20 MB files PUT one after the other over HTTPS, then one GET (XEP-0363)
+        Scenario("upload20", "upload", 2 if tiny else 20,
+                 [("put_mb_per_s", "upload MB/s", True),
+                  ("put_server_ms_per_mb", "server CPU ms per MB uploaded", False),
+                  ("get_mb_per_s", "download MB/s", True),
+                  ("get_server_ms_per_mb", "server CPU ms per MB downloaded", False)],
+                 1, needs="http_file_share", upload=True),
         Scenario("msg_after_logins", "msg_after_logins", pairs, [MSG_METRICS[0], MSG_METRICS[3]], max(50, 2 * pairs),
                  {"logins": after}),
         Scenario("muc50", "muc", occupants, [("delivered_per_s", "stanzas delivered/s", True),
@@ -185,6 +202,7 @@ class Server:
         self.certs = certs
         self.pin = pin
         self.port = free_port()
+        self.ws_port = free_port()
 
     @classmethod
     def available(cls) -> str | None:
@@ -227,9 +245,18 @@ class Xmppd(Server):
         import xmppd
         return xmppd.__version__
 
-    def start(self, users: int) -> None:
+    sqlite_tune = "normal"
+
+    def start(self, users: int, archive: bool = False, websocket: bool = False,
+              upload: bool = False) -> None:
         d = self.dir
-        mods = [m for m in ("disco", "ping", "version", "time", "roster") if self.has(m)]
+        mods = [m for m in ("disco", "ping", "version", "time", "roster") + (("mam",) if archive else ())
+                + (("websocket",) if websocket else ()) if self.has(m)]
+        http = (f'https_ports = {{ {self.ws_port} }}\nhttps_interfaces = {{ "127.0.0.1" }}\n'
+                'http_ports = { }\n') if websocket or upload else ""
+        share = (f'Component "{UPLOAD}" "http_file_share"\n'
+                 f'    http_file_share_size_limit = {UPLOAD_LIMIT}\n'
+                 f'    http_file_share_daily_quota = {100 * UPLOAD_LIMIT}\n') if upload else ""
         comp = f'Component "{MUC}" "muc"\n' if self.has("muc") else ""
         cfg = textwrap.dedent(f"""\
             interfaces = {{ "127.0.0.1" }}
@@ -237,15 +264,17 @@ class Xmppd(Server):
             data_path = "{d}/data"
             pidfile = "{d}/xmppd.pid"
             storage = "sqlite"
+            sqlite_tune = "{self.sqlite_tune}"
             control_socket = false
             log = {{ warn = "{d}/xmppd.log" }}
             c2s_require_encryption = true
             limits = false
             modules_enabled = {{ {", ".join(f'"{m}"' for m in mods)} }}
             modules_disabled = {{ "offline" }}
+            """) + http + textwrap.dedent(f"""\
             VirtualHost "{DOMAIN}"
                 ssl = {{ certificate = "{self.certs['cert']}"; key = "{self.certs['key']}"; }}
-            """) + comp
+            """) + comp + share
         (d / "xmppd.cfg.lua").write_text(cfg)
         asyncio.run(self._seed(users))
         exe = ROOT / ".venv" / "bin" / "xmppd"
@@ -281,8 +310,18 @@ class Prosody(Server):
     def version(self):
         return deb_version("prosody")
 
-    def start(self, users: int) -> None:
+    def start(self, users: int, archive: bool = False, websocket: bool = False,
+              upload: bool = False) -> None:
         d = self.dir
+        mam = ', "mam"' if archive else ""
+        ws = ', "websocket"' if websocket else ""
+        # Prosody's HTTPS service with the host's certificate (Prosody 0.12's https_certificate)
+        http = (f'https_ports = {{ {self.ws_port} }}\nhttps_interfaces = {{ "127.0.0.1" }}\n'
+                f'http_ports = {{ }}\nhttps_certificate = "{self.certs["cert"]}"\n'
+                f'https_key = "{self.certs["key"]}"\n') if websocket or upload else ""
+        share = (f'Component "{UPLOAD}" "http_file_share"\n'
+                 f'    http_file_share_size_limit = {UPLOAD_LIMIT}\n'
+                 f'    http_file_share_daily_quota = {100 * UPLOAD_LIMIT}\n') if upload else ""
         cfg = textwrap.dedent(f"""\
             daemonize = false
             pidfile = "{d}/prosody.pid"
@@ -296,13 +335,14 @@ class Prosody(Server):
             c2s_require_encryption = true
             log = {{ warn = "{d}/prosody.log" }}
             network_settings = {{ nagle = false }}
-            modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version", "time" }}
+            modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version", "time"{mam}{ws} }}
             modules_disabled = {{ "s2s", "offline" }}
             muc_room_locking = false
+            {http}
             VirtualHost "{DOMAIN}"
                 ssl = {{ certificate = "{self.certs['cert']}"; key = "{self.certs['key']}"; }}
             Component "{MUC}" "muc"
-            """)
+            """) + share
         (d / "certs").mkdir(exist_ok=True)
         (d / "prosody.cfg.lua").write_text(cfg)
         self._seed(users)
@@ -365,7 +405,8 @@ class Ejabberd(Server):
     def version(self):
         return deb_version("ejabberd")
 
-    def start(self, users: int) -> None:
+    def start(self, users: int, archive: bool = False, websocket: bool = False,
+              upload: bool = False) -> None:
         d = self.dir
         q = json.dumps   # a double-quoted JSON string is a YAML string
         # No shaper, shaper_rules, acl or access_rules at all: the listener's shaper,
@@ -401,7 +442,7 @@ class Ejabberd(Server):
               mod_muc:
                 hosts: [{q(MUC)}]
                 access_create: all
-            """)
+            """) + ("  mod_mam:\n    default: always\n" if archive else "")
         (d / "ejabberd.yml").write_text(cfg)
         (d / "db").mkdir(exist_ok=True)
         seeded = d / "seeded"
@@ -526,7 +567,14 @@ def _raise_nofile_child():
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-SERVERS = {"xmppd": Xmppd, "prosody": Prosody, "ejabberd": Ejabberd}
+class XmppdSafe(Xmppd):
+    """xmppd with ``sqlite_tune = "safe"`` (an fsync per commit): the cost of
+    durability against power loss (``--servers xmppd,xmppd_safe --scenarios msg_archived``)."""
+    name = "xmppd_safe"
+    sqlite_tune = "safe"
+
+
+SERVERS = {"xmppd": Xmppd, "prosody": Prosody, "ejabberd": Ejabberd, "xmppd_safe": XmppdSafe}
 
 
 def stop_system_prosody() -> None:
@@ -603,10 +651,15 @@ def run_one(server_cls, sc: Scenario, mode: str, certs: dict, base: Path, pin: b
     if not srv.has(sc.needs):
         return {"skipped": f"{sc.needs} module not available in {srv.name}"}
     try:
-        srv.start(sc.users)
+        srv.start(sc.users, archive=sc.archive, websocket=sc.websocket, upload=sc.upload)
         kw = dict(sc.kw, phase=phase_for(mode))
         p = procs if sc.kind in ("login", "msg", "msg_after_logins") else 1
-        return loadgen.run_scenario(sc.kind, srv.target(), sc.size, procs=p, **kw)
+        target = srv.target()
+        if sc.websocket:
+            target.ws_port = srv.ws_port
+        if sc.upload:
+            target.upload = UPLOAD
+        return loadgen.run_scenario(sc.kind, target, sc.size, procs=p, **kw)
     finally:
         srv.stop()
         log = workdir / f"{srv.name}.log"

@@ -27,6 +27,7 @@ BUILTIN = frozenset({
     "saslauth", "tls", "c2s", "s2s", "posix", "auth_internal_hashed", "auth_internal_plain",
     "storage_internal", "storage_sql", "iq", "message", "presence", "bind", "session",
     "limits",                        # the limits table (core/limits.py)
+    "http",                          # the HTTP service (xmppd/http), started by what uses it
 })
 # Modules every VirtualHost loads, whatever modules_enabled says: RFC 6120/6121.
 AUTOLOAD = ("message", "presence")
@@ -39,10 +40,12 @@ FINDER = ModuleFinder("xmppd.modules", aliases=ALIASES, builtin=BUILTIN, autoloa
 
 def build_server(config, *, storage=None) -> Server:
     """A server for ``config``, not yet started (``await server.start()``)."""
+    from .http import server as http
     from .protocol import c2s, component, s2s
     server = Server(config, storage=storage, finder=FINDER)
     c2s.register(server)
     component.register(server)
+    http.register(server)
     if "s2s" not in (config.get("modules_disabled") or ()):   # as in Prosody
         s2s.register(server)
     return server

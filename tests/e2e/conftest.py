@@ -16,6 +16,13 @@ from xmppd.app import build_server
 
 DOMAIN = "xmppd.test"
 OTHER = "other.test"
+# the HTTP service on ephemeral ports (extra= of start_server)
+HTTP = """
+http_ports = { 0 }
+https_ports = { 0 }
+http_interfaces = { "127.0.0.1" }
+https_interfaces = { "127.0.0.1" }
+"""
 
 
 @pytest.fixture(scope="session")

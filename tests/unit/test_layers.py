@@ -2,8 +2,8 @@
 functions too):
 
 * ``xmppd.xmpp`` (the protocol vocabulary) imports no layer above it;
-* ``xmppd.core`` never imports ``protocol``, ``modules``, ``cli`` or ``app``;
-* ``xmppd.protocol`` never imports ``modules``, ``cli`` or ``app``;
+* ``xmppd.core`` never imports ``protocol``, ``http``, ``modules``, ``cli`` or ``app``;
+* ``xmppd.protocol`` and ``xmppd.http`` never import ``modules``, ``cli`` or ``app``;
 * a module imports the vocabulary (``xmppd.xmpp``) and the module API
   (``xmppd.moduleapi``), and within its own package; never another module, the core,
   a protocol or the command line.
@@ -77,15 +77,15 @@ def vocabulary_rule(me: str, mod: str) -> str | None:
 
 
 def core_rule(me: str, mod: str) -> str | None:
-    if under(me, "xmppd.core") and under(mod, "xmppd.protocol", "xmppd.modules", "xmppd.cli",
-                                         "xmppd.app", "xmppd.moduleapi"):
+    if under(me, "xmppd.core") and under(mod, "xmppd.protocol", "xmppd.http", "xmppd.modules",
+                                         "xmppd.cli", "xmppd.app", "xmppd.moduleapi"):
         return "the core names no protocol and no feature"
     return None
 
 
 def protocol_rule(me: str, mod: str) -> str | None:
-    if under(me, "xmppd.protocol") and under(mod, "xmppd.modules", "xmppd.cli", "xmppd.app",
-                                             "xmppd.moduleapi"):
+    if under(me, "xmppd.protocol", "xmppd.http") and under(mod, "xmppd.modules", "xmppd.cli",
+                                                          "xmppd.app", "xmppd.moduleapi"):
         return "protocols fire events; features hook them"
     return None
 

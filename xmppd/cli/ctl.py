@@ -466,7 +466,9 @@ def limits_in_force(cfg) -> list[str]:
             except Exception:
                 continue
         glob = values.get(None)
-        line = f"{opt.name} = {glob}"
+        line = f"{opt.name} = {'not set' if glob is None else glob}"
+        if glob is None and "(default: " in opt.doc:     # what "not set" means
+            line += " (" + opt.doc.split("(default: ", 1)[1].split(")", 1)[0] + ")"
         diff = [f"{h}: {v}" for h, v in values.items() if h is not None and v != glob]
         if diff:
             line += f" ({'; '.join(diff)})"

@@ -27,6 +27,7 @@ any        the value as parsed
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -305,6 +306,25 @@ CORE_OPTIONS: list[Option] = [
     _o("s2s_ports", "ports", [5269], "global", "server-to-server ports (STARTTLS)"),
     _o("s2s_direct_tls_ports", "ports", [], "global", "server-to-server ports with direct TLS"),
     _o("component_ports", "ports", [5347], "global", "ports for external components (XEP-0114)"),
+    # HTTP (xmppd/http): started when a module serves something over it
+    _o("http_ports", "ports", [5280], "global", "plain HTTP ports (on http_interfaces: "
+       "loopback, for a reverse proxy in front)"),
+    _o("http_interfaces", "list", ["127.0.0.1", "::1"], "global", "addresses for plain HTTP "
+       "(loopback by default, as in Prosody 0.12)"),
+    _o("https_ports", "ports", [5281], "global", "HTTPS ports, with each host's certificate "
+       "chosen by SNI"),
+    _o("https_interfaces", "list", None, "global", "addresses for HTTPS (default: interfaces)"),
+    _o("http_host", "string", None, "host", "the HTTP Host name this host's HTTP services "
+       "answer to (default: the host's name)"),
+    _o("http_default_host", "string", None, "global", "the host whose HTTP services answer "
+       "requests for a Host name no host claims (default: the only host serving HTTP)"),
+    _o("http_external_url", "string", None, "both", "the URL the world reaches HTTP "
+       "services at, when a proxy is in front (default: https://<http_host>:<first "
+       "https port>/)"),
+    _o("http_paths", "table", None, "both", "paths of HTTP services by name, e.g. "
+       "{ websocket = \"/ws\"; bosh = \"/bosh\" }"),
+    _o("trusted_proxies", "list", ["127.0.0.1", "::1"], "global", "addresses (or networks) "
+       "of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed"),
     _o("component_interfaces", "list", ["127.0.0.1", "::1"], "global",
        "addresses for external components"),
     _o("c2s_require_encryption", "boolean", True, "both", "refuse clients that do not use TLS"),
@@ -373,21 +393,44 @@ CORE_OPTIONS: list[Option] = [
 # Prosody options that xmppd accepts and ignores (reported at level "info"); never one
 # that a module declares (tests/unit/test_options.py checks).
 IGNORED_PROSODY_OPTIONS: list[str] = [
-    "plugin_paths", "use_libevent", "network_backend", "network_settings",
-    "authentication", "http_ports", "https_ports", "http_interfaces", "https_interfaces",
-    "http_host", "http_external_url", "http_paths", "welcome_message", "proxy65_ports",
-    "proxy65_address", "consider_bosh_secure", "consider_websocket_secure",
-    "cross_domain_bosh", "cross_domain_websocket", "http_files_dir", "legacy_ssl_ports",
+    "plugin_paths", "use_libevent", "network_backend", "network_settings", "authentication",
+    "welcome_message", "proxy65_ports", "proxy65_address", "http_files_dir",
+    "legacy_ssl_ports",
     "archive_store", "statistics", "statistics_interval", "certificate", "key", "use_ipv6",
     "prosody_user", "prosody_group", "umask", "run_as_root", "gc", "lua_gc_stepmul",
     "lua_gc_pause", "ssl_compression", "tls_profile", "muc_log_presences",
     "http_upload_file_size_limit", "http_upload_expire_after", "http_upload_quota",
-    "http_file_share_size_limit", "http_file_share_expires_after", "log_auth_failures",
+    "log_auth_failures",
     "motd_text", "registration_whitelist", "registration_blacklist",
     "allow_unencrypted_plain_auth", "sasl_backend", "auth_append_host", "groups_file",
-    "storage_path", "invites_page", "server_contact_info", "trusted_proxies",
+    "storage_path", "invites_page", "server_contact_info",
 ]
 _IGNORED = frozenset(IGNORED_PROSODY_OPTIONS)
+
+
+_EXPIRY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dwmy]?)\s*$", re.I)
+_UNITS = {"": 1, "d": 86400, "w": 7 * 86400, "m": 31 * 86400, "y": 365.2425 * 86400}
+
+
+def parse_period(value) -> float | None:
+    """A duration in Prosody's syntax (``"1w"``, ``"30d"``, ``"1y"``, seconds as a
+    number) in seconds, or None for ``"never"`` (and false); ValueError when unreadable."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like \"1w\" or \"never\"")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError("expected a positive number of seconds")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration like \"1w\", got {value!r}")
+    if value.strip().lower() == "never":
+        return None
+    mt = _EXPIRY.match(value)
+    if not mt or float(mt.group(1)) <= 0:
+        raise ValueError(f"expected a duration like \"1d\", \"2w\", \"1y\" or \"never\", got {value!r}")
+    return float(mt.group(1)) * _UNITS[mt.group(2).lower()]
 
 
 def core_registry() -> OptionRegistry:

@@ -192,6 +192,19 @@ class Listener:
     fatal: bool = True        # a port that cannot be bound stops the start
 
 
+@dataclass
+class HttpRoute:
+    """An HTTP endpoint a module serves on its host (Prosody's ``module:provides("http")``):
+    ``handler(request)`` answers requests under ``path`` (``http_paths`` may move it,
+    by ``name``). The request is an ``xmppd.http.Request``; the answer an aiohttp
+    response. ``alt_connection``: the XEP-0156 link relation it is announced under
+    in ``/.well-known/host-meta`` (None: not announced)."""
+    name: str
+    path: str
+    handler: Callable
+    alt_connection: str | None = None
+
+
 class SoftDependency:
     """A module this one uses when it is loaded: ``get()`` gives what it provides
     (or None while it is not loaded)."""

@@ -69,6 +69,7 @@ class Server:
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
         self.version = __version__
+        self.http = None          # the HTTP service (xmppd/http), set by its register()
 
     # -- paths and options -------------------------------------------------
     @property
@@ -267,6 +268,8 @@ class Server:
             for sess in list(h.sessions_of(user).values()):
                 sess.stream_error(StreamError("not-authorized", "account deleted"))
             await h.events.notify("user-deleted", user)
+        # for services on other hosts (a component keeping the user's files)
+        await self.events.notify("account-deleted", {"host": host, "user": user})
 
     # -- certificates ------------------------------------------------------------
     def _setup_certificates(self) -> None:

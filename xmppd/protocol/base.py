@@ -196,12 +196,20 @@ class XMLStreamProtocol(asyncio.Protocol):
                     self._since_check = 1
                     self._prune_handle = asyncio.get_running_loop().call_later(PRUNE_AFTER, self._prune)
             return
-        data = "".join(self._out)
+        data = "".join(self._out).encode() if self.framing is None else self._encode(self._out)
         self._out.clear()
         self._written += self._out_size
         self._out_size = 0
-        t.write(data.encode())
+        t.write(data)
         self._wrote()
+
+    framing = None
+    """Set by streams whose transport frames each element (WebSocket, BOSH): then
+    ``_encode`` turns what waits into bytes, one string per ``_write`` (a stanza, a
+    stream header, a stream end); else it is written as it is."""
+
+    def _encode(self, out: list[str]) -> bytes:  # pragma: no cover - framed streams
+        raise NotImplementedError
 
     def pending(self) -> int:
         """Characters and bytes waiting for the peer here and in the transport."""

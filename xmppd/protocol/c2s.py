@@ -51,6 +51,7 @@ class C2SSession(XMLStreamProtocol):
 
     kind = "c2s"
     stream_ns = ns.CLIENT
+    can_starttls = True     # not over WebSocket: the HTTP connection has its TLS
     # typed fields only (and less memory per idle connection)
     __slots__ = (
         "server", "direct_tls", "transport", "parser", "id", "peer", "host", "lang", "tls",
@@ -233,7 +234,14 @@ class C2SSession(XMLStreamProtocol):
         if self.header_sent:
             return
         self.header_sent = True
-        self._write(stream_header(self.stream_ns, from_=from_, id=self.id, lang=self.lang))
+        self._write(self._stream_start(from_))
+
+    # what opens and ends the stream on the wire (RFC 7395 frames them otherwise)
+    def _stream_start(self, from_: str | None) -> str:
+        return stream_header(self.stream_ns, from_=from_, id=self.id, lang=self.lang)
+
+    def _stream_end(self) -> str:
+        return "</stream:stream>"
 
     def stream_error(self, err: StreamError) -> None:
         """Send ``<stream:error/>``, close the stream and the connection."""
@@ -248,7 +256,7 @@ class C2SSession(XMLStreamProtocol):
         if self.closing:
             return
         self._send_header(self.host.name if self.host else None)
-        self._write("</stream:stream>")
+        self._write(self._stream_end())
         self._flush(force=True)
         self.closing = True
         self.closed_by_server = not self.clean_close
@@ -266,7 +274,8 @@ class C2SSession(XMLStreamProtocol):
         self._out.clear()
         self._out_size = 0
         err = StreamError("policy-violation", "too much unread data: you do not read what you are sent")
-        self._write(serialize(err.to_element()) + "</stream:stream>")
+        self._write(serialize(err.to_element()))
+        self._write(self._stream_end())
         self._flush(force=True)
         self.closing = True
         self._queue.clear()
@@ -324,7 +333,7 @@ class C2SSession(XMLStreamProtocol):
         feats = ET.Element(f"{{{ns.STREAM}}}features")
         host = self.host
         if not self.authenticated:
-            if not self.tls and self.server.certs_for(host.name):
+            if not self.tls and self.can_starttls and self.server.certs_for(host.name):
                 tls = ET.SubElement(feats, f"{{{ns.TLS}}}starttls")
                 if self.server.c2s_require_encryption(host):
                     ET.SubElement(tls, f"{{{ns.TLS}}}required")
@@ -332,7 +341,7 @@ class C2SSession(XMLStreamProtocol):
                 mechs = ET.SubElement(feats, f"{{{ns.SASL}}}mechanisms")
                 for m in self._mechanisms():
                     ET.SubElement(mechs, f"{{{ns.SASL}}}mechanism").text = m
-                if self.tls:
+                if self.tls and self._end_point() is not None:
                     cb = ET.SubElement(feats, "{urn:xmpp:sasl-cb:0}sasl-channel-binding")
                     ET.SubElement(cb, "{urn:xmpp:sasl-cb:0}channel-binding", {"type": "tls-server-end-point"})
             stage = "pre-auth"
@@ -399,7 +408,7 @@ class C2SSession(XMLStreamProtocol):
 
     # -- STARTTLS (RFC 6120 §5) ------------------------------------------------
     async def _starttls(self) -> None:
-        if self.tls or not self.server.certs_for(self.host.name):
+        if self.tls or not self.can_starttls or not self.server.certs_for(self.host.name):
             self._write(f"<failure xmlns='{ns.TLS}'/>")
             self.close()
             return

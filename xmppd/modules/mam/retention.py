@@ -9,11 +9,10 @@ days that have wholly expired. It runs a minute after start and then every
 """
 from __future__ import annotations
 
-import re
 import time
 from typing import TYPE_CHECKING
 
-from xmppd.moduleapi import ModuleAPI
+from xmppd.moduleapi import ModuleAPI, parse_period
 
 if TYPE_CHECKING:
     from .service import MamService
@@ -21,28 +20,9 @@ if TYPE_CHECKING:
 FIRST_RUN = 60            # seconds after start of the first expiry
 LAST_DAY_CACHE = 10000    # users whose last noted day is remembered
 
-_EXPIRY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dwmy]?)\s*$", re.I)
-_UNITS = {"": 1, "d": 86400, "w": 7 * 86400, "m": 31 * 86400, "y": 365.2425 * 86400}
-
-
 def parse_expiry(value) -> float | None:
     """Seconds to keep messages, or None for "never"; ValueError when unreadable."""
-    if value is None or value is False:
-        return None
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like \"1w\" or \"never\"")
-    if isinstance(value, (int, float)):
-        if value <= 0:
-            raise ValueError("expected a positive number of seconds")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError(f"expected a duration like \"1w\", got {value!r}")
-    if value.strip().lower() == "never":
-        return None
-    mt = _EXPIRY.match(value)
-    if not mt or float(mt.group(1)) <= 0:
-        raise ValueError(f"expected a duration like \"1d\", \"2w\", \"1y\" or \"never\", got {value!r}")
-    return float(mt.group(1)) * _UNITS[mt.group(2).lower()]
+    return parse_period(value)
 
 
 def parse_policy(value) -> str:
