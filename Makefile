@@ -69,12 +69,21 @@ var/npm/node_modules/converse.js/package.json:
 	  echo "note: npm is not installed (apt-get install npm); the browser tests will be skipped"; \
 	fi
 
+# The server on this checkout's configuration, on loopback unless told otherwise:
+# `make run RUN_INTERFACES='"*", "::"' RUN_C2S_PORT=15222`. The log's "listening on"
+# line says what it really listens on.
+RUN_INTERFACES ?= "127.0.0.1", "::1"
+RUN_C2S_PORT ?= 5222
+RUN_TLS_PORT ?= 5223
+RUN_S2S_PORT ?= 5269
 run: $(BIN)/.installed
-	@echo "xmppd: serving the domains enabled in conf.d/ (localhost) from $(CONFIG)."
+	@echo "xmppd: serving the domains enabled in conf.d/ (localhost) from $(CONFIG), on $(RUN_INTERFACES)."
 	@echo "  add a user:   $(BIN)/xmppctl --config $(CONFIG) adduser you@localhost"
-	@echo "  connect:      any XMPP client to you@localhost on port 5222 (STARTTLS) or 5223 (direct TLS);"
+	@echo "  connect:      any XMPP client to you@localhost on port $(RUN_C2S_PORT) (STARTTLS) or $(RUN_TLS_PORT) (direct TLS);"
 	@echo "                the certificate is self-signed (var/certs/localhost.crt): accept it in the client."
-	$(BIN)/xmppd --config $(CONFIG)
+	$(BIN)/xmppd --config $(CONFIG) --set 'interfaces = { $(RUN_INTERFACES) }' \
+	  --set 'c2s_ports = { $(RUN_C2S_PORT) }' --set 'c2s_direct_tls_ports = { $(RUN_TLS_PORT) }' \
+	  --set 's2s_ports = { $(RUN_S2S_PORT) }'
 
 test: $(BIN)/.installed system-deps browser-deps
 	$(BIN)/pytest -q

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import pytest
 
 from xmppd.config import load_config
 
@@ -238,3 +241,69 @@ def test_key_that_does_not_match_is_one_line(tmp_path, cert_files, ca):
     assert f"{DOMAIN}: the certificate {cert_files['crt']} or its key {tmp_path / 'other.key'}" in line
     assert line.endswith(f"cannot be used: key values mismatch "
                          f"(ssl at {tmp_path / 'conf.d' / host.name}:2:5)")
+
+
+@pytest.mark.parametrize("umask,file_mode,dir_mode", [(None, 0o640, 0o750), ('"077"', 0o600, 0o700)])
+async def test_files_are_not_readable_by_other_users(tmp_path, cert_files, start_daemon, umask,
+                                                       file_mode, dir_mode):
+    # Prosody's umask (027 by default): the database (password keys, archives), its
+    # WAL and the log are not for every local user, whatever umask started xmppd
+    import stat
+
+    from tests.e2e.clients import slix_close
+    cfg = write_tree(tmp_path, cert_files, extra=f"umask = {umask}\n" if umask else "")
+    cfg.write_text(cfg.read_text().replace(
+        'log = { info = "*console" }', 'log = { info = "*console"; debug = "logs/xmppd.log" }'))
+    old = os.umask(0o000)        # the most permissive parent there is
+    try:
+        assert run_ctl("--config", str(cfg), "adduser", f"bob@{DOMAIN}", "--password-stdin",
+                       input="pw\n").returncode == 0
+        d = start_daemon(cfg).wait_ready()
+    finally:
+        os.umask(old)
+    c = await login(d, f"bob@{DOMAIN}", "pw")
+    await slix_close(c)
+    data, logs = tmp_path / "var", tmp_path / "logs"
+    for path, mode in ((data, dir_mode), (logs, dir_mode), (data / "xmppd.sqlite", file_mode),
+                       (data / "xmppd.sqlite-wal", file_mode), (logs / "xmppd.log", file_mode)):
+        assert path.exists(), path
+        assert stat.S_IMODE(path.stat().st_mode) == mode, (path, oct(path.stat().st_mode))
+
+
+def test_a_bad_umask_is_a_config_error(tmp_path, cert_files):
+    cfg = write_tree(tmp_path, cert_files, extra='umask = "999"\n')
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 1 and f'{cfg}:8:1: umask: expected an octal mask' in r.stdout + r.stderr
+    d = subprocess.run(program("xmppd") + ["--config", str(cfg)], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    assert d.returncode == 1 and d.stderr.startswith(f"xmppd: {cfg}:8:1: umask: expected"), d.stderr
+
+
+def test_the_systemd_unit_keeps_files_private():
+    import shutil
+    unit = Path(__file__).resolve().parents[2] / "contrib" / "xmppd.service"
+    settings = dict(line.split("=", 1) for line in unit.read_text().splitlines()
+                    if "=" in line and not line.startswith("#"))
+    assert settings["UMask"] == "0027"
+    assert settings["StateDirectoryMode"] == settings["LogsDirectoryMode"] == "0750"
+    if shutil.which("systemd-analyze"):
+        r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+        problems = [ln for ln in (r.stdout + r.stderr).splitlines()
+                    if ln.strip() and "is not executable" not in ln]   # not installed here
+        assert problems == [], problems
+
+
+def test_set_overrides_the_address_and_ports(tmp_path, cert_files, start_daemon):
+    # make run's RUN_INTERFACES and RUN_*_PORT: the files say every interface and
+    # other ports; the command line wins, and the log says what is really listened on
+    cfg = write_tree(tmp_path, cert_files, extra=f's2s_ports = {{ {free_port()} }}\n')
+    cfg.write_text(cfg.read_text().replace('interfaces = { "127.0.0.1" }', 'interfaces = { "*" }'))
+    port = free_port()
+    d = start_daemon(cfg, "--set", 'interfaces = { "127.0.0.1" }', "--set",
+                     f"c2s_ports = {{ {port} }}", "--set", "c2s_direct_tls_ports = { }").wait_ready()
+    assert d.port == port and d.tls_port is None
+    listening = next(ln for ln in d.output().splitlines() if ": listening on " in ln)
+    assert f"c2s 127.0.0.1:{port}" in listening and "0.0.0.0" not in listening
+    bad = subprocess.run(program("xmppd") + ["--config", str(cfg), "--set", "c2s_ports"],
+                         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert bad.returncode == 1 and "--set #1: expected OPTION=VALUE" in bad.stderr

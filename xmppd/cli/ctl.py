@@ -640,6 +640,15 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.exists(path):
             raise CtlError(f"cannot read configuration {path}: no such file (use --config PATH)")
         cfg = load(path)
+        if argv is None and args.func is not cmd_check:
+            # what xmppctl creates (the database for adduser, certificates) gets the
+            # daemon's modes; check config reports a bad umask itself
+            from ..config import ConfigError
+            from ..config.options import umask_setting
+            try:
+                os.umask(umask_setting(cfg))
+            except ConfigError as exc:
+                raise CtlError(str(exc)) from None
         result = args.func(args, Context(cfg) if getattr(args, "module_command", False) else cfg)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

@@ -56,6 +56,8 @@ def diagnose(cfg) -> tuple[list, list[str]]:
                                       "modules_enabled lacks \"offline\": messages to offline users "
                                       "will bounce (Prosody loads it implicitly; add it, or list it "
                                       "in modules_disabled to mean it)"))
+    from ..config.options import umask_setting
+    umask_setting(cfg)     # a ConfigError at the setting if unreadable
     _storage_diagnostics(cfg, warnings, errors)
     from ..core.limits import LimitError, parse_limits
     try:
@@ -173,6 +175,8 @@ async def serve(cfg) -> int:
              hosts or "no hosts", ", ".join(map(str, server.ports("c2s"))) or "-",
              f"; direct TLS on port(s) {', '.join(map(str, direct))}" if direct else "",
              server.data_path)
+    log.info("listening on %s", "; ".join(
+        f"{name} {', '.join(_addresses(srvs))}" for name, srvs in server.listeners.items() if srvs))
     await stop.wait()
     log.info("shutting down")
     await server.stop()
@@ -183,6 +187,15 @@ async def serve(cfg) -> int:
             pass
     log.info("stopped")
     return 0
+
+
+def _addresses(servers) -> list[str]:
+    out = []
+    for srv in servers:
+        for sock in srv.sockets:
+            host, port = sock.getsockname()[:2]
+            out.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return out
 
 
 async def reload_and_log(server) -> None:
@@ -206,11 +219,29 @@ async def reload_and_log(server) -> None:
              len(report["certificates"]), len(report["config_changes"]))
 
 
+def apply_overrides(cfg, settings: list[str]) -> None:
+    """``--set OPTION=VALUE``: global options from the command line (``make run``'s
+    address and ports), over what the files say; a bad one is a ConfigError naming
+    the argument."""
+    from ..config import ConfigError, parse_config_text
+    for n, text in enumerate(settings, 1):
+        name, eq, value = text.partition("=")
+        if not eq or not name.strip().isidentifier():
+            raise ConfigError(f"--set #{n}", 0, 0, f"expected OPTION=VALUE, not {text!r}")
+        parsed = parse_config_text(f"{name.strip()} = {value}\n", filename=f"--set #{n}")
+        if parsed.hosts or len(parsed.globals) != 1:
+            raise ConfigError(f"--set #{n}", 0, 0, f"expected one OPTION=VALUE, not {text!r}")
+        cfg.globals.update(parsed.globals)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="xmppd", description="The xmppd XMPP server.")
     ap.add_argument("--config", "-c", help="main configuration file (default: $XMPPD_CONFIG, "
                     "then /etc/xmppd/xmppd.cfg.lua, then ./xmppd.cfg.lua)")
     ap.add_argument("--verbose", "-v", action="store_true", help="log debug messages to the console")
+    ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                    help="override a global option, the value written as in the file "
+                         "(--set 'interfaces = { \"127.0.0.1\" }' --set 'c2s_ports = { 5222 }')")
     ap.add_argument("--version", action="version", version=f"xmppd {__version__}")
     args = ap.parse_args(argv)
     path = find_config(args.config)
@@ -218,10 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     from ..core.server import StartupError
     try:
         cfg = load_config(path)
+        apply_overrides(cfg, args.set)
         warnings, errors = diagnose(cfg)
     except ConfigError as exc:
         print(f"xmppd: {exc}", file=sys.stderr)
         return 1
+    from ..config.options import umask_setting
+    # before anything is created: the database, its WAL, logs (Prosody's umask, 027)
+    os.umask(umask_setting(cfg))
     try:
         setup_logging(cfg, args.verbose, cfg.config_dir)
     except OSError as exc:

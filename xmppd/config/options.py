@@ -347,6 +347,9 @@ CORE_OPTIONS: list[Option] = [
        "loss), \"fast\" (synchronous=OFF: no fsync at all, a machine crash may corrupt the "
        "database); \"default\" (Prosody's: SQLite's own synchronous=FULL) is as \"safe\"",
        choices=("normal", "safe", "fast", "default")),
+    _o("umask", "any", "027", "global", "file mode mask for everything xmppd creates (the "
+       "database, its WAL, logs, certificates), in octal as Prosody writes it: \"027\" makes "
+       "files 0640 and directories 0750, \"077\" 0600 and 0700"),
     _o("log", "any", None, "global", "logging: a file name, \"*syslog\", \"*console\", or "
        "a table of level = destination"),
     _o("pidfile", "path", None, "global", "file the daemon writes its process id to"),
@@ -397,7 +400,7 @@ IGNORED_PROSODY_OPTIONS: list[str] = [
     "welcome_message", "proxy65_ports", "proxy65_address", "http_files_dir",
     "legacy_ssl_ports",
     "archive_store", "statistics", "statistics_interval", "certificate", "key", "use_ipv6",
-    "prosody_user", "prosody_group", "umask", "run_as_root", "gc", "lua_gc_stepmul",
+    "prosody_user", "prosody_group", "run_as_root", "gc", "lua_gc_stepmul",
     "lua_gc_pause", "ssl_compression", "tls_profile", "muc_log_presences",
     "http_upload_file_size_limit", "http_upload_expire_after", "http_upload_quota",
     "log_auth_failures",
@@ -431,6 +434,21 @@ def parse_period(value) -> float | None:
     if not mt or float(mt.group(1)) <= 0:
         raise ValueError(f"expected a duration like \"1d\", \"2w\", \"1y\" or \"never\", got {value!r}")
     return float(mt.group(1)) * _UNITS[mt.group(2).lower()]
+
+
+def umask_setting(cfg: Config) -> int:
+    """``umask`` as a mode mask: an octal string (``"027"``) or a number written in
+    octal digits (``027`` in Lua is 27); a ConfigError at the setting otherwise."""
+    s = cfg.where("umask")
+    if s is None:
+        return 0o027
+    text = str(s.value).strip()
+    if isinstance(s.value, bool) or not text.isdigit() or any(c in "89" for c in text) \
+            or int(text, 8) > 0o777:
+        shown = f'"{s.value}"' if isinstance(s.value, str) else str(s.value).lower()
+        raise ConfigError(s.file, s.line, s.col, f"umask: expected an octal mask such as "
+                          f"\"027\" or \"077\", not {shown}")
+    return int(text, 8)
 
 
 def core_registry() -> OptionRegistry:
