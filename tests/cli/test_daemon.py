@@ -307,3 +307,13 @@ def test_set_overrides_the_address_and_ports(tmp_path, cert_files, start_daemon)
     bad = subprocess.run(program("xmppd") + ["--config", str(cfg), "--set", "c2s_ports"],
                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert bad.returncode == 1 and "--set #1: expected OPTION=VALUE" in bad.stderr
+
+
+def test_a_log_file_that_cannot_be_written_is_one_line(tmp_path, cert_files):
+    (tmp_path / "afile").write_text("not a directory")
+    cfg = write_tree(tmp_path, cert_files)
+    cfg.write_text(cfg.read_text().replace('log = { info = "*console" }',
+                                           'log = { info = "afile/xmppd.log" }'))
+    line = start_fails(cfg)
+    assert line.startswith(f"xmppd: cannot start: {cfg}:7:1: log: cannot write "
+                           f"{tmp_path / 'afile' / 'xmppd.log'}: ")

@@ -433,3 +433,34 @@ def test_check_config_states_the_storage_durability(tmp_path, cert_files):
     r = run_ctl("--config", str(cfg), "check", "config")
     assert r.returncode == 1
     assert f"{cfg}:8:1: sqlite_tune: \"paranoid\" is not one of" in r.stdout, r.stdout
+
+
+def test_cert_generate_says_which_certificate_xmppd_will_use(tmp_path, cert_files):
+    from .conftest import write_tree
+    # the host names a certificate of its own: that one is used, and the admin is told
+    cfg = write_tree(tmp_path, cert_files)
+    r = run_ctl("--config", str(cfg), "cert", "generate", DOMAIN)
+    assert r.returncode == 0, r.stderr
+    host_file = tmp_path / "conf.d" / f"{DOMAIN}.cfg.lua"
+    assert (f"note: {DOMAIN}'s ssl ({host_file}:2:5) names {cert_files['crt']}, which xmppd "
+            "uses instead") in r.stdout
+    assert "finds it there by name" not in r.stdout
+    # no ssl: the certificates directory is where xmppd looks
+    (tmp_path / "plain").mkdir()
+    cfg = write_tree(tmp_path / "plain", cert_files, ssl=False)
+    r = run_ctl("--config", str(cfg), "cert", "generate", DOMAIN)
+    assert r.returncode == 0 and "xmppd finds it there by name" in r.stdout and "note:" not in r.stdout
+
+
+def test_check_config_checks_the_log_and_pid_files_can_be_written(tmp_path, cert_files):
+    from .conftest import write_tree
+    (tmp_path / "afile").write_text("not a directory")
+    cfg = write_tree(tmp_path, cert_files, extra='pidfile = "afile/run/xmppd.pid"\n')
+    cfg.write_text(cfg.read_text().replace('log = { info = "*console" }',
+                                           'log = { info = "afile/xmppd.log"; warn = "*syslog" }'))
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 1
+    out = r.stdout + r.stderr
+    assert f"{cfg}:7:1: log: cannot write {tmp_path / 'afile' / 'xmppd.log'}: " in out, out
+    assert f"{cfg}:8:1: pidfile: cannot write {tmp_path / 'afile' / 'run' / 'xmppd.pid'}: " in out
+    assert "is not a directory" in out

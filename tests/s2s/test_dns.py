@@ -75,3 +75,30 @@ def test_xmppctl_check_dns(dns, tmp_path):
     r = ctl("bad.test")
     assert r.returncode == 1
     assert "_xmpp-client._tcp.bad.test: missing" in r.stdout
+
+
+def test_xmppctl_check_dns_options_anywhere_and_a_silent_nameserver(dns, tmp_path):
+    """`check dns --nameserver X DOMAIN` works like `check dns DOMAIN --nameserver X`;
+    a name server that never answers is said once, not after each record's timeout."""
+    import socket
+    import subprocess
+    import sys
+    cfg = tmp_path / "xmppd.cfg.lua"
+    cfg.write_text('VirtualHost "good.test"\n')
+    dns.srv("_xmpp-client._tcp.good.test", "xmpp.good.test", 5222)
+    dns.srv("_xmpp-server._tcp.good.test", "xmpp.good.test", 5269)
+    dns.a("xmpp.good.test")
+
+    def ctl(*args):
+        return subprocess.run([sys.executable, "-m", "xmppd.cli.ctl", "--config", str(cfg), "check",
+                               *args], capture_output=True, text=True, timeout=60)
+    r = ctl("dns", "--nameserver", dns.spec, "good.test")
+    assert r.returncode == 0 and "DNS looks right." in r.stdout, r.stdout + r.stderr
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        r = ctl("dns", "--nameserver", f"127.0.0.1:{port}", "good.test")
+    assert r.returncode == 1
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("  ")]
+    assert lines == [f"  _xmpp-client._tcp.good.test: no answer from 127.0.0.1:{port} within 5 s; "
+                     "is it running and reachable?"], r.stdout

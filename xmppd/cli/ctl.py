@@ -397,8 +397,6 @@ def cmd_check(args, cfg) -> int:
             raise CtlError("check dns needs a DOMAIN (e.g. xmppctl check dns falcot.com)")
         from .dns_check import run_check
         return run_check(args, cfg)
-    if args.what != "config":
-        raise CtlError(f"unknown check {args.what!r} (available: config, dns)")
     from ..config import ConfigError
     try:
         warnings, errors = diagnose(cfg)
@@ -495,7 +493,18 @@ def cmd_cert(args, cfg) -> int:
     except OSError as exc:
         raise CtlError(f"cannot write the certificate: {exc}") from None
     print(f"self-signed certificate for {', '.join([domain] + extra)}:\n  {cert}\n  {key}")
-    print("xmppd finds it there by name; or set in the VirtualHost:")
+    ssl_setting = cfg.where("ssl", host=domain) if domain in cfg.hosts else None
+    configured = ssl_setting.value.get("certificate") if ssl_setting is not None and \
+        isinstance(ssl_setting.value, dict) else None
+    if configured and resolve(cfg, configured) != cert:
+        # the host names its own certificate: that one is used, not the one just made
+        print(f"note: {domain}'s ssl ({ssl_setting.file}:{ssl_setting.line}:{ssl_setting.col}) "
+              f"names {resolve(cfg, configured)}, which xmppd uses instead; to use this one, set")
+    elif configured:
+        print(f"{domain}'s ssl ({ssl_setting.file}:{ssl_setting.line}) names this file.")
+        return 0
+    else:
+        print("xmppd finds it there by name; or set in the VirtualHost:")
     print(f'  ssl = {{ certificate = "{cert}"; key = "{key}"; }}')
     return 0
 
@@ -582,12 +591,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("jid", metavar="JID")
     p = add("users", cmd_users, "list the accounts of a domain")
     p.add_argument("domain", metavar="DOMAIN")
-    p = add("check", cmd_check, "check the configuration")
-    p.add_argument("what", nargs="?", default="config", choices=["config", "dns"],
-                   help="config (the default), or dns DOMAIN: the SRV records the domain needs")
-    p.add_argument("domain", nargs="?", metavar="DOMAIN")
+    p = add("check", cmd_check, "check the configuration (check config, the default) or "
+            "the DNS records a domain needs (check dns DOMAIN)")
     p.add_argument("--nameserver", action="append", metavar="ADDR[:PORT]",
                    help="for check dns: ask this DNS server")
+    checks = p.add_subparsers(dest="what", metavar="config|dns")
+    checks.add_parser("config", parents=[common], help="errors and warnings, with file:line:col")
+    d = checks.add_parser("dns", parents=[common],
+                          help="the SRV records DOMAIN needs, against the configuration")
+    d.add_argument("domain", metavar="DOMAIN")
+    # before or after the domain: `check dns --nameserver 127.0.0.1 falcot.com`
+    d.add_argument("--nameserver", action="append", metavar="ADDR[:PORT]", default=argparse.SUPPRESS,
+                   help="ask this DNS server (repeatable)")
     p = add("cert", cmd_cert, "certificates: `cert generate DOMAIN` makes a self-signed one")
     p.add_argument("action", choices=["generate"])
     p.add_argument("domain", metavar="DOMAIN")

@@ -59,6 +59,7 @@ def diagnose(cfg) -> tuple[list, list[str]]:
     from ..config.options import umask_setting
     umask_setting(cfg)     # a ConfigError at the setting if unreadable
     _storage_diagnostics(cfg, warnings, errors)
+    _file_diagnostics(cfg, errors)
     from ..core.limits import LimitError, parse_limits
     try:
         parse_limits(cfg.get("limits"))
@@ -96,6 +97,41 @@ def _storage_diagnostics(cfg, warnings: list, errors: list[str]) -> None:
                 where.file, where.line, where.col,
                 f"{name} names \"sql\": xmppd keeps all data in its own SQLite database "
                 f"(data_path/xmppd.sqlite); the SQL database of the sql option{what} is not used"))
+
+
+def _writable(path: str) -> str | None:
+    """Why a file at ``path`` cannot be written (None when it can): the file, or the
+    nearest existing directory above it, must be writable by this user."""
+    if os.path.exists(path):
+        return None if os.access(path, os.W_OK) else "permission denied"
+    d = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(d):
+        d = os.path.dirname(d)
+    if not os.path.isdir(d):
+        return f"{d} is not a directory"
+    return None if os.access(d, os.W_OK | os.X_OK) else f"cannot create files in {d} (permission denied)"
+
+
+def _file_diagnostics(cfg, errors: list[str]) -> None:
+    """The files ``log`` and ``pidfile`` name must be writable, by whoever runs the
+    check (the unit runs check config as the xmppd user): a Prosody configuration's
+    /var/log/prosody/... otherwise passes the check and stops the start."""
+    base = cfg.config_dir
+    targets = []
+    log_setting = cfg.where("log")
+    if log_setting is not None:
+        spec = log_setting.value
+        values = [spec] if isinstance(spec, str) else (
+            list(spec.values()) if isinstance(spec, dict) else list(spec) if isinstance(spec, list) else [])
+        targets += [("log", log_setting, v) for v in values if isinstance(v, str) and not v.startswith("*")]
+    pid = cfg.where("pidfile")
+    if pid is not None and isinstance(pid.value, str):
+        targets.append(("pidfile", pid, pid.value))
+    for name, where, value in targets:
+        path = value if os.path.isabs(value) else os.path.join(base, value)
+        why = _writable(path)
+        if why:
+            errors.append(f"{where.file}:{where.line}:{where.col}: {name}: cannot write {path}: {why}")
 
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -257,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     from ..config.options import umask_setting
     # before anything is created: the database, its WAL, logs (Prosody's umask, 027)
     os.umask(umask_setting(cfg))
+    unwritable: list[str] = []
+    _file_diagnostics(cfg, unwritable)
+    if unwritable:       # the log or the pid file: one line each, with where it is set
+        for e in unwritable:
+            print(f"xmppd: cannot start: {e}", file=sys.stderr)
+        return 1
     try:
         setup_logging(cfg, args.verbose, cfg.config_dir)
     except OSError as exc:

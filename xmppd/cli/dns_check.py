@@ -39,11 +39,20 @@ def expected_ports(cfg) -> dict[str, list[int]]:
     return out
 
 
+TIMEOUT = 5.0
+
+
+def _short(exc: Exception) -> str:
+    """dnspython's message, without the per-attempt detail after the first clause."""
+    text = str(exc) or type(exc).__name__
+    return text.split(": Server ", 1)[0]
+
+
 async def check(domain: str, cfg=None, nameservers=None) -> tuple[list[str], int]:
     """Lines to print and the number of problems."""
     if nameservers is None and cfg is not None:
         nameservers = cfg.get("dns_nameservers")
-    res = S2SResolver(list(nameservers) if nameservers else None, timeout=5)
+    res = S2SResolver(list(nameservers) if nameservers else None, timeout=TIMEOUT)
     lines: list[str] = []
     problems = 0
     for service, ports in expected_ports(cfg).items():
@@ -55,8 +64,16 @@ async def check(domain: str, cfg=None, nameservers=None) -> tuple[list[str], int
             lines.append(f"    fix: replace it with  {name}. IN SRV 5 0 {ports[0]} <host>.")
             problems += 1
             continue
+        except dns.exception.Timeout:
+            # no answer at all: the name server is down or unreachable; asking it for
+            # the other records would only wait as long again
+            who = ", ".join(nameservers) if nameservers else "the system's name servers"
+            lines.append(f"  {name}: no answer from {who} within {TIMEOUT:.0f} s; "
+                         f"is it running and reachable?")
+            problems += 1
+            break
         except dns.exception.DNSException as exc:
-            lines.append(f"  {name}: lookup failed: {exc}")
+            lines.append(f"  {name}: lookup failed: {_short(exc)}")
             problems += 1
             continue
         if not recs:
