@@ -317,3 +317,18 @@ def test_a_log_file_that_cannot_be_written_is_one_line(tmp_path, cert_files):
     line = start_fails(cfg)
     assert line.startswith(f"xmppd: cannot start: {cfg}:7:1: log: cannot write "
                            f"{tmp_path / 'afile' / 'xmppd.log'}: ")
+
+
+async def test_debug_log_is_xmppd_not_aiosqlite(tmp_path, cert_files, start_daemon):
+    from tests.e2e.clients import slix_close
+    cfg = write_tree(tmp_path, cert_files)
+    cfg.write_text(cfg.read_text().replace(
+        'log = { info = "*console" }', 'log = { info = "*console"; debug = "debug.log" }'))
+    assert run_ctl("--config", str(cfg), "adduser", f"bob@{DOMAIN}", "--password-stdin",
+                   input="pw\n").returncode == 0
+    d = start_daemon(cfg).wait_ready()
+    c = await login(d, f"bob@{DOMAIN}", "pw")
+    await slix_close(c)
+    text = (tmp_path / "debug.log").read_text()
+    assert " DEBUG   xmppd." in text                   # xmppd's own debug lines are there
+    assert "aiosqlite" not in text, [ln for ln in text.splitlines() if "aiosqlite" in ln][:3]

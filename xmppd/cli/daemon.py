@@ -134,6 +134,8 @@ def _file_diagnostics(cfg, errors: list[str]) -> None:
             errors.append(f"{where.file}:{where.line}:{where.col}: {name}: cannot write {path}: {why}")
 
 
+NOISY_LIBRARIES = ("aiosqlite", "asyncio", "slixmpp", "aiohttp.access")
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -176,6 +178,10 @@ def setup_logging(cfg, verbose: bool, base_dir: str) -> None:
         root.addHandler(h)
         low = min(low, level)
     root.setLevel(low)
+    # libraries' own debug chatter (aiosqlite logs every statement it runs) would bury
+    # xmppd's: only their warnings and errors go to xmppd's log
+    for noisy in NOISY_LIBRARIES:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def serve(cfg) -> int:
