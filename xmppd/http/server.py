@@ -60,10 +60,6 @@ class Request:
         base = self.service.path_of(self.host, self.route) if self.route else ""
         return self.raw.path[len(base):].lstrip("/")
 
-    def url(self, route_name: str, tail: str = "") -> str:
-        """The external URL of one of this host's routes."""
-        return self.service.url(self.host, route_name, tail, request=self)
-
     async def xmpp_websocket(self, **options: Any) -> web.StreamResponse:
         """Answer with an XMPP stream over WebSocket (RFC 7395)."""
         from .websocket import serve
@@ -148,8 +144,7 @@ class HttpService:
                 best, best_len = r, len(base)
         return best
 
-    def url(self, host: "Host", route_name: str, tail: str = "", *, request: Request | None = None,
-            scheme: str = "https") -> str:
+    def url(self, host: "Host", route_name: str, tail: str = "") -> str:
         """``http_external_url`` (or https://<http_host>:<https port>) + the route's path."""
         route = next((r for r in self.routes(host) if r.name == route_name), None)
         path = self.path_of(host, route) if route else "/" + route_name
@@ -158,7 +153,7 @@ class HttpService:
             ports = self.server.ports("https") or list(self.server.config.get(
                 "https_ports", default=[5281]) or [])
             port = ports[0] if ports else 443
-            base = f"{scheme}://{self.http_host(host)}" + ("" if port == 443 else f":{port}")
+            base = f"https://{self.http_host(host)}" + ("" if port == 443 else f":{port}")
         url = base.rstrip("/") + path
         return url + ("/" + tail if tail else "")
 

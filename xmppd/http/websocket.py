@@ -57,11 +57,6 @@ def frame_header(n: int) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, n)
 
 
-def frame(text: str) -> bytes:
-    data = text.encode()
-    return frame_header(len(data)) + data
-
-
 def close_frame(code: int = 1000, reason: str = "") -> bytes:
     payload = struct.pack("!H", code) + reason.encode()[:120]
     return bytes((0x88, len(payload))) + payload

@@ -182,7 +182,7 @@ class FileShare:
                                     with_jid=uploader, when=now, key=slot)
             self.total = total + size
         self.m.log.info("upload slot for %s: %s, %d bytes", uploader, filename, size)
-        url = self.url(event, slot, filename)
+        url = self.url(slot, filename)
         token = self.sign({"slot": slot, "sub": uploader, "size": size, "type": ctype,
                            "exp": int(now) + TOKEN_TTL})
         out = ET.Element(f"{{{NS}}}slot")
@@ -191,7 +191,7 @@ class FileShare:
         ET.SubElement(out, f"{{{NS}}}get", url=url)
         return out
 
-    def url(self, event, slot: str, filename: str) -> str:
+    def url(self, slot: str, filename: str) -> str:
         base = self.base_url or self.m.server.http.url(self.m.host, "file_share")
         return f"{base.rstrip('/')}/{slot}/{quote(filename)}"
 
