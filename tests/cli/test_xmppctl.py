@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import pty
 import select
 import sys
@@ -250,7 +251,8 @@ def test_check_config_unreadable_ssl_files(tmp_path):
     cfg = write_tree(tmp_path, {"crt": "/nonexistent/x.crt", "key": "/nonexistent/x.key"})
     r = run_ctl("--config", str(cfg), "check", "config")
     assert r.returncode == 1
-    assert "ssl.certificate /nonexistent/x.crt is missing or unreadable" in r.stdout
+    assert re.search(r"error: xmppd.test: the certificate file /nonexistent/x.crt does not exist "
+                     r"\(from ssl at .*xmppd.test.cfg.lua:2:5\)", r.stdout), r.stdout
 
 
 @pytest.mark.parametrize("path, message", [

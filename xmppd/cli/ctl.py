@@ -397,18 +397,19 @@ def cmd_check(args, cfg) -> int:
             raise CtlError("check dns needs a DOMAIN (e.g. xmppctl check dns falcot.com)")
         from .dns_check import run_check
         return run_check(args, cfg)
+    if args.what == "certs":
+        from .certs import cmd_check_certs
+        return cmd_check_certs(args, cfg)
     from ..config import ConfigError
     try:
         warnings, errors = diagnose(cfg)
     except ConfigError as exc:  # an option of the wrong type, out of range, ...
         warnings, errors = [], [str(exc)]
-    for hc in cfg.hosts.values():
-        ssl_opt = cfg.get("ssl", host=hc.name)
-        if hc.enabled and isinstance(ssl_opt, dict):
-            for key in ("certificate", "key"):
-                p = ssl_opt.get(key)
-                if isinstance(p, str) and p and not os.access(resolve(cfg, p), os.R_OK):
-                    errors.append(f"{hc.name}: ssl.{key} {p} is missing or unreadable")
+    if not errors:     # certificates of a configuration that makes sense
+        from .certs import certificate_report
+        _lines, cert_errors, cert_warnings = certificate_report(cfg)
+        errors += cert_errors
+        warnings += cert_warnings
     for w in warnings:
         print(f"{getattr(w, 'level', 'warning')}: {w}")
     for e in errors:
@@ -475,8 +476,9 @@ def limits_in_force(cfg) -> list[str]:
 
 
 def cmd_cert(args, cfg) -> int:
-    if args.action != "generate":
-        raise CtlError(f"unknown cert action {args.action!r} (available: generate)")
+    if args.action == "import":
+        from .certs import cmd_cert_import
+        return cmd_cert_import(args, cfg)
     from ..xmpp.jid import InvalidJID, nameprep
     from ..net.tls import generate_self_signed
     try:
@@ -591,11 +593,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("jid", metavar="JID")
     p = add("users", cmd_users, "list the accounts of a domain")
     p.add_argument("domain", metavar="DOMAIN")
-    p = add("check", cmd_check, "check the configuration (check config, the default) or "
-            "the DNS records a domain needs (check dns DOMAIN)")
+    p = add("check", cmd_check, "check the configuration (check config, the default), "
+            "the certificates (check certs) or the DNS records a domain needs (check dns DOMAIN)")
     p.add_argument("--nameserver", action="append", metavar="ADDR[:PORT]",
                    help="for check dns: ask this DNS server")
-    checks = p.add_subparsers(dest="what", metavar="config|dns")
+    checks = p.add_subparsers(dest="what", metavar="config|dns|certs")
     checks.add_parser("config", parents=[common], help="errors and warnings, with file:line:col")
     d = checks.add_parser("dns", parents=[common],
                           help="the SRV records DOMAIN needs, against the configuration")
@@ -603,10 +605,22 @@ def build_parser() -> argparse.ArgumentParser:
     # before or after the domain: `check dns --nameserver 127.0.0.1 falcot.com`
     d.add_argument("--nameserver", action="append", metavar="ADDR[:PORT]", default=argparse.SUPPRESS,
                    help="ask this DNS server (repeatable)")
-    p = add("cert", cmd_cert, "certificates: `cert generate DOMAIN` makes a self-signed one")
-    p.add_argument("action", choices=["generate"])
-    p.add_argument("domain", metavar="DOMAIN")
-    p.add_argument("--force", action="store_true", help="replace an existing certificate")
+    checks.add_parser("certs", parents=[common], help="the certificate each host serves: "
+                      "readable, key, names, chain, expiry")
+    p = add("cert", cmd_cert, "certificates: `cert generate DOMAIN` makes a self-signed one; "
+            "`cert import [HOST...] DIR...` copies certbot's (e.g. /etc/letsencrypt/live)")
+    actions = p.add_subparsers(dest="action", metavar="generate|import")
+    actions.required = True
+    g = actions.add_parser("generate", parents=[common], help="a self-signed certificate for DOMAIN "
+                           "and its components")
+    g.add_argument("domain", metavar="DOMAIN")
+    g.add_argument("--force", action="store_true", help="replace an existing certificate")
+    i = actions.add_parser("import", parents=[common], help="copy the certificates for the "
+                           "configured hosts found in DIR into the certificates directory and "
+                           "have xmppd load them")
+    i.add_argument("args", nargs="+", metavar="[HOST...] DIR...",
+                   help="hosts to import (default: every host, or certbot's RENEWED_DOMAINS) "
+                   "then directories to search")
     p = add("enable", cmd_enable, "enable a domain: link conf.avail/DOMAIN.cfg.lua into conf.d/")
     p.add_argument("domain", metavar="DOMAIN")
     p = add("disable", cmd_disable, "disable a domain: remove its conf.d/ link")

@@ -336,6 +336,9 @@ CORE_OPTIONS: list[Option] = [
     _o("ssl", "table", None, "both", "TLS settings: key, certificate, ..."),
     _o("certificates", "path", "certs", "global", "directory searched for certificates, "
        "relative to the main configuration file"),
+    _o("certificate_check_interval", "number", 60, "global", "how often (seconds) the "
+       "certificate and key files are checked for changes, which are then loaded without a "
+       "restart (certbot renewed them); 0: only on xmppctl reload or SIGHUP", min=0),
     _o("data_path", "path", "var", "global", "where data lives (the SQLite database), relative "
        "to the main configuration file; /var/lib/xmppd when that file is under /etc"),
     _o("storage", "any", "sqlite", "both", "storage backend: \"sqlite\" (default) or "

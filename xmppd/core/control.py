@@ -392,10 +392,8 @@ async def reload(server: "Server") -> dict:
     ``{"certificates": [CertificateStore.reload() reports], "config_changes": [str],
     "config_error": str | None}``
     """
-    certs = server.certs.reload() if server.certs is not None else []
-    if any(c["changed"] for c in certs):
-        # e.g. server-to-server TLS contexts, built from the same files on demand
-        await server.events.notify("certificates-reloaded", certs)
+    from .certificates import reload as reload_certificates
+    certs = await reload_certificates(server)
     out: dict[str, Any] = {"certificates": certs, "config_changes": [], "config_error": None}
     path = getattr(server.config, "path", "")
     if path and not path.startswith("<"):

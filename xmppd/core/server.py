@@ -70,6 +70,7 @@ class Server:
         self._tasks: set[asyncio.Task] = set()
         self.version = __version__
         self.http = None          # the HTTP service (xmppd/http), set by its register()
+        self.cert_watcher = None  # core/certificates.py: files re-read when they change
 
     # -- paths and options -------------------------------------------------
     @property
@@ -137,6 +138,10 @@ class Server:
         await self.events.notify("server-started", self)
         await self._start_listeners()
         await self.events.notify("server-listening", self)
+        from .certificates import CertificateWatcher
+        self.cert_watcher = CertificateWatcher(
+            self, float(self.config.get("certificate_check_interval", default=60)))
+        self.cert_watcher.start()
         from .control import ControlPathTooLong, ControlServer, socket_path
         path = socket_path(self)
         if path is not None:  # control_socket = false: none
@@ -200,6 +205,8 @@ class Server:
                  len(self.c2s_sessions), len(self._tasks))
         if self.control is not None:
             await self.control.close()
+        if self.cert_watcher is not None:
+            await self.cert_watcher.stop()
         for servers in self.listeners.values():
             for srv in servers:
                 srv.close()
@@ -273,45 +280,8 @@ class Server:
 
     # -- certificates ------------------------------------------------------------
     def _setup_certificates(self) -> None:
-        from ..net.tls import CertificateStore, find_certificate, generate_self_signed
-        self.certs = CertificateStore()
-        certdir = self.resolve_path(self.config.get("certificates", default="certs"))
-        for host in self.hosts.values():
-            if not host.is_virtualhost:
-                continue
-            ssl_opt = self.config.get("ssl", host=host.name)
-            pair = None
-            if isinstance(ssl_opt, dict) and ssl_opt.get("certificate") and ssl_opt.get("key"):
-                pair = (self.resolve_path(ssl_opt["certificate"]), self.resolve_path(ssl_opt["key"]))
-                where = self.where("ssl", host.name)
-                for what, path in (("certificate", pair[0]), ("key", pair[1])):
-                    if not path.is_file():
-                        raise StartupError(f"{host.name}: the {what} file {path} does not exist{where}")
-                    if not os.access(path, os.R_OK):
-                        raise StartupError(f"{host.name}: the {what} file {path} is not readable "
-                                           f"by this user{where}")
-                try:
-                    self.certs.add([host.name], pair[0], pair[1])
-                except (OSError, ValueError, ssl.SSLError) as exc:
-                    raise StartupError(f"{host.name}: the certificate {pair[0]} or its key {pair[1]} "
-                                       f"cannot be used: {_reason(exc)}{where}") from None
-                continue
-            if pair is None:
-                pair = find_certificate(host.name, certdir)
-            if pair is None:
-                gen_dir = self.data_path / "certs"
-                cert, key = gen_dir / f"{host.name}.crt", gen_dir / f"{host.name}.key"
-                if not (cert.exists() and key.exists()):
-                    extra = [h.name for h in self.hosts.values() if h.name.endswith("." + host.name)]
-                    log.warning("%s: no certificate configured; generating a self-signed one in %s",
-                                host.name, cert)
-                    generate_self_signed(host.name, cert, key, extra_names=extra)
-                pair = (cert, key)
-            try:
-                self.certs.add([host.name], pair[0], pair[1])
-            except (OSError, ValueError, ssl.SSLError) as exc:
-                raise StartupError(f"{host.name}: the certificate {pair[0]} or its key {pair[1]} "
-                                   f"cannot be used: {_reason(exc)}{self.where('certificates')}") from None
+        from . import certificates
+        self.certs = certificates.setup(self)
 
 
 def _reason(exc: BaseException) -> str:

@@ -315,7 +315,17 @@ class CertificateStore:
             raise ValueError(f"{cert_path}: no names given and none in the certificate")
         entry = _Entry(names, cert_path, key_path, der, end_point_hash_of(der))
         self._context(entry, None, password=password)  # validate now
-        self._entries.append(entry)
+        old = next((e for e in self._entries if e.names == names), None)
+        if old is None:
+            self._entries.append(entry)
+        else:   # other files for the same names: new handshakes get them
+            for k in old.contexts:
+                self._context(entry, list(k) or None, password=password)
+            self._entries[self._entries.index(old)] = entry
+            for lctx in self._listener_contexts:
+                if self._by_ctx.get(id(lctx)) is old:
+                    lctx.load_cert_chain(str(cert_path), str(key_path), password=password)
+                    self._by_ctx[id(lctx)] = entry
         for n in names:
             if n.startswith("*."):
                 self._wild[n[2:]] = entry
