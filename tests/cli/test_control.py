@@ -257,8 +257,27 @@ async def test_s2s_lists_a_live_link(tmp_path, ca, start_daemon):
         start_daemon(cfgs["b.test"]).wait_ready()
         da.cafile = str(cafile)
         c = await slix_connect(da, jid, "pw", send_presence=False, plugins=("xep_0199",))
+        # a trace of the remote domain, started before any stream to it exists
+        from .test_trace import Trace
+        trace = await Trace.start(cfgs["a.test"], "b.test", "--json")
         try:
+            assert trace.header.startswith("tracing b.test (remote domain): no session now")
             await c.plugin["xep_0199"].ping("b.test", timeout=TIMEOUT)
+            seen: list = []
+            await trace.until(lambda line: line["type"] == "stanza" and line["direction"] == "in"
+                              and "type='result'" in line["xml"], seen)
+            streams = {(line["kind"], line["session"]) for line in seen if line["type"] == "session"}
+            assert streams == {("s2sout", "a.test -> b.test"), ("s2sin", "a.test <- b.test")}
+            (out,) = [line for line in seen if line["type"] == "stanza" and line["kind"] == "s2sout"]
+            assert out["direction"] == "out" and out["xml"].startswith("<iq ") and "urn:xmpp:ping" in out["xml"]
+            # from authentication on: no SASL EXTERNAL either way
+            assert not any("xmpp-sasl" in line.get("xml", "") for line in seen), seen
+            trace.proc.send_signal(signal.SIGINT)
+            rc, _out, err = await trace.finish()
+            assert rc == 0 and "trace of b.test ended (interrupted): " in err, err
+        finally:
+            trace.kill()
+        try:
             r = await ctl_a("s2s")
             assert r.returncode == 0, r.stderr
             assert "out\ta.test -> b.test\tsasl-external\tTLS\tidle " in r.stdout, r.stdout
