@@ -1,6 +1,6 @@
 """``xmppctl``: the admin's day — accounts, configuration checks, certificates, domains,
-and the running server (``status``, ``c2s``, ``s2s``, ``kick``, ``reload``) through
-its control socket (``xmppd/core/control.py``).
+and the running server (``status``, ``c2s``, ``s2s``, ``kick``, ``trace``, ``reload``)
+through its control socket (``xmppd/core/control.py``).
 
 Every command takes ``--config PATH`` (before or after the command). Errors name the
 problem and exit non-zero.
@@ -252,6 +252,8 @@ def cmd_status(args, cfg) -> int:
         print(f"components: {', '.join(r['components'])}")
     print(f"client sessions: {r['c2s']}")
     print(f"server connections: {r['s2s']} ({r['s2s_in']} incoming, {r['s2s_out']} outgoing)")
+    if r.get("traces"):
+        print(f"stanza traces running (xmppctl trace): {r['traces']}")
     return 0
 
 
