@@ -202,3 +202,53 @@ async def test_trace_refuses_what_it_cannot_follow(tmp_path, cfg, start_daemon):
     assert r.returncode == 0, r.stderr
     assert "tracing remote.example (remote domain): no session now" in r.stderr
     assert "trace of remote.example ended (--duration elapsed): 0 stanza(s)" in r.stderr
+
+
+class _Session:
+    """A session as the tracer sees it (in-process test)."""
+    kind, id, full_jid, hibernating = "c2s", "abc", f"alice@{DOMAIN}/r", False
+
+    def __init__(self):
+        self.trace = None
+
+    def trace_identity(self):
+        return ("alice", (DOMAIN,), "r")
+
+
+async def test_what_xmppctl_does_not_read_is_dropped_and_counted(tmp_path):
+    """In-process: stanzas come faster than xmppctl reads; what waits for it is
+    bounded, what did not fit is counted in a ``dropped`` line where it was lost,
+    and closing the connection ends the trace."""
+    from xmppd.app import build_server
+    from xmppd.config import parse_config_text
+    from xmppd.core import trace as tr
+    text = (f'interfaces = {{ "127.0.0.1" }}\nc2s_ports = {{ 0 }}\ns2s_ports = {{ 0 }}\n'
+            f'data_path = "{tmp_path}/var"\nVirtualHost "{DOMAIN}"\n')
+    server = build_server(parse_config_text(text, filename=str(tmp_path / "x.cfg.lua")))
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(server.control.path))
+        writer.write(json.dumps({"cmd": "trace", "args": {"jid": f"alice@{DOMAIN}"}}).encode() + b"\n")
+        assert json.loads(await reader.readline()) == {
+            "ok": True, "result": {"tracing": f"alice@{DOMAIN}", "what": "account", "sessions": 0}}
+        sess = _Session()
+        server.tracer.attach(sess)
+        (trace,) = server.tracer.traces
+        big = "<message><body>" + "x" * 10000 + "</body></message>"
+        for _ in range(3000):               # 30 MB at once: xmppctl cannot have read them
+            tr.sent(sess, big)
+        kept = tr.QUEUE_CHARS // len(big)
+        assert trace._chars <= tr.QUEUE_CHARS and trace.dropped == 3000 - kept
+        lines = [json.loads(await asyncio.wait_for(reader.readline(), TIMEOUT))
+                 for _ in range(kept + 2)]
+        assert [line["type"] for line in lines] == ["session"] + ["stanza"] * kept + ["dropped"]
+        assert lines[-1]["count"] == 3000 - kept
+        tr.sent(sess, "<presence/>")        # after the loss, the trace goes on
+        line = json.loads(await asyncio.wait_for(reader.readline(), TIMEOUT))
+        assert (line["type"], line["xml"]) == ("stanza", "<presence/>")
+        writer.close()                      # xmppctl goes: the trace ends
+        await writer.wait_closed()
+        await wait_for(lambda: not server.tracer.traces)
+        assert sess.trace is None
+    finally:
+        await server.stop()

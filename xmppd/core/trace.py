@@ -200,14 +200,8 @@ class Tracer:
 
     def sessions(self) -> list:
         """Every session a trace might follow."""
-        out = list(self.server.c2s_sessions)
-        seen = set(map(id, out))
-        for host in self.server.hosts.values():
-            for resources in host.sessions.values():
-                for sess in resources.values():
-                    if id(sess) not in seen:
-                        seen.add(id(sess))
-                        out.append(sess)
+        from .control import client_sessions
+        out = client_sessions(self.server)
         for source in self.server.items("session-source"):
             out.extend(source())
         return out
