@@ -8,9 +8,10 @@ it is the tuple of the :class:`Trace` objects that do. The protocols set it thro
 after SASL, again at resource binding and stream resumption; a server stream once
 its peer is authenticated; an external component after its handshake): so a session
 that starts after the trace began is followed too, and what comes before
-authentication (SASL, with its passwords) is never in a trace. Each traced stanza
-is recorded as the XML text the session wrote (out) or as it was read, serialized
-again (in); nothing in it is redacted.
+authentication (SASL, with its passwords) is never in a trace (a SASL element out of
+place after it is left out too). Each traced stanza is recorded as the XML text the
+session wrote (out) or as it was read, serialized again (in); nothing in it is
+redacted.
 
 A traced session asks its protocol object for ``trace_identity()``: ``(user,
 domains, resource)``, ``user`` None for a server or component stream, ``domains``
@@ -57,7 +58,7 @@ class Trace:
         self.shown = 0                  # stanzas handed to xmppctl
         self.dropped = 0                # stanzas dropped because xmppctl was too slow
         self._queue: collections.deque = collections.deque()
-        self._waiting = 0               # stanzas in the queue
+        self._waiting = 0               # lines in the queue (not counting ``dropped``)
         self._chars = 0                 # characters of XML in the queue
         self._wakeup = asyncio.Event()
         self.active = True
@@ -77,22 +78,23 @@ class Trace:
 
     # -- the protocols' side ----------------------------------------------------------
     def put(self, entry: tuple) -> None:
-        """A line for xmppctl (a stanza is dropped, and counted, when too many wait)."""
+        """A line for xmppctl. When too many wait, a stanza is dropped and counted
+        (a ``dropped`` line where it was lost), a session event just dropped."""
         if not self.active:
             return
-        if entry[0] == "stanza":
-            size = len(entry[-1])
-            if self._waiting >= QUEUE_MAX or self._chars + size > QUEUE_CHARS:
+        size = len(entry[-1]) if entry[0] == "stanza" else 0
+        if self._waiting >= QUEUE_MAX or self._chars + size > QUEUE_CHARS:
+            if entry[0] == "stanza":
                 self.dropped += 1
                 q = self._queue
                 if q and q[-1][0] == "dropped":
                     q[-1][1] += 1
-                else:   # where they were dropped, between the stanzas xmppctl gets
+                else:   # where they were lost, between the lines xmppctl gets
                     q.append(["dropped", 1, time.time()])
                 self._wakeup.set()
-                return
-            self._waiting += 1
-            self._chars += size
+            return
+        self._waiting += 1
+        self._chars += size
         self._queue.append(entry)
         self._wakeup.set()
 
@@ -122,8 +124,8 @@ class Trace:
                 if entry[0] == "dropped":
                     yield {"type": "dropped", "count": entry[1], "time": entry[2]}
                     continue
+                self._waiting -= 1
                 if entry[0] == "stanza":
-                    self._waiting -= 1
                     self._chars -= len(entry[-1])
                     self.shown += 1
                 yield self._line(entry)
@@ -188,6 +190,7 @@ class Tracer:
         if not trace.active:
             return
         trace.active = False
+        trace._wakeup.set()
         if trace in self.traces:
             self.traces.remove(trace)
         for sess in trace.sessions:
@@ -244,8 +247,13 @@ class Tracer:
 
 # -- what the protocols call on a traced session (``sess.trace`` is not None) ---------
 
+_SASL_TAG = "{%s}" % ns.SASL
+
+
 def sent(sess, xml: str) -> None:
     """``xml`` was written to the peer of a traced session."""
+    if ns.SASL in xml[:xml.find(">")]:
+        return   # SASL, even out of place after authentication: never in a trace
     entry = ("stanza", time.time(), *describe(sess), "out", xml)
     for trace in sess.trace:
         trace.put(entry)
@@ -254,6 +262,8 @@ def sent(sess, xml: str) -> None:
 def received(sess, el, default_ns: str = ns.CLIENT) -> None:
     """``el`` was read from the peer of a traced session (serialized again, as the
     stream's namespace writes it)."""
+    if el.tag.startswith(_SASL_TAG):
+        return
     xml = serialize(el, default_ns, SERVER_PREFIXES if default_ns == ns.SERVER else None)
     entry = ("stanza", time.time(), *describe(sess), "in", xml)
     for trace in sess.trace:
