@@ -733,8 +733,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("trace", cmd_trace, "show the stanzas of an account, a resource or a remote domain "
             "live, as they go over the wire (after authentication), until Ctrl-C")
     p.add_argument("jid", metavar="JID", help="user@domain (every session of the account, also "
-                   "those that start later), user@domain/resource, or a remote domain (its "
-                   "server-to-server streams)")
+                   "those that start later), user@domain/resource, a remote domain (its "
+                   "server-to-server streams) or an external component's domain")
     p.add_argument("--count", type=_positive(int), default=None, metavar="N",
                    help="stop after N stanzas")
     p.add_argument("--duration", type=_positive(float), default=None, metavar="SECONDS",
