@@ -223,6 +223,61 @@ async def test_muc_destroy_live_room(tmp_path, cert_files, start_daemon):
         await slix_close(a)
 
 
+async def _create_room(client, room: str, nick: str, **config) -> None:
+    """Join (creating the room) and submit its configuration form."""
+    muc = client.plugin["xep_0045"]
+    await muc.join_muc_wait(room, nick, maxstanzas=0, timeout=TIMEOUT)
+    await muc.get_room_config(room, timeout=TIMEOUT)
+    form = client.plugin["xep_0004"].make_form("submit")
+    for var, value in config.items():
+        form.add_field(var=var, value=value)
+    await muc.set_room_config(room, form, timeout=TIMEOUT)
+
+
+async def test_muc_list_live_rooms_then_stored_ones(tmp_path, cert_files, start_daemon):
+    cfg = write_tree(tmp_path, cert_files, extra=f'Component "{MUC}" "muc"\n')
+    ctl = ctl_in(cfg)
+    alice, bob = await adduser(ctl, "alice"), await adduser(ctl, "bob")
+    d = start_daemon(cfg).wait_ready()
+    plugins = ("xep_0004", "xep_0030", "xep_0045")
+    a = await slix_connect(d, alice, "pw", plugins=plugins)
+    b = await slix_connect(d, bob, "pw", plugins=plugins)
+    try:
+        r = await ctl("muc", "list", MUC)
+        assert (r.returncode, r.stdout) == (0, f"no rooms on {MUC}\n"), r.stderr
+        await _create_room(a, f"lobby@{MUC}", "Alice", **{
+            "muc#roomconfig_persistentroom": True, "muc#roomconfig_publicroom": False,
+            "muc#roomconfig_moderatedroom": True, "muc#roomconfig_passwordprotectedroom": True,
+            "muc#roomconfig_roomsecret": "s3cret", "muc#roomconfig_roomname": "The Lobby"})
+        await _create_room(b, f"chat@{MUC}", "Bob")          # temporary, public
+        await a.plugin["xep_0045"].join_muc_wait(f"chat@{MUC}", "Alice", maxstanzas=0,
+                                                 timeout=TIMEOUT)
+        r = await ctl("muc", "list", MUC)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert len(lines) == 2, r.stdout
+        chat, lobby = (line.split("\t") for line in lines)
+        assert chat[:4] == [f"chat@{MUC}", "temporary", "2 occupant(s)", "public"]
+        assert chat[4].startswith("created 20") and chat[5] == f"owners={bob}"
+        assert lobby[:4] == [f"lobby@{MUC}", "persistent", "1 occupant(s)", "hidden,password,moderated"]
+        assert lobby[5:] == [f"owners={alice}", "The Lobby"]
+        r = await ctl("muc", "list", MUC, "--json")
+        rooms = {room["jid"]: room for room in json.loads(r.stdout)}
+        assert rooms[f"chat@{MUC}"]["occupants"] == 2 and not rooms[f"chat@{MUC}"]["persistent"]
+        assert rooms[f"lobby@{MUC}"]["password"] is True and "s3cret" not in r.stdout
+        assert rooms[f"lobby@{MUC}"]["created"] > 0
+    finally:
+        await slix_close(a, b)
+    # not running: the persistent rooms from the storage, and it says so
+    d.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(d.wait) == 0
+    r = await ctl("muc", "list", MUC)
+    assert r.returncode == 0, r.stderr
+    lobby, note = r.stdout.splitlines()
+    assert lobby.split("\t")[:4] == [f"lobby@{MUC}", "persistent", "-", "hidden,password,moderated"]
+    assert note == "(xmppd is not running: the persistent rooms in the storage)"
+
+
 async def test_s2s_lists_a_live_link(tmp_path, ca, start_daemon):
     """Two daemons federating through the test DNS server: A's xmppctl s2s shows the link."""
     from tests.s2s.dnsserver import TestDNS
@@ -257,8 +312,27 @@ async def test_s2s_lists_a_live_link(tmp_path, ca, start_daemon):
         start_daemon(cfgs["b.test"]).wait_ready()
         da.cafile = str(cafile)
         c = await slix_connect(da, jid, "pw", send_presence=False, plugins=("xep_0199",))
+        # a trace of the remote domain, started before any stream to it exists
+        from .test_trace import Trace
+        trace = await Trace.start(cfgs["a.test"], "b.test", "--json")
         try:
+            assert trace.header.startswith("tracing b.test (remote domain): no session now")
             await c.plugin["xep_0199"].ping("b.test", timeout=TIMEOUT)
+            seen: list = []
+            await trace.until(lambda line: line["type"] == "stanza" and line["direction"] == "in"
+                              and "type='result'" in line["xml"], seen)
+            streams = {(line["kind"], line["session"]) for line in seen if line["type"] == "session"}
+            assert streams == {("s2sout", "a.test -> b.test"), ("s2sin", "a.test <- b.test")}
+            (out,) = [line for line in seen if line["type"] == "stanza" and line["kind"] == "s2sout"]
+            assert out["direction"] == "out" and out["xml"].startswith("<iq ") and "urn:xmpp:ping" in out["xml"]
+            # from authentication on: no SASL EXTERNAL either way
+            assert not any("xmpp-sasl" in line.get("xml", "") for line in seen), seen
+            trace.proc.send_signal(signal.SIGINT)
+            rc, _out, err = await trace.finish()
+            assert rc == 0 and "trace of b.test ended (interrupted): " in err, err
+        finally:
+            trace.kill()
+        try:
             r = await ctl_a("s2s")
             assert r.returncode == 0, r.stderr
             assert "out\ta.test -> b.test\tsasl-external\tTLS\tidle " in r.stdout, r.stdout

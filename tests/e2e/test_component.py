@@ -88,3 +88,31 @@ async def test_disconnected_component_bounces(srv):
         a.send_message(mto="bot@gw.xmppd.test", mbody="anyone?", mtype="chat")
         err = await a.next_error()
         assert err["error"]["condition"] == "service-unavailable"
+
+
+async def test_a_trace_follows_the_component_after_its_handshake(srv):
+    """``xmppctl trace gw.xmppd.test`` (the tracer, in-process): the component's
+    stanzas both ways, never its handshake."""
+    await srv.adduser("alice@xmppd.test")
+    trace = srv.server.tracer.start("gw.xmppd.test", None, "gw.xmppd.test", None)
+    lines = trace.lines()
+    gw = await connect_component(srv)
+    a = await slix_connect(srv, "alice@xmppd.test")
+    try:
+        a.send_message(mto="bot@gw.xmppd.test", mbody="to the gateway", mtype="chat")
+        await asyncio.wait_for(gw.messages.get(), 10)
+        gw.send_message(mto=a.boundjid, mfrom="bot@gw.xmppd.test", mbody="from the gateway", mtype="chat")
+        await a.next_message()
+        seen = []
+        while not any("from the gateway" in line.get("xml", "") for line in seen):
+            seen.append(await asyncio.wait_for(lines.__anext__(), 10))
+        assert seen[0]["type"] == "session" and seen[0]["kind"] == "component"
+        stanzas = [(line["direction"], line["xml"]) for line in seen if line["type"] == "stanza"]
+        assert [d for d, x in stanzas if "to the gateway" in x] == ["out"]
+        assert [d for d, x in stanzas if "from the gateway" in x] == ["in"]
+        assert not any("handshake" in x for _d, x in stanzas)
+    finally:
+        await lines.aclose()
+        await slix_close(a)
+        gw.disconnect()
+    assert not srv.server.tracer.traces

@@ -169,3 +169,44 @@ async def test_hibernation_timeout_stores_offline_and_nothing_is_lost(tmp_path, 
                 assert got == ["in flight", "while hibernating"]
     finally:
         await srv.server.stop()
+
+
+async def test_a_trace_of_the_resource_follows_it_across_resumption(sm_server):
+    """``xmppctl trace alice@xmppd.test/phone`` (the tracer, in-process): the old
+    connection closes, the new one that resumes the resource is followed."""
+    srv = sm_server
+    await srv.adduser("alice@xmppd.test")
+    await srv.adduser("bob@xmppd.test")
+    trace = srv.server.tracer.start("alice@xmppd.test/phone", "alice", "xmppd.test", "phone")
+    lines = trace.lines()
+    seen: list = []
+
+    async def until(pred):
+        while not any(pred(line) for line in seen):
+            seen.append(await asyncio.wait_for(lines.__anext__(), 10))
+
+    try:
+        async with logged_in(srv, Login("alice@xmppd.test/phone", connect=connect_sm),
+                             "bob@xmppd.test") as (a, b):
+            b.send_message(mto="alice@xmppd.test/phone", mbody="before", mtype="chat")
+            assert (await a.next_message())["body"] == "before"
+            await until(lambda line: "before" in line.get("xml", ""))
+            first = next(line["id"] for line in seen if line["type"] == "session")
+            lost = a.disconnected
+            a.transport.abort()
+            await asyncio.wait_for(lost, 5)
+            await until(lambda line: line["type"] == "closed")
+            resumed = asyncio.get_running_loop().create_future()
+            a.add_event_handler("session_resumed", lambda _: resumed.done() or resumed.set_result(True))
+            a.connect("127.0.0.1", srv.port)
+            await asyncio.wait_for(resumed, 10)
+            a.send_message(mto="bob@xmppd.test", mbody="back", mtype="chat")
+            assert (await b.next_message())["body"] == "back"
+            await until(lambda line: line["type"] == "stanza" and "back" in line["xml"])
+            (back,) = [line for line in seen if "back" in line.get("xml", "")]
+            assert back["direction"] == "in" and back["id"] != first
+            assert [line["id"] for line in seen if line["type"] == "session"] == [first, back["id"]]
+            assert not any("xmpp-sasl" in line.get("xml", "") for line in seen)
+    finally:
+        await lines.aclose()
+    assert not srv.server.tracer.traces

@@ -1,6 +1,6 @@
 """``xmppctl``: the admin's day — accounts, configuration checks, certificates, domains,
-and the running server (``status``, ``c2s``, ``s2s``, ``kick``, ``reload``) through
-its control socket (``xmppd/core/control.py``).
+and the running server (``status``, ``c2s``, ``s2s``, ``kick``, ``trace``, ``reload``)
+through its control socket (``xmppd/core/control.py``).
 
 Every command takes ``--config PATH`` (before or after the command). Errors name the
 problem and exit non-zero.
@@ -186,9 +186,11 @@ def control_path(cfg) -> Path | None:
     return socket_path(_server(cfg))
 
 
-def call_running(cfg, cmd: str, cmd_args: dict | None = None, *, required: bool = True):
+def call_running(cfg, cmd: str, cmd_args: dict | None = None, *, required: bool = True,
+                 streaming: bool = False):
     """The running xmppd's answer to ``cmd``. When it is not running: CtlError if
-    ``required``, else :data:`NOT_RUNNING` (the caller works on storage instead)."""
+    ``required``, else :data:`NOT_RUNNING` (the caller works on storage instead).
+    ``streaming``: ``(answer, lines)`` of a streaming command (``trace``)."""
     from ..core import control
     path = control_path(cfg)
     if path is None:
@@ -198,6 +200,8 @@ def call_running(cfg, cmd: str, cmd_args: dict | None = None, *, required: bool 
         raise CtlError(f"the control socket is disabled (control_socket = false at "
                        f"{where.location if where else cfg.path}): xmppctl cannot reach xmppd")
     try:
+        if streaming:
+            return control.stream(path, cmd, cmd_args)
         return control.request(path, cmd, cmd_args)
     except control.NotRunning:
         if not required:
@@ -248,6 +252,8 @@ def cmd_status(args, cfg) -> int:
         print(f"components: {', '.join(r['components'])}")
     print(f"client sessions: {r['c2s']}")
     print(f"server connections: {r['s2s']} ({r['s2s_in']} incoming, {r['s2s_out']} outgoing)")
+    if r.get("traces"):
+        print(f"stanza traces running (xmppctl trace): {r['traces']}")
     return 0
 
 
@@ -289,6 +295,97 @@ def cmd_kick(args, cfg) -> int:
     for jid in r["closed"]:
         print(f"disconnected {jid}")
     return 0
+
+
+def _clock(t: float) -> str:
+    import time
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+def pretty_xml(xml: str) -> str:
+    """A stanza as xmppd wrote or read it, indented (as it is, if it does not parse)."""
+    from xml.dom import minidom
+    from xml.parsers.expat import ExpatError
+    from ..xmpp import ns
+    try:
+        doc = minidom.parseString(f"<trace xmlns:stream='{ns.STREAM}' xmlns:db='{ns.DIALBACK}'>"
+                                  f"{xml}</trace>")
+    except (ExpatError, ValueError):
+        return xml
+    top = doc.documentElement.firstChild
+    if top is None or top.nodeType != top.ELEMENT_NODE:
+        return xml
+
+    def strip(node) -> None:   # whitespace between elements: the indentation replaces it
+        children = list(node.childNodes)
+        if any(c.nodeType == c.ELEMENT_NODE for c in children):
+            for c in children:
+                if c.nodeType == c.TEXT_NODE and not c.data.strip():
+                    node.removeChild(c)
+        for c in node.childNodes:
+            if c.nodeType == c.ELEMENT_NODE:
+                strip(c)
+    strip(top)
+    return top.toprettyxml(indent="  ").rstrip("\n")
+
+
+def cmd_trace(args, cfg) -> int:
+    import json
+    request = {"jid": args.jid, "count": args.count, "duration": args.duration}
+    info, lines = call_running(cfg, "trace", request, streaming=True)
+    sessions = info["sessions"]
+    print(f"tracing {info['tracing']} ({info['what']}): "
+          + (f"{sessions} session(s) now" if sessions else "no session now, waiting for one")
+          + "; Ctrl-C to stop", file=sys.stderr, flush=True)
+    shown = dropped = 0
+    end = None
+    interrupted = False
+    try:
+        for line in lines:
+            kind = line.get("type")
+            if kind == "end":
+                end = line
+                break
+            if kind == "stanza":
+                shown += 1
+            elif kind == "dropped":
+                dropped += line["count"]
+            if args.json:
+                print(json.dumps(line), flush=True)
+            else:
+                print(_trace_line(line), flush=True)
+    except KeyboardInterrupt:   # Ctrl-C: the usual way to stop
+        interrupted = True
+    except OSError as exc:
+        raise CtlError(f"the trace stopped: {exc}") from None
+    finally:
+        lines.close()
+    if end is not None:
+        shown, dropped = end["stanzas"], end["dropped"]
+        why = {"count": "--count reached", "duration": "--duration elapsed"}.get(
+            end["reason"], "stopped by xmppd")
+    else:
+        why = "interrupted" if interrupted else "xmppd closed the connection"
+    print(f"trace of {info['tracing']} ended ({why}): {shown} stanza(s)"
+          + (f", {dropped} dropped" if dropped else ""), file=sys.stderr)
+    return 0
+
+
+def _trace_line(line: dict) -> str:
+    """One line of a trace, for a person."""
+    kind = line.get("type")
+    when = _clock(line["time"])
+    who = f"{line.get('session')} [{line.get('kind')} {line.get('id')}]"
+    if kind == "stanza":
+        arrow = "in  <-" if line["direction"] == "in" else "out ->"
+        return f"{when} {arrow} {who}\n{pretty_xml(line['xml'])}\n"
+    if kind == "session":
+        return f"-- {when} {who}: traced from now\n"
+    if kind == "closed":
+        return f"-- {when} {who}: connection closed\n"
+    if kind == "dropped":
+        return f"-- {when} {line['count']} stanza(s) dropped: xmppctl did not read them fast enough\n"
+    return f"-- {when} {line}\n"
 
 
 def cmd_reload(args, cfg) -> int:
@@ -569,6 +666,18 @@ def cmd_about(args, cfg) -> int:
 
 # -- entry point ---------------------------------------------------------------------
 
+def _positive(kind):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            v = 0
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
+        return v
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", "-c", default=argparse.SUPPRESS,
@@ -635,6 +744,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("kick", cmd_kick, "disconnect the sessions of a JID (bare: all of them) with a stream error")
     p.add_argument("jid", metavar="JID", help="user@domain or user@domain/resource")
     p.add_argument("--reason", default=None, help="text sent with the stream error")
+    p = add("trace", cmd_trace, "show the stanzas of an account, a resource or a remote domain "
+            "live, as they go over the wire (after authentication), until Ctrl-C")
+    p.add_argument("jid", metavar="JID", help="user@domain (every session of the account, also "
+                   "those that start later), user@domain/resource, a remote domain (its "
+                   "server-to-server streams) or an external component's domain")
+    p.add_argument("--count", type=_positive(int), default=None, metavar="N",
+                   help="stop after N stanzas")
+    p.add_argument("--duration", type=_positive(float), default=None, metavar="SECONDS",
+                   help="stop after this many seconds")
+    p.add_argument("--json", action="store_true", help="print each line as xmppd sends it (JSON)")
     add("reload", cmd_reload, "reload the certificates; show configuration changes that need a restart")
     register_feature_commands(sub, common)
     return ap

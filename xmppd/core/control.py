@@ -10,10 +10,16 @@ object per line each way::
     {"ok": false, "error": "no session of joe@falcot.com"}
 
 Several requests may follow each other on one connection. The core's commands are
-``status``, ``c2s``, ``kick``, ``deluser``, ``reload`` and ``shutdown``
+``status``, ``c2s``, ``kick``, ``deluser``, ``trace``, ``reload`` and ``shutdown``
 (:data:`COMMANDS`); protocols and modules add theirs as ``control-command`` items
 (``s2s``, ``muc-destroy``...). A command is called as ``func(ctx, args)`` with a
-:class:`Context`. :func:`request` is the client side, used by ``xmppctl``.
+:class:`Context`.
+
+A streaming command (``trace``) answers as the others, then sends one more JSON
+object per line (``{"type": "stanza", ...}``) until it ends (an ``{"type": "end"}``
+line) or xmppctl closes the connection; then the connection closes
+(:class:`Streaming`). :func:`request` and :func:`stream` are the client side, used
+by ``xmppctl``.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ import stat
 import struct
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 
 from ..xmpp.errors import StreamError
 from ..xmpp.jid import InvalidJID, split
@@ -145,7 +151,11 @@ class ControlServer:
                 if not line:
                     return
                 cmd, response = await self.handle(line)
+                streaming = response.pop("streaming", None)
                 await _reply(writer, response)
+                if streaming is not None:
+                    await _stream(reader, writer, streaming.lines)
+                    return
                 if cmd == "shutdown" and response["ok"]:
                     self.on_shutdown()
                     return
@@ -181,7 +191,10 @@ class ControlServer:
         log.log(logging.DEBUG if command.read_only else logging.INFO, "control: %s%s", cmd,
                 "".join(f" {k}={v}" for k, v in args.items() if v is not None))
         try:
-            return cmd, {"ok": True, "result": await command.func(Context(self.server), args)}
+            result = await command.func(Context(self.server), args)
+            if isinstance(result, Streaming):
+                return cmd, {"ok": True, "result": result.result, "streaming": result}
+            return cmd, {"ok": True, "result": result}
         except ControlError as exc:
             return cmd, {"ok": False, "error": str(exc)}
         except Exception as exc:
@@ -192,6 +205,48 @@ class ControlServer:
 async def _reply(writer: asyncio.StreamWriter, response: dict) -> None:
     writer.write(json.dumps(response).encode() + b"\n")
     await writer.drain()
+
+
+class Streaming:
+    """What a streaming command (``trace``) returns: ``result`` is its answer, as any
+    command's, then each dict ``lines`` yields goes to xmppctl as one more line. The
+    stream ends when ``lines`` does or when xmppctl closes its end (or sends
+    anything); then the connection closes. A slow xmppctl slows the writing here,
+    so ``lines`` must not keep without bound what waits (the trace drops)."""
+
+    def __init__(self, result: Any, lines: AsyncIterator[dict]):
+        self.result = result
+        self.lines = lines
+
+
+async def _stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                  lines: AsyncIterator[dict]) -> None:
+    loop = asyncio.get_running_loop()
+    gone = loop.create_task(reader.read(1))   # EOF (or anything): xmppctl is done
+    nxt = None
+    try:
+        while True:
+            nxt = loop.create_task(lines.__anext__())
+            await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not nxt.done():
+                break
+            try:
+                line = nxt.result()
+            except StopAsyncIteration:
+                break
+            finally:
+                nxt = None
+            writer.write(json.dumps(line).encode() + b"\n")
+            await writer.drain()
+    finally:
+        gone.cancel()
+        if nxt is not None:
+            nxt.cancel()
+            try:
+                await nxt
+            except (asyncio.CancelledError, StopAsyncIteration):
+                pass
+        await lines.aclose()
 
 
 def _remove_stale(path: Path) -> None:
@@ -311,6 +366,7 @@ async def cmd_status(ctx: Context, args: dict) -> dict:
         "components": [h.name for h in server.hosts.values() if not h.is_virtualhost],
         "c2s": len(client_sessions(server)),
         "s2s": 0, "s2s_in": 0, "s2s_out": 0,
+        "traces": len(server.tracer.traces),
     }
     for describe in server.items("status-describer"):
         out.update(describe(server) or {})
@@ -371,6 +427,37 @@ async def cmd_deluser(ctx: Context, args: dict) -> dict:
     except NoSuchAccount:
         raise ControlError(f"user {user}@{domain} does not exist") from None
     return {"jid": f"{user}@{domain}", "sessions": len(sessions)}
+
+
+@command("trace", read_only=True)
+async def cmd_trace(ctx: Context, args: dict) -> "Streaming":
+    """Follow the stanzas of an account, a resource or a remote domain, live."""
+    spec = ctx.arg(args, "jid")
+    count, duration = args.get("count"), args.get("duration")
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+        raise ControlError("count must be a positive integer")
+    if duration is not None and (not isinstance(duration, (int, float)) or isinstance(duration, bool)
+                                 or duration <= 0):
+        raise ControlError("duration must be a positive number of seconds")
+    user, domain, resource = ctx.jid(spec)
+    if user:
+        ctx.virtualhost(domain)
+        what = "resource" if resource else "account"
+    elif resource:
+        raise ControlError(f"{spec!r}: trace an account (user@domain), a resource "
+                           f"(user@domain/resource) or a remote domain")
+    else:
+        host = ctx.server.hosts.get(domain)
+        if host is not None and (host.is_virtualhost or host.component_module):
+            raise ControlError(f"{domain} is served by this xmppd: trace one of its accounts "
+                               f"(user@{domain}) or a remote domain")
+        what = "component" if host is not None else "remote domain"
+    spec = f"{user}@{domain}" if user else domain
+    if resource:
+        spec += f"/{resource}"
+    trace = ctx.server.tracer.start(spec, user or None, domain, resource or None)
+    return Streaming({"tracing": spec, "what": what, "sessions": len(trace.sessions)},
+                     trace.lines(count, duration))
 
 
 @command("reload")
@@ -450,31 +537,25 @@ class Denied(Exception):
     """The socket is there but not ours to use."""
 
 
-def request(path: Path, cmd: str, args: dict | None = None, *, timeout: float = 120) -> Any:
-    """Send one command to the running xmppd; its result, or ControlError with the
-    server's message. NotRunning when nobody listens; Denied without permission."""
+def _connect(path: Path, cmd: str, args: dict | None, timeout: float) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
-            raise NotRunning(str(path)) from None
-        except PermissionError:
-            raise Denied(str(path)) from None
+        sock.connect(str(path))
         sock.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    except socket.timeout:
-        raise ControlError(f"no answer from xmppd within {timeout:g}s") from None
-    except (ConnectionResetError, BrokenPipeError):
-        raise ControlError("xmppd closed the control connection") from None
-    finally:
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
         sock.close()
+        raise NotRunning(str(path)) from None
+    except PermissionError:
+        sock.close()
+        raise Denied(str(path)) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _answer(path: Path, buf: bytes) -> Any:
     if not buf:
         raise ControlError("xmppd closed the control connection without answering")
     try:
@@ -486,3 +567,59 @@ def request(path: Path, cmd: str, args: dict | None = None, *, timeout: float = 
             raise Denied(str(path))
         raise ControlError(resp.get("error") or "failed")
     return resp.get("result")
+
+
+def request(path: Path, cmd: str, args: dict | None = None, *, timeout: float = 120) -> Any:
+    """Send one command to the running xmppd; its result, or ControlError with the
+    server's message. NotRunning when nobody listens; Denied without permission."""
+    sock = _connect(path, cmd, args, timeout)
+    buf = b""
+    try:
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except socket.timeout:
+        raise ControlError(f"no answer from xmppd within {timeout:g}s") from None
+    except (ConnectionResetError, BrokenPipeError):
+        raise ControlError("xmppd closed the control connection") from None
+    finally:
+        sock.close()
+    return _answer(path, buf)
+
+
+def stream(path: Path, cmd: str, args: dict | None = None, *,
+           timeout: float = 120) -> tuple[Any, Iterator[dict]]:
+    """Send a streaming command (``trace``): its result, and an iterator over the
+    lines that follow (it ends when xmppd ends the stream; closing it, or leaving
+    the process, ends the stream on xmppd's side)."""
+    sock = _connect(path, cmd, args, timeout)
+    f = sock.makefile("rb")
+    try:
+        try:
+            first = f.readline()
+        except socket.timeout:
+            raise ControlError(f"no answer from xmppd within {timeout:g}s") from None
+        except (ConnectionResetError, BrokenPipeError):
+            raise ControlError("xmppd closed the control connection") from None
+        result = _answer(path, first)
+    except BaseException:
+        f.close()
+        sock.close()
+        raise
+    sock.settimeout(None)
+
+    def lines() -> Iterator[dict]:
+        try:
+            for raw in f:
+                try:
+                    yield json.loads(raw)
+                except ValueError:
+                    raise ControlError("xmppd sent an unreadable line") from None
+        except (ConnectionResetError, BrokenPipeError):
+            raise ControlError("xmppd closed the control connection") from None
+        finally:
+            f.close()
+            sock.close()
+    return result, lines()

@@ -19,6 +19,7 @@ from .host import Host
 from .items import ItemRegistry
 from .limits import LimitError, Limits
 from .router import Router
+from .trace import Tracer
 
 log = logging.getLogger("xmppd.server")
 
@@ -55,6 +56,7 @@ class Server:
         self.c2s_sessions: set = set()
         self.s2s = None  # the federation manager, when the s2s protocol is wired in
         self.control = None  # the control socket for xmppctl (core/control.py)
+        self.tracer = Tracer(self)  # xmppctl trace (core/trace.py)
         self.listeners: dict[str, list[asyncio.AbstractServer]] = {}
         self.global_modules: dict[str, Any] = {}
         self.started_at = time.time()

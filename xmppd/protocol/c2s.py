@@ -18,6 +18,7 @@ from ..xmpp import ns
 from ..xmpp.errors import SASLFailure, StanzaError, StreamError
 from ..xmpp.jid import InvalidJID, nameprep, resourceprep, split as jid_split
 from ..core import events as ev
+from ..core import trace as _trace
 from ..xmpp import stanza as st
 from ..stream import StanzaEvent, StreamClose, StreamOpen, StreamParser, serialize, stream_header
 from .base import XMLStreamProtocol
@@ -62,7 +63,7 @@ class C2SSession(XMLStreamProtocol):
         "closed_by_server", "_queue", "_drainer", "_out", "_flush_scheduled", "_paused",
         "_timeout", "address", "_bucket", "_held", "_counted", "_out_size", "_written",
         "_write_paused", "_send_limit", "_track", "_prune_handle", "_since_check", "_over_since",
-        "delivery_tracked",
+        "delivery_tracked", "trace",
         "_gone", "_untaken_stanzas", "__weakref__",
     )
 
@@ -113,6 +114,9 @@ class C2SSession(XMLStreamProtocol):
         self.delivery_tracked = False
         self._gone = False        # the resource's end (or hibernation) is handled
         self._untaken_stanzas: list = []
+        # the xmppctl traces following this session (core/trace.py), None when none:
+        # set after authentication only, so SASL never shows in a trace
+        self.trace: tuple | None = None
 
     def __repr__(self) -> str:
         return f"<C2S {self.full_jid or self.peer} {self.id}>"
@@ -148,9 +152,10 @@ class C2SSession(XMLStreamProtocol):
             self._prune_handle.cancel()
             self._prune_handle = None
         log.debug("%s closed (%s)", self.id, exc or "clean")
-        if self.replaced or self.resource is None or self.host is None or self._gone:
-            return
-        self._resource_lost(exc)
+        if not (self.replaced or self.resource is None or self.host is None or self._gone):
+            self._resource_lost(exc)
+        if self.trace is not None:
+            self.server.tracer.closed(self)
 
     def _resource_lost(self, exc: Exception | None) -> None:
         """The connection is gone (or given up on): hibernate, or end the resource."""
@@ -169,6 +174,8 @@ class C2SSession(XMLStreamProtocol):
             return
         self.hibernating = False
         self.host.remove_session(self)
+        if self.trace is not None:
+            self.server.tracer.closed(self)
         self.server.spawn(self.host.events.notify("resource-unbind", (self, exc)))
         if self._untaken_stanzas:
             # what the client never took goes where it would go now it is offline
@@ -192,6 +199,15 @@ class C2SSession(XMLStreamProtocol):
         if self._timeout:
             self._timeout.cancel()
             self._timeout = None
+        if old.trace is not None:
+            self.server.tracer.forget(old)
+        self.server.tracer.attach(self)
+
+    def trace_identity(self) -> tuple | None:
+        """Who this session is for ``xmppctl trace`` (None before authentication)."""
+        if not self.authenticated or self.host is None:
+            return None
+        return (self.username, (self.host.name,), self.resource)
 
     # -- the ordered event queue -------------------------------------------
     async def _handle(self, item) -> None:
@@ -220,7 +236,10 @@ class C2SSession(XMLStreamProtocol):
                 hook(self, el)
         if self.closing:
             return
-        self._write(serialize(el))
+        data = serialize(el)
+        self._write(data)
+        if self.trace is not None:
+            _trace.sent(self, data)
         if self._track is not None:
             self._sent(el if not self.delivery_tracked and _redeliverable(el) else None)
 
@@ -228,7 +247,10 @@ class C2SSession(XMLStreamProtocol):
         """A protocol element that is not a stanza (not counted, never held)."""
         if self.closing:
             return
-        self._write(serialize(el))
+        data = serialize(el)
+        self._write(data)
+        if self.trace is not None:
+            _trace.sent(self, data)
 
     def _send_header(self, from_: str | None) -> None:
         if self.header_sent:
@@ -249,7 +271,10 @@ class C2SSession(XMLStreamProtocol):
             return
         log.info("%s: stream error %s", self.id, err)
         self._send_header(self.host.name if self.host else None)
-        self._write(serialize(err.to_element()))
+        data = serialize(err.to_element())
+        self._write(data)
+        if self.trace is not None:
+            _trace.sent(self, data)
         self.close()
 
     def close(self) -> None:
@@ -373,6 +398,8 @@ class C2SSession(XMLStreamProtocol):
         self.close()
 
     async def _on_element(self, el: ET.Element) -> None:
+        if self.trace is not None:
+            _trace.received(self, el)
         if self.resource is not None:
             await self._on_stanza(el)
             return
@@ -499,6 +526,7 @@ class C2SSession(XMLStreamProtocol):
             s.text = base64.b64encode(step.data).decode()
         self.send(s)
         log.info("%s: authenticated as %s", self.id, self.bare_jid)
+        self.server.tracer.attach(self)   # after <success/>: SASL is never traced
 
     async def _sasl_failed(self, f: SASLFailure) -> None:
         tried = self.sasl.tried() if self.sasl is not None else None
@@ -543,6 +571,7 @@ class C2SSession(XMLStreamProtocol):
         if self._timeout:
             self._timeout.cancel()
             self._timeout = None
+        self.server.tracer.attach(self)   # a trace of this resource starts here
         payload = ET.Element(f"{{{ns.BIND}}}bind")
         ET.SubElement(payload, f"{{{ns.BIND}}}jid").text = self.full_jid
         self.send(st.iq_result(iq, payload))

@@ -17,6 +17,7 @@ from ..xmpp import ns
 from ..xmpp import stanza as st
 from ..xmpp.errors import StreamError
 from ..xmpp.jid import InvalidJID, nameprep, split
+from ..core import trace as _trace
 from ..stream import StreamOpen
 from .c2s import C2SSession
 
@@ -47,7 +48,12 @@ class ComponentSession(C2SSession):
         if so.default_ns != ns.COMPONENT:
             raise StreamError("invalid-namespace", "expected jabber:component:accept")
 
+    def trace_identity(self) -> tuple | None:
+        return (None, (self.host.name,), None) if self.authenticated else None
+
     async def _on_element(self, el: ET.Element) -> None:
+        if self.trace is not None:
+            _trace.received(self, el, ns.COMPONENT)
         if not self.authenticated:
             if el.tag != HANDSHAKE:
                 raise StreamError("not-authorized", "handshake first")
@@ -66,6 +72,7 @@ class ComponentSession(C2SSession):
                 self._timeout = None
             self.send_nonza(ET.Element(HANDSHAKE))
             log.info("component %s connected from %s", self.host.name, self.peer)
+            self.server.tracer.attach(self)
             return
         if st.kind_of(el) is None:
             raise StreamError("unsupported-stanza-type", f"unknown element {el.tag}")

@@ -134,6 +134,8 @@ def setup(m) -> None:
     m.provide(svc)
     m.add_control_command("muc-destroy", destroy_command,
                           doc="Destroy a room (its occupants are told), or delete it from storage.")
+    m.add_control_command("muc-rooms", rooms_command, read_only=True,
+                          doc="The rooms of a MUC service, temporary ones too, with their occupants.")
     service.setup(m, svc)
     for feature in FEATURES:
         feature.setup(m, svc)
@@ -145,6 +147,25 @@ def teardown(m) -> None:
         m.provided.close()
 
 
+def _service(ctx, domain: str):
+    host = ctx.server.hosts.get(domain)
+    svc = host.provided("muc") if host is not None else None
+    if svc is None:
+        raise ctx.Error(f"{domain!r} is not a MUC service of the running xmppd")
+    return svc
+
+
+async def rooms_command(ctx, args: dict) -> list[dict]:
+    """``muc-rooms`` on the control socket: the rooms of the running MUC service
+    (``cli.room_info`` each), persistent and temporary."""
+    node, domain, resource = ctx.jid(ctx.arg(args, "domain"))
+    if node or resource:
+        raise ctx.Error(f"invalid MUC domain {args['domain']!r}: expected conference.domain")
+    svc = _service(ctx, domain)
+    await svc.ready.wait()   # the persistent rooms are loaded
+    return cli.live_rooms(svc)
+
+
 async def destroy_command(ctx, args: dict) -> dict:
     """``muc-destroy`` on the control socket: destroy a room through the running MUC
     service (occupants are told), or from storage if the room is not loaded."""
@@ -154,10 +175,7 @@ async def destroy_command(ctx, args: dict) -> dict:
     node, domain, resource = ctx.jid(room)
     if not node or resource:
         raise ctx.Error(f"invalid room {room!r}: expected room@conference.domain")
-    host = ctx.server.hosts.get(domain)
-    svc = host.provided("muc") if host is not None else None
-    if svc is None:
-        raise ctx.Error(f"{domain!r} is not a MUC service of the running xmppd")
+    svc = _service(ctx, domain)
     occupants = await svc.destroy_room(node, reason, alternate)
     if occupants is not None:
         return {"room": f"{node}@{domain}", "live": True, "occupants": occupants}

@@ -154,11 +154,12 @@ class IncomingStream(S2SStream):
             return
         self.remote = domain
         self.auth_method = "sasl-external"
-        self.add_pair(domain, self.local, "sasl-external", quiet=True)
         self._queue.clear()
         self.parser.reset()
         self.header_sent = False
         self.send(ET.Element(f"{{{ns.SASL}}}success"))
+        # authenticated once <success/> is sent (a trace starts after it)
+        self.add_pair(domain, self.local, "sasl-external", quiet=True)
         log.info("%r: %s authenticated with SASL EXTERNAL", self, domain)
 
     def add_pair(self, remote: str, local: str, method: str, *, quiet: bool = False) -> None:

@@ -30,6 +30,7 @@ import time
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
+from ...core import trace as _trace
 from ...net.peercert import identity_matches, peer_cert_der
 from ...stream import StanzaEvent, StreamClose, StreamOpen, StreamParser, serialize, stream_header
 from ...xmpp import ns
@@ -114,6 +115,7 @@ class S2SStream(XMLStreamProtocol):
         self._timeout: asyncio.TimerHandle | None = None
         self._counted = False          # in the per-address connection counts
         self._auth_counted = False     # counted as authenticated there
+        self.trace: tuple | None = None   # xmppctl traces following it (after authentication)
 
     def __repr__(self) -> str:
         return f"<S2S{self.direction} {self.local}{'→' if self.direction == 'out' else '←'}{self.remote} {self.id}>"
@@ -162,6 +164,8 @@ class S2SStream(XMLStreamProtocol):
         if host is not None:
             host.events.call("s2s-stream-closed", self)
         self.manager.remove_session(self)
+        if self.trace is not None:
+            self.server.tracer.closed(self)
         log.debug("%r closed (%s)", self, exc or "clean")
 
     def spawn(self, coro) -> asyncio.Task:
@@ -176,6 +180,8 @@ class S2SStream(XMLStreamProtocol):
         try:
             if isinstance(item, StanzaEvent):
                 self.counters["in"] += 1
+                if self.trace is not None:
+                    _trace.received(self, item.element, ns.SERVER)
                 await self._on_element(item.element)
             elif isinstance(item, StreamOpen):
                 self.peer_namespaces = dict(item.namespaces)
@@ -234,7 +240,10 @@ class S2SStream(XMLStreamProtocol):
         stanza = el.tag in CLIENT_KINDS
         if stanza:
             self._unflushed.append(el)
-        self._write(serialize(el, ns.CLIENT, PREFIXES))
+        data = serialize(el, ns.CLIENT, PREFIXES)
+        self._write(data)
+        if self.trace is not None:
+            _trace.sent(self, data)
         if stanza and self._track is not None:
             self._sent(el)
 
@@ -277,7 +286,10 @@ class S2SStream(XMLStreamProtocol):
         log.info("%r: stream error %s", self, err)
         self._fail(S2SFailure(f"stream error {err}"))
         self._send_header()
-        self._write(serialize(err.to_element(), ns.CLIENT, PREFIXES))
+        data = serialize(err.to_element(), ns.CLIENT, PREFIXES)
+        self._write(data)
+        if self.trace is not None:
+            _trace.sent(self, data)
         self.close()
 
     def close(self) -> None:
@@ -303,6 +315,16 @@ class S2SStream(XMLStreamProtocol):
         if self._counted and not self._auth_counted:
             self._auth_counted = True
             self.server.limits.authenticated(self.kind, self.address)
+        self.server.tracer.attach(self)
+
+    def trace_identity(self) -> tuple | None:
+        """The peer's domains for ``xmppctl trace`` (None before authentication)."""
+        if not self.authenticated and not self.pairs:
+            return None
+        domains = {r for r, _l in self.pairs}
+        if self.remote:
+            domains.add(self.remote)
+        return (None, tuple(sorted(domains)), None)
 
     # -- TLS ---------------------------------------------------------------------
     def _got_tls(self) -> None:
