@@ -17,7 +17,8 @@ them on the host:
   ``bad-action`` (an action the stage did not offer), ``bad-request``+
   ``bad-sessionid`` (no such session, or another requester's),
   ``not-allowed``+``session-expired`` (left unanswered for
-  ``adhoc_session_timeout`` seconds).
+  ``adhoc_session_timeout`` seconds). An error the command raises (a bad form)
+  leaves a running stage as it was: the requester may submit again or cancel.
 """
 from __future__ import annotations
 
@@ -173,8 +174,9 @@ class Adhoc:
             if asyncio.iscoroutine(reply):
                 reply = await reply
         except StanzaError:
-            self.sessions.pop(sess.sessionid, None)
-            raise
+            if not sess.stages:     # refused at once: no session to go on with
+                self.sessions.pop(sess.sessionid, None)
+            raise                   # else the stage stands: the requester may try again
         except Exception:
             self.sessions.pop(sess.sessionid, None)
             self.log.exception("command %s failed", node)
