@@ -35,6 +35,8 @@ modules_enabled = {
     "version";       -- Software version (XEP-0092)
     "time";          -- Entity time (XEP-0202)
     "server_contact_info"; -- Contact addresses (XEP-0157)
+    -- Administration
+    "admin_adhoc";   -- The admins' commands in their client: users, announcements, MOTD (XEP-0133)
 }
 
 -- Where accounts and other data are stored (SQLite database), relative to

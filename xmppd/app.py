@@ -21,6 +21,8 @@ ALIASES = {
     "bookmarks": "pep",              # bookmarks 2 with the private-storage bridge
     "uptime": "lastactivity",        # the server's uptime through XEP-0012
     "muc_mam": "muc",                # the room archive is part of the MUC service
+    "announce": "admin_adhoc",       # XEP-0133 announcements to online users
+    "motd": "admin_adhoc",           # the message of the day (motd_text, XEP-0133 set-motd)
 }
 # Prosody module names whose job is done by xmppd's core: accepted silently.
 BUILTIN = frozenset({

@@ -22,14 +22,14 @@ from .core import roster
 from .core.accounts import AccountError, AccountExists, NoSuchAccount
 from .core.events import (EARLY, FIRST, HANDLED, LAST, LATE, NORMAL, element_event, iq_event,
                           item_event, s2s_element_event, stanza_event)
-from .core.modules import (CliCommand, ControlCommand, HttpRoute, IQEvent, Listener, ModuleAPI,
-                           ModuleError, SessionSlot, SoftDependency)
+from .core.modules import (AdhocCommand, CliCommand, ControlCommand, HttpRoute, IQEvent,
+                           Listener, ModuleAPI, ModuleError, SessionSlot, SoftDependency)
 from .storage.api import ItemNotFound, StorageError
 from .stream import SharedContent, copy_of, serialize
 
 __all__ = [
     "ModuleAPI", "IQEvent", "SessionSlot", "SoftDependency", "ModuleError", "ControlCommand",
-    "CliCommand", "Listener", "HttpRoute", "Option", "parse_period", "core_option", "HANDLED", "FIRST", "EARLY", "NORMAL",
+    "CliCommand", "Listener", "HttpRoute", "AdhocCommand", "Option", "parse_period", "core_option", "HANDLED", "FIRST", "EARLY", "NORMAL",
     "LATE", "LAST", "stanza_event", "iq_event", "element_event", "item_event",
     "s2s_element_event", "roster", "AccountError", "AccountExists", "NoSuchAccount",
     "ItemNotFound", "StorageError", "SharedContent", "copy_of", "serialize",

@@ -285,7 +285,7 @@ def _o(name, type, default=None, scope="both", doc="", **kw) -> Option:
 # The feature modules a host loads when modules_enabled is not set at all.
 DEFAULT_MODULES = ("roster", "disco", "dialback", "offline", "vcard", "private", "blocklist",
                    "lastactivity", "register", "carbons", "mam", "pep", "smacks", "csi",
-                   "cloud_notify", "ping", "version", "time")
+                   "cloud_notify", "ping", "version", "time", "admin_adhoc")
 
 # Core options, with Prosody's names and defaults where the meaning is the same.
 CORE_OPTIONS: list[Option] = [
@@ -407,7 +407,7 @@ IGNORED_PROSODY_OPTIONS: list[str] = [
     "lua_gc_pause", "ssl_compression", "tls_profile", "muc_log_presences",
     "http_upload_file_size_limit", "http_upload_expire_after", "http_upload_quota",
     "log_auth_failures",
-    "motd_text", "registration_whitelist", "registration_blacklist",
+    "registration_whitelist", "registration_blacklist",
     "allow_unencrypted_plain_auth", "sasl_backend", "auth_append_host", "groups_file",
     "storage_path", "invites_page", "server_contact_info",
 ]

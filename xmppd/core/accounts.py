@@ -2,6 +2,10 @@
 
 Passwords are never stored; only salted, iterated SCRAM keys
 (``core/credentials.py``). PBKDF2 runs in a worker thread.
+
+An account may be disabled (Prosody 13's ``disable_user``): the record keeps a
+``disabled`` flag, its sessions end and it cannot log in (SASL ``account-disabled``)
+until it is enabled again; its data stays.
 """
 from __future__ import annotations
 
@@ -31,9 +35,11 @@ class NoSuchAccount(AccountError):
 
 
 class Accounts:
-    def __init__(self, storage: "Storage", *, on_deleted: Callable[[str, str], Awaitable[None]] | None = None):
+    def __init__(self, storage: "Storage", *, on_deleted: Callable[[str, str], Awaitable[None]] | None = None,
+                 on_disabled: Callable[[str, str], Awaitable[None]] | None = None):
         self.storage = storage
         self.on_deleted = on_deleted
+        self.on_disabled = on_disabled
 
     def _kv(self, host: str):
         return self.storage.keyval(host, STORE)
@@ -49,9 +55,12 @@ class Accounts:
         log.info("account %s@%s created", user, host)
 
     async def set_password(self, host: str, user: str, password: str) -> None:
-        if not await self.exists(host, user):
+        old = await self.get_credentials(host, user)
+        if old is None:
             raise NoSuchAccount(f"{user}@{host} does not exist")
         creds = await make_credentials_async(password)
+        if old.get("disabled"):
+            creds["disabled"] = True   # a new password does not enable the account
         await self._kv(host).set(user, creds)
         log.info("password of %s@%s changed", user, host)
 
@@ -63,6 +72,30 @@ class Accounts:
         if creds is None:
             return False
         return await verify_password_async(creds, password)
+
+    async def is_enabled(self, host: str, user: str) -> bool:
+        """False for a disabled account (and for one that does not exist)."""
+        creds = await self.get_credentials(host, user)
+        return creds is not None and not creds.get("disabled")
+
+    async def disable(self, host: str, user: str) -> None:
+        """The account cannot log in any more and its sessions end; nothing is deleted."""
+        creds = await self.get_credentials(host, user)
+        if creds is None:
+            raise NoSuchAccount(f"{user}@{host} does not exist")
+        if not creds.get("disabled"):
+            await self._kv(host).set(user, {**creds, "disabled": True})
+            log.info("account %s@%s disabled", user, host)
+        if self.on_disabled is not None:
+            await self.on_disabled(host, user)
+
+    async def enable(self, host: str, user: str) -> None:
+        creds = await self.get_credentials(host, user)
+        if creds is None:
+            raise NoSuchAccount(f"{user}@{host} does not exist")
+        if creds.get("disabled"):
+            await self._kv(host).set(user, {k: v for k, v in creds.items() if k != "disabled"})
+            log.info("account %s@%s enabled", user, host)
 
     async def delete(self, host: str, user: str) -> None:
         """Remove the account and every stored item of it."""

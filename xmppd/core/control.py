@@ -319,15 +319,7 @@ def command(name: str, *, read_only: bool = False) -> Callable:
 
 def client_sessions(server: "Server") -> list:
     """Every c2s session: connections (bound or not) and hibernating resources."""
-    out = list(server.c2s_sessions)
-    seen = set(map(id, out))
-    for host in server.hosts.values():
-        for resources in host.sessions.values():
-            for sess in resources.values():
-                if id(sess) not in seen:
-                    seen.add(id(sess))
-                    out.append(sess)
-    return out
+    return server.client_sessions()
 
 
 def describe_c2s(sess) -> dict:
@@ -390,22 +382,11 @@ async def cmd_kick(ctx: Context, args: dict) -> dict:
         raise ControlError(f"{jid!r} is not a user's JID")
     ctx.virtualhost(domain)
     reason = ctx.arg(args, "reason", required=False) or "kicked by the administrator"
-    closed = []
-    for sess in client_sessions(ctx.server):
-        if sess.host is None or sess.host.name != domain or sess.username != user:
-            continue
-        if resource and sess.resource != resource:
-            continue
-        if sess.hibernating:
-            sess.end_session()  # no connection to tell: the resource just ends
-        elif not sess.closing:
-            sess.stream_error(StreamError("policy-violation", reason))
-        else:
-            continue  # already on its way out
-        closed.append(sess.full_jid or sess.bare_jid)
+    closed = ctx.server.end_user_sessions(domain, user, resource,
+                                          StreamError("policy-violation", reason))
     if not closed:
         raise ControlError(f"no session of {jid}")
-    return {"closed": sorted(closed)}
+    return {"closed": closed}
 
 
 @command("deluser")
@@ -419,9 +400,6 @@ async def cmd_deluser(ctx: Context, args: dict) -> dict:
         raise ControlError(f"invalid account {jid!r}: expected user@domain")
     host = ctx.virtualhost(domain)
     sessions = list(host.sessions_of(user).values())
-    for sess in sessions:
-        if sess.hibernating:
-            sess.end_session()
     try:
         await ctx.server.accounts.delete(domain, user)
     except NoSuchAccount:

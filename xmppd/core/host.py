@@ -59,6 +59,20 @@ class Host:
             return coerce(opt, setting)
         return setting.value
 
+    def is_admin(self, jid: str | None) -> bool:
+        """Whether ``jid`` (full or bare) is an administrator of this host: listed in
+        the global ``admins`` or in this host's own."""
+        from ..xmpp.jid import bare
+        b = bare(jid)
+        if not b or "@" not in b:
+            return False
+        cfg = self.server.config
+        for listed in (cfg.get("admins"), cfg.get("admins", host=self.name)):
+            for a in listed or ():
+                if isinstance(a, str) and bare(a) == b:
+                    return True
+        return False
+
     # -- items (the module contract) ---------------------------------------------
     def add_item(self, kind: str, value: Any, module: str = "") -> modmgr.Item:
         return self._items.add(kind, value, module)

@@ -205,6 +205,20 @@ class HttpRoute:
     alt_connection: str | None = None
 
 
+@dataclass
+class AdhocCommand:
+    """An ad-hoc command a module offers on its host (``m.add_item("adhoc",
+    AdhocCommand(node, name, handler))``), served by the ``adhoc`` module
+    (XEP-0050): listed to those who may run it, run by ``handler(request)``
+    (a ``xmppd.xmpp.commands.Request``), which returns a ``commands.Reply`` or raises
+    ``StanzaError``; it may be a coroutine function. ``admin_only``: only the host's
+    administrators (the ``admins`` option) see and run it."""
+    node: str
+    name: str
+    handler: Callable
+    admin_only: bool = True
+
+
 class SoftDependency:
     """A module this one uses when it is loaded: ``get()`` gives what it provides
     (or None while it is not loaded)."""

@@ -128,7 +128,8 @@ class Server:
             except (StorageError, OSError) as exc:
                 raise StartupError(f"storage in {self.data_path}: {_reason(exc)}"
                                    f"{self.where('data_path')}") from None
-        self.accounts = Accounts(self.storage, on_deleted=self._user_deleted)
+        self.accounts = Accounts(self.storage, on_deleted=self._user_deleted,
+                                 on_disabled=self._user_disabled)
         for hc in self.config.hosts.values():
             if not hc.enabled:
                 continue
@@ -271,14 +272,53 @@ class Server:
             pymod.setup(api)
         return api
 
+    def client_sessions(self) -> list:
+        """Every c2s session: connections (bound or not) and hibernating resources."""
+        out = list(self.c2s_sessions)
+        seen = set(map(id, out))
+        for host in self.hosts.values():
+            for resources in host.sessions.values():
+                for sess in resources.values():
+                    if id(sess) not in seen:
+                        seen.add(id(sess))
+                        out.append(sess)
+        return out
+
+    def end_user_sessions(self, domain: str, user: str, resource: str | None = None,
+                          error: StreamError | None = None) -> list[str]:
+        """Close the client sessions of ``user@domain`` (of one resource, if given),
+        authenticated but not yet bound ones too, with ``error`` (by default
+        policy-violation); a hibernating resource just ends. The JIDs closed."""
+        error = error or StreamError("policy-violation", "kicked by the administrator")
+        closed = []
+        for sess in self.client_sessions():
+            if sess.host is None or sess.host.name != domain or sess.username != user:
+                continue
+            if resource and sess.resource != resource:
+                continue
+            if sess.hibernating:
+                sess.end_session()  # no connection to tell: the resource just ends
+            elif not sess.closing:
+                sess.stream_error(error)
+            else:
+                continue  # already on its way out
+            closed.append(sess.full_jid or sess.bare_jid)
+        return sorted(closed)
+
     async def _user_deleted(self, host: str, user: str) -> None:
         h = self.hosts.get(host)
         if h is not None:
-            for sess in list(h.sessions_of(user).values()):
-                sess.stream_error(StreamError("not-authorized", "account deleted"))
+            self.end_user_sessions(host, user, error=StreamError("not-authorized", "account deleted"))
             await h.events.notify("user-deleted", user)
         # for services on other hosts (a component keeping the user's files)
         await self.events.notify("account-deleted", {"host": host, "user": user})
+
+    async def _user_disabled(self, host: str, user: str) -> None:
+        """A disabled account's sessions end (as Prosody 13's mod_c2s does)."""
+        h = self.hosts.get(host)
+        if h is not None:
+            self.end_user_sessions(host, user, error=StreamError("not-authorized", "account disabled"))
+            await h.events.notify("user-disabled", user)
 
     # -- certificates ------------------------------------------------------------
     def _setup_certificates(self) -> None:

@@ -10,15 +10,19 @@
 * to a full JID: routed to that client (the router does it).
 
 Logouts are recorded in the ``lastactivity`` keyval store.
+
+As Prosody's mod_uptime (whose name loads this module), the server's uptime is
+also an ad-hoc command (node ``uptime``, "Get uptime", for anyone), listed when
+the ``adhoc`` module is loaded.
 """
 from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
 
-from xmppd.moduleapi import EARLY, stanza_event
+from xmppd.moduleapi import EARLY, AdhocCommand, stanza_event
 from xmppd.moduleapi import roster as rs
-from xmppd.xmpp import ns
+from xmppd.xmpp import commands, ns
 from xmppd.xmpp.errors import StanzaError
 
 PROTOCOLS = ["XEP-0012"]
@@ -36,6 +40,22 @@ def last_query(seconds: float, text: str | None = None) -> ET.Element:
 
 def server_uptime(event):
     return last_query(time.time() - event.host.server.started_at)
+
+
+def uptime_text(started_at: float, now: float) -> str:
+    """Prosody's sentence: days, hours and minutes, and since when."""
+    t = int(now - started_at)
+    minutes, hours, days = t // 60 % 60, t // 3600 % 24, t // 86400
+
+    def n(v, unit):
+        return f"{v} {unit}{'' if v == 1 else 's'}"
+    since = time.strftime("%c", time.localtime(started_at))
+    return (f"This server has been running for {n(days, 'day')}, {n(hours, 'hour')} and "
+            f"{n(minutes, 'minute')} (since {since})")
+
+
+def uptime_command(request):
+    return commands.completed(info=uptime_text(request.host.server.started_at, time.time()))
 
 
 class LastActivity:
@@ -104,3 +124,4 @@ def setup(m) -> None:
     m.hook_iq("get", ns.LAST, "query", last.account_last, to=("bare",))
     m.hook(stanza_event("presence", "broadcast"), last.note_status, EARLY)
     m.hook("resource-unbind", last.unbound)
+    m.add_item("adhoc", AdhocCommand("uptime", "Get uptime", uptime_command, admin_only=False))

@@ -510,6 +510,10 @@ class C2SSession(XMLStreamProtocol):
             c.text = base64.b64encode(step.data).decode() if step.data else "="
             self.send(c)
             return
+        if not await self.server.accounts.is_enabled(self.host.name, step.username):
+            # the right credentials of a disabled account (Prosody 13 answers the same)
+            await self._sasl_failed(SASLFailure("account-disabled", "this account is disabled"))
+            return
         self.sasl_mechanism = self.sasl.mechanism
         self.sasl = None
         self.authenticated = True

@@ -34,6 +34,8 @@ DATA = "jabber:x:data"                                   # XEP-0004
 RSM = "http://jabber.org/protocol/rsm"                   # XEP-0059
 CAPS = "http://jabber.org/protocol/caps"                 # XEP-0115
 SERVERINFO = "http://jabber.org/network/serverinfo"      # XEP-0157
+COMMANDS = "http://jabber.org/protocol/commands"         # XEP-0050
+ADMIN = "http://jabber.org/protocol/admin"               # XEP-0133 (FORM_TYPE, node prefix)
 
 # -- account services -------------------------------------------------------------------
 REGISTER = "jabber:iq:register"                          # XEP-0077
