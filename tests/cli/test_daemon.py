@@ -325,10 +325,17 @@ os.execv(sys.argv[1], sys.argv[1:])
 """
 
 
-async def test_the_daemon_needs_no_writable_executable_memory(cfg, start_daemon):
+async def test_the_daemon_needs_no_writable_executable_memory(tmp_path, cert_files, start_daemon):
     """The unit's MemoryDenyWriteExecute=true: xmppd (Python, uvloop, cryptography,
-    the SQLite store) serves a login with writable+executable memory refused."""
+    the SQLite store, aiohttp) serves a login and HTTP with writable+executable
+    memory refused."""
     import sys
+    import urllib.error
+    import urllib.request
+    http_port = free_port()
+    cfg = write_tree(tmp_path, cert_files, extra=(
+        f'http_ports = {{ {http_port} }}\nhttps_ports = {{ }}\nhttp_interfaces = {{ "127.0.0.1" }}\n'
+        'modules_enabled = { "disco", "bosh" }\n'))
 
     from tests.e2e.clients import slix_close
     wrap = [sys.executable, "-c", MDWE]
@@ -344,6 +351,15 @@ async def test_the_daemon_needs_no_writable_executable_memory(cfg, start_daemon)
     await slix_close(c)
     c = await login(d, f"alice@{DOMAIN}", "pw", direct_tls=True, send_presence=False)
     await slix_close(c)
+
+    def get(url):
+        try:
+            with urllib.request.urlopen(url, timeout=20) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+    # BOSH answers a GET with its page (aiohttp's C parser and writer at work)
+    assert await asyncio.to_thread(get, f"http://127.0.0.1:{http_port}/http-bind") == 200
     assert d.proc.poll() is None
 
 
