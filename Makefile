@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= xmppd.cfg.lua
 
-.PHONY: run test install deps system-deps browser-deps check docs bench bench-micro fuzz soak clean distclean
+.PHONY: run test install deps system-deps browser-deps check docs bench bench-micro fuzz soak deb deb-test clean distclean
 
 # A virtualenv with xmppd and its test dependencies, rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -19,8 +19,9 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # Debian packages the test suite uses: Prosody (its default config is a test input,
-# and its server a federation peer), ejabberd (a federation peer) and coturn (the TURN
-# server that must accept turn_external's credentials). Installed when we are root.
+# and its server a federation peer), ejabberd (a federation peer), coturn (the TURN
+# server that must accept turn_external's credentials), fail2ban and logrotate (they
+# read and rotate the daemon's log). Installed when we are root.
 system-deps:
 	@if ! command -v prosody >/dev/null 2>&1 && [ ! -f /etc/prosody/prosody.cfg.lua ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -46,6 +47,15 @@ system-deps:
 	      || echo "warning: could not install coturn; tests that need it will be skipped"; \
 	  else \
 	    echo "note: coturn is not installed (apt-get install coturn); tests that need it will be skipped"; \
+	  fi; \
+	fi
+	@if ! command -v fail2ban-regex >/dev/null 2>&1 || ! command -v logrotate >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fail2ban logrotate >/dev/null) \
+	      || echo "warning: could not install fail2ban and logrotate; their tests will be skipped"; \
+	    systemctl stop fail2ban >/dev/null 2>&1 || true; \
+	  else \
+	    echo "note: fail2ban or logrotate is not installed (apt-get install fail2ban logrotate); their tests will be skipped"; \
 	  fi; \
 	fi
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
@@ -122,6 +132,27 @@ SOAK_TIME ?= 3600
 SOAK_ARGS ?=
 soak: $(BIN)/.installed
 	$(BIN)/python bench/soak.py --duration $(SOAK_TIME) $(SOAK_ARGS)
+
+# The Debian package, into var/deb/ (contrib/deb/build: a staged tree packed by
+# dpkg-deb; the PyPI wheels Debian 12 lacks are pinned by hash in contrib/deb/vendor.txt).
+# As root, installs the tools it needs (dpkg-dev's strip in binutils, lintian).
+DEB_DIR ?= var/deb
+deb: $(BIN)/.installed
+	@if ! command -v strip >/dev/null 2>&1 || ! command -v lintian >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binutils lintian >/dev/null; \
+	  else \
+	    echo "note: make deb needs binutils (strip) and lintian: apt-get install binutils lintian"; \
+	  fi; \
+	fi
+	contrib/deb/build $(DEB_DIR) $(BIN)/python
+	@if command -v lintian >/dev/null 2>&1; then lintian --fail-on error $(DEB_DIR)/xmppd_*.deb; fi
+
+# Root only: installs that package here, runs xmppd from it (systemd's unit when
+# systemd runs, else as the xmppd user), logs in with a real client, rotates the
+# log, runs the fail2ban filter, then purges all it installed (contrib/deb/test).
+deb-test: deb
+	contrib/deb/test $$(ls -t $(DEB_DIR)/xmppd_*.deb | head -1)
 
 clean:
 	rm -rf var .pytest_cache build *.egg-info

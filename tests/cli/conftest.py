@@ -142,14 +142,14 @@ class Daemon:
 
 @pytest.fixture
 def start_daemon(tmp_path, cert_files):
-    """``start_daemon(cfg)`` runs ``xmppd --config CFG``; every daemon started is
-    killed at the end of the test."""
+    """``start_daemon(cfg)`` runs ``xmppd --config CFG`` (behind the ``wrap`` command,
+    if given); every daemon started is killed at the end of the test."""
     started: list[Daemon] = []
 
-    def start(config: Path, *extra: str) -> Daemon:
+    def start(config: Path, *extra: str, wrap: list[str] | None = None) -> Daemon:
         log = tmp_path / f"xmppd-{len(started)}.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen(program("xmppd") + ["--config", str(config), *extra],
+            proc = subprocess.Popen((wrap or []) + program("xmppd") + ["--config", str(config), *extra],
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         d = Daemon(proc, log, cafile=cert_files["ca"])
         started.append(d)
