@@ -68,7 +68,7 @@ def write_tree(root: Path, cert_files: dict | None, *, c2s_port: int | None = No
         admins = {{ "admin@{DOMAIN}" }}
         interfaces = {{ "127.0.0.1" }}
         c2s_ports = {{ {c2s_port} }}
-        c2s_direct_tls_ports = {{ {tls_port} }}
+        c2s_direct_tls_ports = {{ {tls_port} }}; s2s_ports = {{ {free_port()} }}
         data_path = "var"
         storage = "sqlite"
         log = {{ info = "*console" }}

@@ -22,6 +22,7 @@ class Sess:
 
 def tracer(*sessions) -> tr.Tracer:
     server = SimpleNamespace(c2s_sessions=set(sessions), hosts={}, items=lambda kind: [])
+    server.client_sessions = lambda: list(server.c2s_sessions)
     return tr.Tracer(server)
 
 
