@@ -21,7 +21,8 @@ install: $(BIN)/.installed
 # Debian packages the test suite uses: Prosody (its default config is a test input,
 # and its server a federation peer), ejabberd (a federation peer), coturn (the TURN
 # server that must accept turn_external's credentials), fail2ban and logrotate (they
-# read and rotate the daemon's log). Installed when we are root.
+# read and rotate the daemon's log), pebble (the ACME CA the acme module gets its
+# certificates from). Installed when we are root.
 system-deps:
 	@if ! command -v prosody >/dev/null 2>&1 && [ ! -f /etc/prosody/prosody.cfg.lua ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -56,6 +57,14 @@ system-deps:
 	    systemctl stop fail2ban >/dev/null 2>&1 || true; \
 	  else \
 	    echo "note: fail2ban or logrotate is not installed (apt-get install fail2ban logrotate); their tests will be skipped"; \
+	  fi; \
+	fi
+	@if ! command -v pebble >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pebble >/dev/null) \
+	      || echo "warning: could not install pebble; the ACME tests will be skipped"; \
+	  else \
+	    echo "note: pebble is not installed (apt-get install pebble); the ACME tests will be skipped"; \
 	  fi; \
 	fi
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \

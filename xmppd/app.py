@@ -36,8 +36,12 @@ AUTOLOAD = ("message", "presence")
 # Global modules a Component loads too (s2s authentication under the component's name).
 COMPONENT_INHERITED = ("dialback", "s2s_bidi")
 
+# Options whose setting loads a module, as ejabberd's top-level `acme`.
+ENABLED_BY_OPTION = {"acme": "acme"}
+
 FINDER = ModuleFinder("xmppd.modules", aliases=ALIASES, builtin=BUILTIN, autoload=AUTOLOAD,
-                      default_modules=DEFAULT_MODULES, component_inherited=COMPONENT_INHERITED)
+                      default_modules=DEFAULT_MODULES, component_inherited=COMPONENT_INHERITED,
+                      enabled_by_option=ENABLED_BY_OPTION)
 
 
 def build_server(config, *, storage=None) -> Server:

@@ -77,7 +77,7 @@ def choose(server: "Server") -> list[Choice]:
                        explicit=True)
         elif (obtained / f"{name}.crt").is_file() and (obtained / f"{name}.key").is_file():
             c = Choice(name, hc.describe(), obtained / f"{name}.crt", obtained / f"{name}.key",
-                       "obtained by ACME")
+                       "ACME, obtained by xmppd")
         elif (pair := find_certificate(name, certdir)) is not None:
             how = "certificates directory" if pair[0].name.startswith(name) or \
                 pair[0].parent.name == name else "certificates directory, parent domain's"

@@ -111,6 +111,8 @@ class Host:
             enabled = list(finder.default_modules)
         disabled = {finder.resolve(n) for n in cfg.get("modules_disabled", host=self.name) or ()}
         names = list(finder.autoload)
+        names += [mod for opt, mod in finder.enabled_by_option.items()
+                  if cfg.get(opt, host=self.name) not in (None, False)]
         for n in enabled:
             n = finder.resolve(n)
             if n not in disabled:

@@ -55,8 +55,11 @@ class ModuleFinder:
 
     def __init__(self, package: str | None, *, aliases: dict[str, str] | None = None,
                  builtin: frozenset[str] = frozenset(), autoload: tuple[str, ...] = (),
-                 default_modules: tuple[str, ...] = (), component_inherited: tuple[str, ...] = ()):
+                 default_modules: tuple[str, ...] = (), component_inherited: tuple[str, ...] = (),
+                 enabled_by_option: dict[str, str] | None = None):
         self.package = package
+        # option -> module: setting the option (to anything but false) loads the module
+        self.enabled_by_option = dict(enabled_by_option or {})
         self.default_modules = tuple(default_modules)
         self.aliases = dict(aliases or {})
         self.builtin = frozenset(builtin)

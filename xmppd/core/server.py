@@ -325,6 +325,18 @@ class Server:
         from . import certificates
         self.certs = certificates.setup(self)
 
+    def obtained_certificate_files(self, name: str) -> tuple[Path, Path]:
+        """Where a certificate this server obtained itself (ACME) for ``name`` goes;
+        served in preference to the certificates directory (core/certificates.py)."""
+        from .certificates import OBTAINED_DIR
+        d = self.data_path / OBTAINED_DIR
+        return d / f"{name}.crt", d / f"{name}.key"
+
+    async def reload_certificates(self) -> list[dict]:
+        """Certificates again from disk, as ``xmppctl reload`` does."""
+        from . import certificates
+        return await certificates.reload(self)
+
 
 def _reason(exc: BaseException) -> str:
     """An exception as the end of a one-line message."""

@@ -212,7 +212,8 @@ def _chain_problem(chain: list[x509.Certificate], roots: list[x509.Certificate],
             issuer = c
             break
         if issuer is None:
-            return f"no certificate of {_short_name(current.issuer)} signed {_short_name(current.subject)}"
+            return (f"{_short_name(current.subject)} is signed by {_short_name(current.issuer)}, "
+                    f"which is neither in the file nor a trusted CA")
         if not issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc \
                 and issuer.fingerprint(_SHA256) not in root_set:
             return f"the intermediate {_short_name(issuer.subject)} is not valid now " \
