@@ -18,6 +18,7 @@ from .accounts import Accounts
 from .host import Host
 from .items import ItemRegistry
 from .limits import LimitError, Limits
+from .metrics import Metrics
 from .router import Router
 
 log = logging.getLogger("xmppd.server")
@@ -70,6 +71,7 @@ class Server:
         self._tasks: set[asyncio.Task] = set()
         self.version = __version__
         self.http = None          # the HTTP service (xmppd/http), set by its register()
+        self.metrics = Metrics(self)   # counters, gauges, storage timings (core/metrics.py)
 
     # -- paths and options -------------------------------------------------
     @property
@@ -125,6 +127,9 @@ class Server:
             except (StorageError, OSError) as exc:
                 raise StartupError(f"storage in {self.data_path}: {_reason(exc)}"
                                    f"{self.where('data_path')}") from None
+        from ..storage.timed import TimedStorage
+        if not isinstance(self.storage, TimedStorage):
+            self.storage = TimedStorage(self.storage, self.metrics.storage_histogram)
         self.accounts = Accounts(self.storage, on_deleted=self._user_deleted)
         for hc in self.config.hosts.values():
             if not hc.enabled:

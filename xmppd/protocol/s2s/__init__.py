@@ -36,6 +36,7 @@ def register(server) -> S2SManager:
     server.add_item("control-command", ControlCommand("s2s", s2s_command, read_only=True,
                                                       doc="The server-to-server streams."))
     server.add_item("status-describer", manager.status)
+    server.add_item("metrics", manager.metrics)
     server.events.hook("route/remote", manager.route_remote)
     server.events.hook("server-listening", lambda _srv: manager.start())
     server.events.hook("server-closing", lambda _srv: manager.stop())
