@@ -178,3 +178,39 @@ async def test_a_bad_network_is_a_config_error(tmp_path, certs):
             await s.start()
     finally:
         await s.stop()  # start() leaves the storage open when a module fails
+
+
+async def test_websocket_and_component_connections(tmp_path, certs):
+    """A WebSocket client is a c2s stream (its stanzas count as c2s) on a listener
+    of its own; a component's stanzas count as ``component``."""
+    from .test_component import COMPONENT, GLOBAL, connect_component
+    from .test_websocket import ws_login
+    srv = await start_server(tmp_path, certs, extra=HTTP + GLOBAL + (
+        'modules_enabled = { "disco", "ping", "websocket", "http_openmetrics" }\n'),
+        host_extra=COMPONENT)
+    srv.https = srv.server.ports("https")[0]
+    await srv.adduser(f"alice@{DOMAIN}")
+    ws = await ws_login(srv, "alice")
+    gw = await connect_component(srv)
+    try:
+        before = await scrape(srv)
+        assert {k: value(before, "xmppd_connections", listener=k)
+                for k in ("c2s", "websocket", "component", "bosh")} == {
+            "c2s": 0, "websocket": 1, "component": 1, "bosh": 0}
+        assert value(before, "prosody_mod_c2s__connections", host=DOMAIN, type="c2s",
+                     ip_family="ipv4") == 1        # WebSocket included, as Prosody's
+        await ws.send(f"<message xmlns='jabber:client' to='bot@gw.{DOMAIN}' type='chat' id='m1'>"
+                      "<body>hi</body></message>")
+        m = await asyncio.wait_for(gw.messages.get(), TIMEOUT)
+        assert m["body"] == "hi" and m["from"] == ws.jid
+        gw.send_message(mto=ws.jid, mfrom=f"bot@gw.{DOMAIN}", mbody="hello", mtype="chat")
+        await ws.until(lambda e: e.tag == "{jabber:client}message")
+        after = await scrape(srv)
+        for direction, session_type in (("in", "c2s"), ("out", "component"),
+                                        ("in", "component"), ("out", "c2s")):
+            assert stanzas(after, direction, "message", session_type) - \
+                stanzas(before, direction, "message", session_type) == 1, (direction, session_type)
+    finally:
+        gw.disconnect()
+        await ws.close()
+        await srv.server.stop()

@@ -86,4 +86,4 @@ def setup(m) -> None:
         return web.Response(body=metrics.exposition().encode(),
                             headers={"Content-Type": OPENMETRICS_CONTENT_TYPE})
 
-    m.add_item("http-route", HttpRoute("openmetrics", "/metrics", handle))
+    m.add_item("http-route", HttpRoute("http_openmetrics", "/metrics", handle))
