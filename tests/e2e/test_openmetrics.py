@@ -214,3 +214,17 @@ async def test_websocket_and_component_connections(tmp_path, certs):
         gw.disconnect()
         await ws.close()
         await srv.server.stop()
+
+
+async def test_the_global_route_leaves_the_single_serving_host_alone(tmp_path, certs):
+    """One host serves WebSocket: a request under a name no host has still goes to
+    it, whatever other hosts the global /metrics is on."""
+    srv = await start_server(tmp_path, certs, extra=HTTP + MODULES,
+                             host_extra='    modules_enabled = { "disco", "websocket" }\n')
+    try:
+        status, _, body = await get(srv, "/xmpp-websocket", headers={"Host": "localhost"})
+        assert (status, body) == (200, "XMPP over WebSocket (RFC 7395) is served here.\n")
+        assert (await get(srv, headers={"Host": "localhost"}))[0] == 200
+        assert (await get(srv, "/nothing", headers={"Host": "localhost"}))[0] == 404
+    finally:
+        await srv.server.stop()

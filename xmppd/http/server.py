@@ -119,6 +119,12 @@ class HttpService:
     def serving(self) -> bool:
         return any(self.routes(h) for h in self.server.hosts.values())
 
+    def _own_routes(self, host: "Host") -> bool:
+        """Does ``host`` serve routes of its own (not only the global ones)?"""
+        shared = self.server.items("http-route")
+        return any(isinstance(r, HttpRoute) and all(r is not g for g in shared)
+                   for r in host.items("http-route"))
+
     def http_host(self, host: "Host") -> str:
         return (self.server.config.get("http_host", host=host.name) or host.name).lower()
 
@@ -130,7 +136,7 @@ class HttpService:
 
     def host_for(self, name: str) -> "Host | None":
         name = name.lower().rstrip(".")
-        serving = [h for h in self.server.hosts.values() if self.routes(h)]
+        serving = [h for h in self.server.hosts.values() if self._own_routes(h)]
         for h in serving:
             if self.http_host(h) == name:
                 return h
