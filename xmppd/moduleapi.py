@@ -24,6 +24,7 @@ from .core.events import (EARLY, FIRST, HANDLED, LAST, LATE, NORMAL, element_eve
                           item_event, s2s_element_event, stanza_event)
 from .core.modules import (AdhocCommand, CliCommand, ControlCommand, HttpRoute, IQEvent,
                            Listener, ModuleAPI, ModuleError, SessionSlot, SoftDependency)
+from .core.metrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE, MetricFamily
 from .storage.api import ItemNotFound, StorageError
 from .stream import SharedContent, copy_of, serialize
 
@@ -32,7 +33,8 @@ __all__ = [
     "CliCommand", "Listener", "HttpRoute", "AdhocCommand", "Option", "parse_period", "core_option", "HANDLED", "FIRST", "EARLY", "NORMAL",
     "LATE", "LAST", "stanza_event", "iq_event", "element_event", "item_event",
     "s2s_element_event", "roster", "AccountError", "AccountExists", "NoSuchAccount",
-    "ItemNotFound", "StorageError", "SharedContent", "copy_of", "serialize",
+    "ItemNotFound", "StorageError", "SharedContent", "copy_of", "serialize", "MetricFamily",
+    "OPENMETRICS_CONTENT_TYPE",
 ]
 
 _CORE = {o.name: o for o in CORE_OPTIONS}

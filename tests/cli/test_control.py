@@ -358,3 +358,67 @@ async def test_control_socket_path_too_long_is_logged_not_fatal(tmp_path, caplog
         assert "path too long for a Unix socket" in caplog.text
     finally:
         await server.stop()
+
+
+async def test_status_shows_the_metrics(tmp_path, cert_files, start_daemon):
+    """``xmppctl status`` shows the counters ``/metrics`` serves, read from the same
+    registry: after a client's messages and pings, the two agree."""
+    import aiohttp
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from .conftest import free_port
+    http = free_port()
+    cfg = write_tree(tmp_path, cert_files, extra=(
+        f'modules_enabled = {{ "roster", "disco", "ping", "http_openmetrics" }}\n'
+        f'http_ports = {{ {http} }}\nhttps_ports = {{ }}\n'
+        f'Component "{MUC}" "muc"\n'))
+    ctl = ctl_in(cfg)
+    alice, bob = await adduser(ctl, "alice"), await adduser(ctl, "bob")
+    d = start_daemon(cfg).wait_ready()
+    await wait_for(sock_of(tmp_path).exists)
+    a = await slix_connect(d, alice, "pw")
+    b = await slix_connect(d, bob, "pw")
+    try:
+        for i in range(2):
+            a.send_message(mto=b.boundjid, mbody=f"m{i}", mtype="chat")
+        await a.plugin["xep_0199"].ping(DOMAIN, timeout=TIMEOUT)
+        for _ in range(2):
+            await b.next_message()
+        r = await ctl("status")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert "connections: 2 c2s, 0 c2s_direct_tls, 0 websocket, 0 bosh, 0 component, " \
+               "0 s2s_in, 0 s2s_out" in lines
+        assert f"bound resources: {DOMAIN} 2" in lines
+        assert "remote domains: 0 incoming, 0 outgoing" in lines
+        stanzas_in = next(x for x in lines if x.startswith("stanzas in: c2s "))
+        storage = next(x for x in lines if x.startswith("storage (operations, mean time): "))
+        assert "keyval.get " in storage and " ms" in storage
+        process = next(x for x in lines if x.startswith("process: "))
+        assert "MiB resident memory" in process and "s CPU" in process
+        assert "file descriptors" in process
+        # a module's own metric (MUC's rooms), in words
+        assert f"Rooms of the MUC service (host {MUC}): 0" in lines
+
+        data = json.loads((await ctl("status", "--json")).stdout)
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{http}/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+    finally:
+        await slix_close(a, b)
+    assert data["c2s"] == 2            # what status said before stays
+    by_name = {f["name"]: f for f in data["metrics"]}
+    received = {s["labels"]["stanza_kind"]: s["value"]
+                for s in by_name["prosody_mod_measure_stanza_counts__received"]["samples"]
+                if s["labels"]["session_type"] == "c2s"}
+    # the readable line says what the JSON says...
+    assert stanzas_in == (f"stanzas in: c2s {received['message']} message, "
+                                        f"{received['presence']} presence, {received['iq']} iq")
+    assert received["message"] == 2 and received["iq"] >= 1 and received["presence"] == 2
+    # ... and /metrics, read after it with nothing sent in between, the same
+    served = {s.labels["stanza_kind"]: s.value
+              for f in text_string_to_metric_families(text)
+              if f.name == "prosody_mod_measure_stanza_counts__received"
+              for s in f.samples if s.labels["session_type"] == "c2s"}
+    assert served == received

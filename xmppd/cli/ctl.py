@@ -254,7 +254,83 @@ def cmd_status(args, cfg) -> int:
     print(f"server connections: {r['s2s']} ({r['s2s_in']} incoming, {r['s2s_out']} outgoing)")
     if r.get("traces"):
         print(f"stanza traces running (xmppctl trace): {r['traces']}")
+    _print_metrics(r.get("metrics") or [])
     return 0
+
+
+# the metrics ``status`` shows in words; any other (a module's) is listed as it is
+_SHOWN = {"xmppd_info", "xmppd_connections", "xmppd_sessions", "xmppd_s2s_remote_domains",
+          "prosody_mod_measure_stanza_counts__received", "prosody_mod_measure_stanza_counts__sent",
+          "xmppd_storage_operation_duration_seconds", "process_cpu_seconds",
+          "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
+          "prosody_mod_c2s__connections", "prosody_mod_s2s__connections_inbound",
+          "prosody_mod_s2s__connections_outbound", "process_virtual_memory_bytes",
+          "process_start_time_seconds"}
+
+
+def _print_metrics(families: list[dict]) -> None:
+    """The metrics of ``status`` (those ``http_openmetrics`` serves), for a reader."""
+    by_name = {f["name"]: f["samples"] for f in families}
+
+    def value(name, **labels):
+        for smp in by_name.get(name, ()):
+            if all(smp["labels"].get(k) == v for k, v in labels.items()):
+                return smp["value"]
+        return None
+
+    conns = by_name.get("xmppd_connections")
+    if conns:
+        print("connections: " + ", ".join(f"{int(smp['value'])} {smp['labels']['listener']}"
+                                          for smp in conns))
+    sessions = by_name.get("xmppd_sessions")
+    if sessions:
+        print("bound resources: " + ", ".join(f"{smp['labels']['host']} {int(smp['value'])}"
+                                              for smp in sessions))
+    domains = by_name.get("xmppd_s2s_remote_domains")
+    if domains:
+        print(f"remote domains: {int(value('xmppd_s2s_remote_domains', direction='in') or 0)} "
+              f"incoming, {int(value('xmppd_s2s_remote_domains', direction='out') or 0)} outgoing")
+    for title, name in (("stanzas in", "prosody_mod_measure_stanza_counts__received"),
+                        ("stanzas out", "prosody_mod_measure_stanza_counts__sent")):
+        per_type: dict[str, list] = {}
+        for smp in by_name.get(name, ()):
+            per_type.setdefault(smp["labels"]["session_type"], []).append(
+                (int(smp["value"]), smp["labels"]["stanza_kind"]))
+        if name in by_name:      # stream types that saw none are left out
+            shown = [f"{t} {', '.join(f'{n} {k}' for n, k in v)}" for t, v in per_type.items()
+                     if any(n for n, _ in v)]
+            print(f"{title}: " + ("; ".join(shown) or "none"))
+    storage: dict[tuple[str, str], dict] = {}
+    for smp in by_name.get("xmppd_storage_operation_duration_seconds", ()):
+        key = (smp["labels"]["store_type"], smp["labels"]["operation"])
+        suffix = smp["name"].rsplit("_", 1)[1]
+        if suffix in ("count", "sum"):
+            storage.setdefault(key, {})[suffix] = smp["value"]
+    timed = [(k, v) for k, v in storage.items() if v.get("count")]
+    if timed:
+        print("storage (operations, mean time): " + ", ".join(
+            f"{kind}.{op} {int(v['count'])} {v['sum'] / v['count'] * 1000:.2f} ms"
+            for (kind, op), v in timed))
+    rss = value("process_resident_memory_bytes")
+    cpu = value("process_cpu_seconds")
+    fds, max_fds = value("process_open_fds"), value("process_max_fds")
+    parts = []
+    if rss is not None:
+        parts.append(f"{rss / 1048576:.1f} MiB resident memory")
+    if cpu is not None:
+        parts.append(f"{cpu:.2f} s CPU")
+    if fds is not None:
+        limit = "" if max_fds is None else f" of {int(max_fds)}"
+        parts.append(f"{int(fds)}{limit} file descriptors")
+    if parts:
+        print("process: " + ", ".join(parts))
+    for f in families:       # a module's (MUC's rooms): its help, its labels, the value
+        if f["name"] in _SHOWN:
+            continue
+        for smp in f["samples"]:
+            labels = ", ".join(f"{k} {v}" for k, v in smp["labels"].items())
+            what = f["help"] or smp["name"]
+            print(f"{what}{' (' + labels + ')' if labels else ''}: {smp['value']:g}")
 
 
 def cmd_c2s(args, cfg) -> int:

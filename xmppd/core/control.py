@@ -348,7 +348,7 @@ def describe_c2s(sess) -> dict:
 
 @command("status", read_only=True)
 async def cmd_status(ctx: Context, args: dict) -> dict:
-    """Version, uptime, hosts and session counts."""
+    """Version, uptime, hosts, session counts and the metrics (``http_openmetrics``'s)."""
     server = ctx.server
     out = {
         "version": server.version,
@@ -362,6 +362,7 @@ async def cmd_status(ctx: Context, args: dict) -> dict:
     }
     for describe in server.items("status-describer"):
         out.update(describe(server) or {})
+    out["metrics"] = [f.to_json() for f in server.metrics.collect()]
     return out
 
 

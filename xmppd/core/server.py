@@ -18,6 +18,7 @@ from .accounts import Accounts
 from .host import Host
 from .items import ItemRegistry
 from .limits import LimitError, Limits
+from .metrics import Metrics
 from .router import Router
 from .trace import Tracer
 
@@ -73,6 +74,7 @@ class Server:
         self.version = __version__
         self.http = None          # the HTTP service (xmppd/http), set by its register()
         self.cert_watcher = None  # core/certificates.py: files re-read when they change
+        self.metrics = Metrics(self)   # counters, gauges, storage timings (core/metrics.py)
 
     # -- paths and options -------------------------------------------------
     @property
@@ -128,6 +130,9 @@ class Server:
             except (StorageError, OSError) as exc:
                 raise StartupError(f"storage in {self.data_path}: {_reason(exc)}"
                                    f"{self.where('data_path')}") from None
+        from ..storage.timed import TimedStorage
+        if not isinstance(self.storage, TimedStorage):
+            self.storage = TimedStorage(self.storage, self.metrics.storage_histogram)
         self.accounts = Accounts(self.storage, on_deleted=self._user_deleted,
                                  on_disabled=self._user_disabled)
         for hc in self.config.hosts.values():

@@ -6,7 +6,9 @@ listens on ``http_ports`` (5280, loopback: for a reverse proxy in front) and
 ``https_ports`` (5281, every interface, each host's certificate by SNI, the same
 certificates c2s uses), picks the host by the request's ``Host`` (``http_host``
 renames it, ``http_default_host`` takes what no host claims) and the route by the
-longest path prefix (``http_paths`` moves a route by name).
+longest path prefix (``http_paths`` moves a route by name). A route of a global
+module (``http_openmetrics``'s ``/metrics``) is every host's, and answers too where
+the ``Host`` names none of them (``127.0.0.1:5280``), as in Prosody.
 
 Requests from a ``trusted_proxies`` address are taken at the proxy's word: the
 client's address from ``X-Forwarded-For`` and the scheme from
@@ -41,11 +43,12 @@ HOST_META = "/.well-known/host-meta"
 
 class Request:
     """One HTTP request as a module sees it: the aiohttp request (``raw``), the
-    host it is for, the client's address and whether it came over HTTPS (both
-    after trusted proxies), and the service (for URLs and WebSocket streams)."""
+    host it is for (None: a global module's route asked under no host's name), the
+    client's address and whether it came over HTTPS (both after trusted proxies),
+    and the service (for URLs and WebSocket streams)."""
     __slots__ = ("raw", "host", "remote", "secure", "route", "service")
 
-    def __init__(self, raw: web.BaseRequest, host: "Host", remote: str, secure: bool,
+    def __init__(self, raw: web.BaseRequest, host: "Host | None", remote: str, secure: bool,
                  route: HttpRoute | None, service: "HttpService"):
         self.raw = raw
         self.host = host
@@ -108,24 +111,32 @@ class HttpService:
         return self._bosh
 
     # -- routes -------------------------------------------------------------
-    def routes(self, host: "Host") -> list[HttpRoute]:
-        return [r for r in host.items("http-route") if isinstance(r, HttpRoute)]
+    def routes(self, host: "Host | None") -> list[HttpRoute]:
+        """A host's routes (its modules' and the global ones); None: the global ones."""
+        items = host.items("http-route") if host is not None else self.server.items("http-route")
+        return [r for r in items if isinstance(r, HttpRoute)]
 
     def serving(self) -> bool:
         return any(self.routes(h) for h in self.server.hosts.values())
 
+    def _own_routes(self, host: "Host") -> bool:
+        """Does ``host`` serve routes of its own (not only the global ones)?"""
+        shared = self.server.items("http-route")
+        return any(isinstance(r, HttpRoute) and all(r is not g for g in shared)
+                   for r in host.items("http-route"))
+
     def http_host(self, host: "Host") -> str:
         return (self.server.config.get("http_host", host=host.name) or host.name).lower()
 
-    def path_of(self, host: "Host", route: HttpRoute) -> str:
-        paths = self.server.config.get("http_paths", host=host.name) or {}
+    def path_of(self, host: "Host | None", route: HttpRoute) -> str:
+        paths = self.server.config.get("http_paths", host=host.name if host else None) or {}
         path = paths.get(route.name, route.path) if isinstance(paths, dict) else route.path
         path = "/" + str(path).strip("/")
         return path
 
     def host_for(self, name: str) -> "Host | None":
         name = name.lower().rstrip(".")
-        serving = [h for h in self.server.hosts.values() if self.routes(h)]
+        serving = [h for h in self.server.hosts.values() if self._own_routes(h)]
         for h in serving:
             if self.http_host(h) == name:
                 return h
@@ -136,7 +147,7 @@ class HttpService:
                 return h
         return serving[0] if len(serving) == 1 else None
 
-    def route_for(self, host: "Host", path: str) -> HttpRoute | None:
+    def route_for(self, host: "Host | None", path: str) -> HttpRoute | None:
         best, best_len = None, -1
         for r in self.routes(host):
             base = self.path_of(host, r)
@@ -182,15 +193,18 @@ class HttpService:
         except ValueError:
             hostname = ""
         host = self.host_for(hostname)
-        if host is None:
-            return _text(404, f"No XMPP service here for {hostname or 'that host'}.\n")
-        remote, secure = self._client(raw)
         path = raw.path
-        if path in (HOST_META, HOST_META + ".json"):
+        if host is None:
+            route = self.route_for(None, path)    # a global module's route, whatever the Host
+            if route is None:
+                return _text(404, f"No XMPP service here for {hostname or 'that host'}.\n")
+        elif path in (HOST_META, HOST_META + ".json"):
             return self.host_meta(host, json_=path.endswith(".json"))
-        route = self.route_for(host, path)
-        if route is None:
-            return _text(404, "Not found.\n")
+        else:
+            route = self.route_for(host, path)
+            if route is None:
+                return _text(404, "Not found.\n")
+        remote, secure = self._client(raw)
         req = Request(raw, host, remote, secure, route, self)
         try:
             return await route.handler(req)

@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("xmppd.c2s")
 
 MAX_SASL_FAILURES = 5
-CLIENT_KINDS = {"{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"}
 
 
 _MESSAGE = "{jabber:client}message"
+_PRESENCE = "{jabber:client}presence"
 _IQ = "{jabber:client}iq"
 _SESSION = f"{{{ns.SESSION}}}session"
 
@@ -63,7 +63,7 @@ class C2SSession(XMLStreamProtocol):
         "closed_by_server", "_queue", "_drainer", "_out", "_flush_scheduled", "_paused",
         "_timeout", "address", "_bucket", "_held", "_counted", "_out_size", "_written",
         "_write_paused", "_send_limit", "_track", "_prune_handle", "_since_check", "_over_since",
-        "delivery_tracked", "trace",
+        "delivery_tracked", "trace", "counts",
         "_gone", "_untaken_stanzas", "__weakref__",
     )
 
@@ -117,6 +117,8 @@ class C2SSession(XMLStreamProtocol):
         # the xmppctl traces following this session (core/trace.py), None when none:
         # set after authentication only, so SASL never shows in a trace
         self.trace: tuple | None = None
+        # stanzas in and out, by kind, for the metrics (plain integer fields)
+        self.counts = server.metrics.stanza_counts(self.kind)
 
     def __repr__(self) -> str:
         return f"<C2S {self.full_jid or self.peer} {self.id}>"
@@ -236,6 +238,13 @@ class C2SSession(XMLStreamProtocol):
                 hook(self, el)
         if self.closing:
             return
+        tag = el.tag
+        if tag == _MESSAGE:
+            self.counts.message_out += 1
+        elif tag == _PRESENCE:
+            self.counts.presence_out += 1
+        elif tag == _IQ:
+            self.counts.iq_out += 1
         data = serialize(el)
         self._write(data)
         if self.trace is not None:
@@ -591,7 +600,14 @@ class C2SSession(XMLStreamProtocol):
 
     # -- stanzas from a bound client ---------------------------------------------
     async def _on_stanza(self, el: ET.Element) -> None:
-        if el.tag not in CLIENT_KINDS:
+        tag = el.tag
+        if tag == _MESSAGE:
+            self.counts.message_in += 1
+        elif tag == _PRESENCE:
+            self.counts.presence_in += 1
+        elif tag == _IQ:
+            self.counts.iq_in += 1
+        else:
             if await self.host.events.fire(ev.element_event(*st.split_tag(el.tag)), (self, el)):
                 return
             raise StreamError("unsupported-stanza-type", f"unknown element {el.tag}")
@@ -610,7 +626,7 @@ class C2SSession(XMLStreamProtocol):
         if self.inbound_hooks:
             for hook in self.inbound_hooks:
                 hook(self, el)
-        if el.tag == "{jabber:client}iq":
+        if tag == _IQ:
             t = el.get("type")
             # the errors come from where the IQ went (no 'from' if it had no 'to':
             # handled on behalf of the account, RFC 6120 §8.1.2.1)

@@ -24,6 +24,7 @@ from .c2s import C2SSession
 log = logging.getLogger("xmppd.component")
 
 HANDSHAKE = f"{{{ns.COMPONENT}}}handshake"
+_MESSAGE, _PRESENCE, _IQ = "{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"
 
 
 class ComponentSession(C2SSession):
@@ -77,6 +78,13 @@ class ComponentSession(C2SSession):
         if st.kind_of(el) is None:
             raise StreamError("unsupported-stanza-type", f"unknown element {el.tag}")
         st.to_client_ns(el, ns.COMPONENT)
+        tag = el.tag
+        if tag == _MESSAGE:
+            self.counts.message_in += 1
+        elif tag == _PRESENCE:
+            self.counts.presence_in += 1
+        elif tag == _IQ:
+            self.counts.iq_in += 1
         frm = el.get("from")
         try:
             if not frm or split(frm)[1] != self.host.name:

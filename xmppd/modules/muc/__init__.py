@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
-from xmppd.moduleapi import CliCommand, Option
+from xmppd.moduleapi import CliCommand, MetricFamily, Option
 from xmppd.xmpp.jid import bare as jid_bare
 
 from . import (archive, cli, config, disco, history, invites, moderation, occupant_id,
@@ -132,6 +132,9 @@ def setup(m) -> None:
         lock_timeout=m.get_option("muc_room_lock_timeout"),
     )
     m.provide(svc)
+    m.add_item("metrics", lambda: [MetricFamily(
+        "prosody_mod_muc__live_room", "gauge", "Rooms of the MUC service").add(
+        len(svc.rooms), host=host.name)])
     m.add_control_command("muc-destroy", destroy_command,
                           doc="Destroy a room (its occupants are told), or delete it from storage.")
     m.add_control_command("muc-rooms", rooms_command, read_only=True,

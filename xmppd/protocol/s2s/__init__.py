@@ -37,6 +37,7 @@ def register(server) -> S2SManager:
                                                       doc="The server-to-server streams."))
     server.add_item("status-describer", manager.status)
     server.add_item("session-source", lambda: list(manager.sessions))   # for xmppctl trace
+    server.add_item("metrics", manager.metrics)
     server.events.hook("route/remote", manager.route_remote)
     server.events.hook("server-listening", lambda _srv: manager.start())
     server.events.hook("server-closing", lambda _srv: manager.stop())

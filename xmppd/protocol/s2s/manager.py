@@ -448,6 +448,41 @@ class S2SManager:
         return {"s2s": len(streams), "s2s_in": sum(1 for s in streams if s["direction"] == "in"),
                 "s2s_out": sum(1 for s in streams if s["direction"] == "out")}
 
+    def metrics(self) -> list:
+        """The s2s part of the metrics (a ``metrics`` item): connections (also by
+        Prosody's mod_s2s names) and how many remote domains have a stream each way."""
+        from ...core.metrics import MetricFamily
+        count = {"in": 0, "out": 0}
+        remotes: dict[str, set] = {"in": set(), "out": set()}
+        prosody: dict[tuple[str, str, str], list[int]] = {}
+        for sess in self.sessions:
+            d = sess.direction
+            count[d] = count.get(d, 0) + 1
+            authed = sess.authenticated if d == "out" else bool(sess.pairs)
+            if authed:
+                if d == "out":
+                    remotes[d].add(sess.remote)
+                else:
+                    remotes[d].update(r for r, _local in sess.pairs)
+            t = sess.kind + ("" if authed else "_unauthed")
+            v = prosody.setdefault((d, sess.local or "", t), [0, 0])
+            v[1 if ":" in (sess.address or "") else 0] += 1
+        conns = MetricFamily("xmppd_connections", "gauge", "")
+        conns.add(count["in"], listener="s2s_in").add(count["out"], listener="s2s_out")
+        inbound = MetricFamily("prosody_mod_s2s__connections_inbound", "gauge",
+                               "Established incoming s2s connections")
+        outbound = MetricFamily("prosody_mod_s2s__connections_outbound", "gauge",
+                                "Established outgoing s2s connections")
+        for (d, host, t), (v4, v6) in sorted(prosody.items()):
+            fam = inbound if d == "in" else outbound
+            fam.add(v4, host=host, type=t, ip_family="ipv4").add(v6, host=host, type=t,
+                                                                   ip_family="ipv6")
+        domains = MetricFamily("xmppd_s2s_remote_domains", "gauge",
+                               "Remote domains with an authenticated server-to-server stream, "
+                               "by direction")
+        domains.add(len(remotes["in"]), direction="in").add(len(remotes["out"]), direction="out")
+        return [conns, inbound, outbound, domains]
+
     def certificates_reloaded(self, _reports) -> None:
         """TLS contexts are built from the certificate files on demand: forget them."""
         self._contexts.clear()

@@ -47,9 +47,10 @@ log = logging.getLogger("xmppd.s2s")
 # peers look for it, and elements in that namespace are written with it.
 PREFIXES = {ns.DIALBACK: "db"}
 SERVER_KINDS = {"{jabber:server}message", "{jabber:server}presence", "{jabber:server}iq"}
-CLIENT_KINDS = {"{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"}
 _S = "{jabber:server}"
 _C = "{jabber:client}"
+_MESSAGE, _PRESENCE, _IQ = _C + "message", _C + "presence", _C + "iq"
+_S_MESSAGE, _S_PRESENCE, _S_IQ = _S + "message", _S + "presence", _S + "iq"
 
 
 def to_client_ns(el: ET.Element) -> ET.Element:
@@ -109,6 +110,7 @@ class S2SStream(XMLStreamProtocol):
         self.created = time.monotonic()
         self.last_activity = self.created
         self.counters = {"in": 0, "out": 0}
+        self.counts = self.server.metrics.stanza_counts(self.kind)   # by kind, for the metrics
         self.state: dict[str, object] = {}   # module-owned per-stream state (session slots)
         self._tasks: set[asyncio.Task] = set()
         self._unflushed: list[ET.Element] = []  # stanzas in _out, handed back if never written
@@ -210,6 +212,13 @@ class S2SStream(XMLStreamProtocol):
 
     async def receive_stanza(self, el: ET.Element) -> None:
         """Route a stanza the peer sent, if its domains are a pair authenticated here."""
+        tag = el.tag
+        if tag == _S_MESSAGE:
+            self.counts.message_in += 1
+        elif tag == _S_PRESENCE:
+            self.counts.presence_in += 1
+        elif tag == _S_IQ:
+            self.counts.iq_in += 1
         frm, to = el.get("from"), el.get("to")
         if not frm or not to:
             raise StreamError("improper-addressing", "a stanza between servers needs 'from' and 'to'")
@@ -237,7 +246,16 @@ class S2SStream(XMLStreamProtocol):
             return
         self.counters["out"] += 1
         self.last_activity = time.monotonic()
-        stanza = el.tag in CLIENT_KINDS
+        tag = el.tag
+        stanza = True
+        if tag == _MESSAGE:
+            self.counts.message_out += 1
+        elif tag == _PRESENCE:
+            self.counts.presence_out += 1
+        elif tag == _IQ:
+            self.counts.iq_out += 1
+        else:
+            stanza = False
         if stanza:
             self._unflushed.append(el)
         data = serialize(el, ns.CLIENT, PREFIXES)
