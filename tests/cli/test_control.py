@@ -169,7 +169,7 @@ async def test_reload_certificates_and_config(tmp_path, cert_files, start_daemon
     r = await ctl("reload")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"certificate for {DOMAIN}: reloaded ({files['crt']}, valid until " in r.stdout
-    assert "configuration: unchanged since xmppd started" in r.stdout
+    assert "configuration: unchanged" in r.stdout
     d.cafile = str(tmp_path / "renewed-ca.pem")  # new connections see the new certificate
     c = await slix_connect(d, alice, "pw", send_presence=False)              # STARTTLS
     c2 = await slix_connect(d, alice, "pw", send_presence=False, direct_tls=True)
@@ -180,19 +180,19 @@ async def test_reload_certificates_and_config(tmp_path, cert_files, start_daemon
     # a broken renewal (key and certificate do not match) keeps the old pair
     other = trustme.CA().issue_cert(DOMAIN)
     other.cert_chain_pems[0].write_to_path(files["crt"])
-    # and a configuration change is reported, not applied
+    # and a configuration change is applied
     cfg.write_text(cfg.read_text().replace('log = {', 'c2s_timeout = 30\nlog = {'))
     r = await ctl("reload")
     assert r.returncode == 1
     assert f"certificate for {DOMAIN}: NOT reloaded, the old one stays: " in r.stdout
-    assert "they apply at the next restart:" in r.stdout
-    assert f"option c2s_timeout added ({cfg}:" in r.stdout
+    assert f"  option c2s_timeout added ({cfg}:" in r.stdout
+    assert "applied: limits applied to new connections" in r.stdout
     c = await slix_connect(d, alice, "pw", send_presence=False)
     await slix_close(c)
 
     # SIGHUP does the same, into the log
     d.proc.send_signal(signal.SIGHUP)
-    await wait_for(lambda: "restart xmppd to apply: option c2s_timeout added" in d.output())
+    await wait_for(lambda: "reload done: " in d.output())
     assert "not reloaded" in d.output()
     assert (await ctl("status")).returncode == 0
 

@@ -465,6 +465,17 @@ def _trace_line(line: dict) -> str:
 
 
 def cmd_reload(args, cfg) -> int:
+    # the same checks as the daemon's, here first: file:line:col, and nothing sent
+    from ..config import ConfigError
+    try:
+        _warnings, errors = diagnose(cfg)
+        _server(cfg)
+    except (ConfigError, CtlError) as exc:
+        errors = [str(exc)]
+    if errors:
+        for e in errors:
+            print(f"configuration NOT applied, xmppd keeps running with the previous one: {e}")
+        return 1
     r = call_running(cfg, "reload")
     failed = False
     for c in r["certificates"]:
@@ -477,13 +488,18 @@ def cmd_reload(args, cfg) -> int:
         print(f"certificate for {', '.join(c['names'])}: {state} ({c['certificate']}{until})")
     if r["config_error"]:
         failed = True
-        print(f"configuration: {r['config_error']}")
+        print(f"configuration NOT applied, xmppd keeps running with the previous one: "
+              f"{r['config_error']}")
     elif r["config_changes"]:
-        print("configuration changes since xmppd started; they apply at the next restart:")
+        print("configuration changes:")
         for change in r["config_changes"]:
             print(f"  {change}")
+        for line in r.get("applied", ()):
+            print(f"applied: {line}")
+        for line in r.get("restart", ()):
+            print(f"needs a restart: {line}")
     else:
-        print("configuration: unchanged since xmppd started")
+        print("configuration: unchanged")
     return 1 if failed else 0
 
 
@@ -708,7 +724,7 @@ def cmd_enable(args, cfg) -> int:
         raise CtlError(f"{link} exists and is not a link to {avail}; remove it first")
     link.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(os.path.relpath(avail, link.parent), link)
-    print(f"enabled {domain}: {link} -> {os.readlink(link)}; restart xmppd to apply")
+    print(f"enabled {domain}: {link} -> {os.readlink(link)}; `xmppctl reload` applies it to the running xmppd")
     return 0
 
 
@@ -720,7 +736,7 @@ def cmd_disable(args, cfg) -> int:
                            f"move it to {avail.parent}/ first")
         raise CtlError(f"{domain} is not enabled (no {link})")
     link.unlink()
-    print(f"disabled {domain} (removed {link}); restart xmppd to apply")
+    print(f"disabled {domain} (removed {link}); `xmppctl reload` applies it to the running xmppd")
     return 0
 
 
@@ -830,7 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive(float), default=None, metavar="SECONDS",
                    help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print each line as xmppd sends it (JSON)")
-    add("reload", cmd_reload, "reload the certificates; show configuration changes that need a restart")
+    add("reload", cmd_reload, "apply the configuration files to the running xmppd (hosts, "
+        "modules, options; what needs a restart is said) and reload the certificates")
     register_feature_commands(sub, common)
     return ap
 

@@ -184,9 +184,16 @@ def setup_logging(cfg, verbose: bool, base_dir: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def serve(cfg) -> int:
+async def serve(cfg, overrides: list[str] = ()) -> int:
     from ..app import build_server
+    from ..config import load_config
     server = build_server(cfg)
+
+    def config_loader():    # a reload reads the files again, with the same --set
+        new = load_config(cfg.path)
+        apply_overrides(new, list(overrides))
+        return new
+    server.config_loader = config_loader
     try:
         await server.start()
     except BaseException:
@@ -243,7 +250,7 @@ def _addresses(servers) -> list[str]:
 async def reload_and_log(server) -> None:
     """SIGHUP: what ``xmppctl reload`` does, reported in the log."""
     from ..core.control import reload
-    log.info("SIGHUP: reloading certificates, checking the configuration")
+    log.info("SIGHUP: reloading the configuration and the certificates")
     try:
         report = await reload(server)
     except Exception:
@@ -253,12 +260,10 @@ async def reload_and_log(server) -> None:
         if c["error"]:
             log.error("certificate for %s not reloaded: %s", ", ".join(c["names"]), c["error"])
     if report["config_error"]:
-        log.error("configuration: %s", report["config_error"])
-    for change in report["config_changes"]:
-        log.warning("configuration changed, restart xmppd to apply: %s", change)
-    log.info("reload done: %d of %d certificate(s) renewed; %d configuration change(s) "
-             "waiting for a restart", sum(1 for c in report["certificates"] if c["changed"]),
-             len(report["certificates"]), len(report["config_changes"]))
+        log.error("configuration not applied: %s", report["config_error"])
+    log.info("reload done: %d change(s) applied, %d waiting for a restart; %d of %d "
+             "certificate(s) renewed", len(report["applied"]), len(report["restart"]),
+             sum(1 for c in report["certificates"] if c["changed"]), len(report["certificates"]))
 
 
 def apply_overrides(cfg, settings: list[str]) -> None:
@@ -316,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import uvloop
         except ImportError:
-            return asyncio.run(serve(cfg))
-        return uvloop.run(serve(cfg))
+            return asyncio.run(serve(cfg, args.set or []))
+        return uvloop.run(serve(cfg, args.set or []))
     except (StartupError, ConfigError) as exc:
         # a port in use, an unreadable certificate, a broken database: one line,
         # naming the option and where it is set (the traceback at debug level)

@@ -143,16 +143,31 @@ def _reason(exc: BaseException) -> str:
 
 def reselect(server: "Server") -> list[dict]:
     """Hosts whose chosen files changed since start-up (a certificate imported into the
-    certificates directory, one obtained by ACME): served from the new files now.
+    certificates directory, one obtained by ACME, another ``ssl``), and hosts added
+    since: served from the new files now.
     One report per switched host, in :meth:`CertificateStore.reload`'s shape."""
     store = server.certs
     out = []
-    for c in choose(server):
-        if not store.has_name(c.host) or not c.exists:
+    choices = choose(server)
+    for c in choices:
+        if c.host not in server.hosts:
             continue
-        old_cert, old_key = store.files_for(c.host)
-        if (old_cert, old_key) == (c.cert, c.key):
+        if not store.has_name(c.host):      # a host added by a reload
+            if c.generated and not c.exists:
+                extra = [h.host for h in choices if h.host.endswith("." + c.host)]
+                log.warning("%s: no certificate configured; generating a self-signed one in %s",
+                            c.host, c.cert)
+                generate_self_signed(c.host, c.cert, c.key, extra_names=extra)
+            names = certcheck.inspect(c.cert, c.key, ()).names if c.exists else []
+            if server.config.hosts[c.host].kind != "virtualhost" and not c.explicit \
+                    and not any(name_matches(p, c.host) for p in names):
+                continue
+        elif not c.exists:
             continue
+        else:
+            old_cert, old_key = store.files_for(c.host)
+            if (old_cert, old_key) == (c.cert, c.key):
+                continue
         report = {"names": [c.host], "certificate": str(c.cert), "key": str(c.key),
                   "changed": False, "not_after": None, "error": None}
         out.append(report)

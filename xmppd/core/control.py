@@ -452,25 +452,66 @@ async def cmd_shutdown(ctx: Context, args: dict) -> dict:
 
 
 async def reload(server: "Server") -> dict:
-    """``xmppctl reload`` and SIGHUP: certificates again from disk, and what changed
-    in the configuration files (applied at the next restart).
+    """``xmppctl reload`` and SIGHUP: the configuration files read again and applied
+    to the running server (core/reload.py), certificates again from disk.
 
     ``{"certificates": [CertificateStore.reload() reports], "config_changes": [str],
-    "config_error": str | None}``
+    "applied": [str], "restart": [str], "config_error": str | None}``: every
+    difference from the running configuration, what was applied, and what waits
+    for a restart. A configuration with errors is not applied at all.
     """
+    from ..config import ConfigError
     from .certificates import reload as reload_certificates
-    certs = await reload_certificates(server)
-    out: dict[str, Any] = {"certificates": certs, "config_changes": [], "config_error": None}
-    path = getattr(server.config, "path", "")
-    if path and not path.startswith("<"):
-        from ..config import ConfigError, load_config
-        try:
-            new = await asyncio.to_thread(load_config, path)
-        except ConfigError as exc:
-            out["config_error"] = str(exc)
-        else:
-            out["config_changes"] = config_changes(server.config, new)
+    out: dict[str, Any] = {"certificates": [], "config_changes": [], "applied": [],
+                           "restart": [], "config_error": None}
+    new = None
+    try:
+        new = await asyncio.to_thread(_load_again, server)
+    except ConfigError as exc:
+        out["config_error"] = str(exc)
+    if new is not None:
+        out["config_changes"] = config_changes(server.config, new)
+        if out["config_changes"]:
+            from .reload import apply
+            report = await apply(server, new)
+            out["applied"], out["restart"] = report["applied"], report["restart"]
+            for line in out["applied"]:
+                log.info("reload: %s", line)
+            for line in out["restart"]:
+                log.warning("reload: needs a restart: %s", line)
+    out["certificates"] = await reload_certificates(server)
     return out
+
+
+def _load_again(server: "Server"):
+    """The configuration as the files say now (None when there are no files), with
+    the daemon's command-line overrides; checked as ``check config`` checks it, so
+    a value of the wrong type is a ConfigError and nothing is applied."""
+    from ..config import ConfigError
+    if server.config_loader is not None:
+        new = server.config_loader()
+    else:
+        path = getattr(server.config, "path", "")
+        if not path or path.startswith("<"):
+            return None
+        from ..config import load_config
+        new = load_config(path)
+    from ..config.options import CORE_OPTIONS, OptionRegistry, check
+    reg = OptionRegistry()
+    for opt in server.finder.declared_options(CORE_OPTIONS):
+        try:
+            reg.declare(opt)
+        except ValueError:
+            pass
+    check(new, reg, server.finder.known())
+    from .limits import LimitError, parse_limits
+    try:
+        parse_limits(new.get("limits"))
+    except LimitError as exc:
+        where = new.where("limits")
+        raise ConfigError(where.file if where else new.path, where.line if where else 0,
+                          where.col if where else 0, f"limits: {exc}") from None
+    return new
 
 
 def config_changes(old, new) -> list[str]:

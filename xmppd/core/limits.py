@@ -195,6 +195,14 @@ class Limits:
         self._fail_user: dict[str, collections.deque] = {}
         self._banned: dict[str, float] = {}
 
+    def update(self, config) -> None:
+        """New settings from a reloaded configuration; the counts and bans stay.
+        Raises LimitError (the old settings stay) for a bad limits table."""
+        by_kind = parse_limits(config.get("limits"))
+        self.by_kind = by_kind
+        self.max_auth_failures = int(config.get("c2s_max_auth_failures", default=20))
+        self.ban_lifetime = float(config.get("c2s_auth_ban_lifetime", default=600))
+
     def of(self, kind: str) -> KindLimits | None:
         return self.by_kind.get(kind)
 

@@ -372,6 +372,7 @@ class ModuleAPI:
     def session_slot(self, name: str | None = None) -> SessionSlot:
         """Per-session state of this module; emptied on every session at unload."""
         slot = SessionSlot(f"{self.name}.{name}" if name else self.name)
+        self.keeps_session_state = True     # a reload would lose it (core/reload.py)
 
         def clear():
             for resources in list(getattr(self.host, "sessions", {}).values()):

@@ -61,6 +61,7 @@ class Server:
         self.listeners: dict[str, list[asyncio.AbstractServer]] = {}
         self.global_modules: dict[str, Any] = {}
         self.started_at = time.time()
+        self.config_loader = None   # () -> a fresh Config, for reloads (the daemon sets it)
         self.c2s_stanza_size_limit = int(config.get("c2s_stanza_size_limit", default=262144))
         self.c2s_timeout = float(config.get("c2s_timeout", default=60))
         self._limits_error: LimitError | None = None
@@ -324,6 +325,32 @@ class Server:
         if h is not None:
             self.end_user_sessions(host, user, error=StreamError("not-authorized", "account disabled"))
             await h.events.notify("user-disabled", user)
+
+    # -- reload ------------------------------------------------------------------
+    def apply_settings(self) -> None:
+        """Read again what the server keeps from its configuration (after a reload):
+        the limits (their bookkeeping stays) and the stanza size and timeout, for
+        new connections."""
+        self.c2s_stanza_size_limit = int(self.config.get("c2s_stanza_size_limit", default=262144))
+        self.c2s_timeout = float(self.config.get("c2s_timeout", default=60))
+        try:
+            self.limits.update(self.config)
+        except LimitError as exc:
+            log.error("limits: %s%s; the previous limits stay", exc, self.where("limits"))
+
+    async def remove_host(self, name: str) -> None:
+        """Stop serving a host: its client sessions end with ``host-gone``, its
+        modules are unloaded, and stanzas for it are no longer routed here."""
+        from .reload import close_host_sessions
+        host = self.hosts.get(name)
+        if host is None:
+            return
+        closed = await close_host_sessions(self, name)
+        await host.events.notify("host-removed", host)
+        for mod in list(host.modules):
+            host.unload_module(mod)
+        del self.hosts[name]
+        log.info("%s: no longer served (%d session(s) closed)", name, closed)
 
     # -- certificates ------------------------------------------------------------
     def _setup_certificates(self) -> None:

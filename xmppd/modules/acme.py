@@ -96,8 +96,10 @@ def setup(m) -> None:
 
     m.add_item("http-route", HttpRoute("acme_challenge", "/.well-known/acme-challenge", challenge))
     renewer = Renewer(m, settings, tokens)
-    m.hook_global("server-listening", renewer.start)
+    m.hook("server-listening", renewer.start)
     m.on_unload(renewer.stop)
+    if m.server.listeners:      # loaded by a reload: the server listens already
+        asyncio.get_running_loop().create_task(renewer.start())
 
 
 class Renewer:

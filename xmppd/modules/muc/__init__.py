@@ -33,6 +33,10 @@ PROTOCOLS = ["XEP-0045", "XEP-0249", "XEP-0313", "XEP-0359", "XEP-0410", "XEP-04
 DEPENDS: list = []
 CLI = [CliCommand("muc", cli.register, "multi-user chat rooms")]
 
+# its rooms (and their occupants) live in the module: a changed option waits for a
+# restart instead of reloading the module (core/reload.py)
+RELOAD = "restart"
+
 OPTIONS = [
     Option("restrict_room_creation", "any", False, "host",
            "who may create rooms: false (anyone), \"local\" (users of the parent domain, "
