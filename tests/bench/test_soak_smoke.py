@@ -25,7 +25,8 @@ def test_soak_smoke(tmp_path):
     assert "args" in lines[0] and "summary" in lines[-1], proc.stdout[-3000:] + proc.stderr[-3000:]
     samples, s = lines[1:-1], lines[-1]["summary"]
     assert proc.returncode == 0, (s["failures"], proc.stdout[-3000:], proc.stderr[-3000:])
-    assert len(samples) == 6 and all(x["rss_kib"] and x["fds"] for x in samples)
+    # one every 5 s for 30 s (a seventh when the last sleep ends late on a busy machine)
+    assert len(samples) in (6, 7) and all(x["rss_kib"] and x["fds"] for x in samples)
     n = s["counts"]
     # everything between online clients arrived, and there was some of it
     assert n["chat_sent"] > 500 and s["chat_lost"] == 0 and s["received"]["C"] == n["chat_sent"]

@@ -91,7 +91,8 @@ def setup(m) -> None:
         answer = tokens.get(token)
         if answer is None:
             return web.Response(status=404, text="No such challenge.\n", content_type="text/plain")
-        log.info("ACME: %s fetched the challenge for %s", request.remote, request.host.name)
+        log.info("ACME: %s fetched the challenge for %s", request.remote,
+                 request.raw.host or "?")
         return web.Response(text=answer, content_type="application/octet-stream")
 
     m.add_item("http-route", HttpRoute("acme_challenge", "/.well-known/acme-challenge", challenge))

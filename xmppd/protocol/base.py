@@ -282,6 +282,14 @@ class XMLStreamProtocol(asyncio.Protocol):
             n = t.get_write_buffer_size()
         except Exception:
             n = 0
+        # over TLS, asyncio's SSL transport counts only its own buffers: the encrypted
+        # bytes waiting in the socket transport below it were handed over but not sent
+        lower = getattr(getattr(t, "_ssl_protocol", None), "_transport", None)
+        if lower is not None and lower is not t:
+            try:
+                n += lower.get_write_buffer_size()
+            except Exception:
+                pass
         sock = t.get_extra_info("socket")
         if sock is not None:
             try:
