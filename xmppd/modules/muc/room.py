@@ -529,8 +529,11 @@ class Room:
             self.nicks.pop(bare, None)   # a reserved nickname goes with the membership
         self.dirty = True
         eff = self.affiliation(bare)
+        present = [o for o in self.occupants.values() if o.bare == bare]
+        if not present:
+            return self.announce_affiliation(bare, eff, reason=reason)
         out: list[ET.Element] = []
-        for occ in [o for o in self.occupants.values() if o.bare == bare]:
+        for occ in present:
             occ.xcache.clear()
             if eff == "outcast":
                 out.extend(self.remove(occ, [301], actor=actor, reason=reason, affiliation="outcast"))
@@ -540,6 +543,25 @@ class Room:
                 occ.role = perm.default_role(eff, moderated=self.config.moderated)
                 out.extend(self.presences(occ, self.occupants.values(), actor=actor, reason=reason))
         return out
+
+    def announce_affiliation(self, bare: str, affiliation: str, *,
+                             reason: str | None = None) -> list[ET.Element]:
+        """§9.3-9.5, §10.6 (XEP-0045 1.34.7 "Notifications of changes"): the new
+        affiliation of a user who is not in the room, in a message from the room to
+        the occupants who may see real JIDs (as Prosody: everyone in a non-anonymous
+        room, the moderators in a semi-anonymous one). Status 301 goes with a ban,
+        321 with an affiliation that may not enter (members-only)."""
+        m = ET.Element(MESSAGE, {"from": self.jid, "id": new_id()})
+        x = ET.SubElement(m, USER_X)
+        item = ET.SubElement(x, q(ns.MUC_USER, "item"), {"affiliation": affiliation, "jid": bare})
+        if reason:
+            ET.SubElement(item, q(ns.MUC_USER, "reason")).text = reason
+        if affiliation == "outcast":
+            ET.SubElement(x, q(ns.MUC_USER, "status"), {"code": "301"})
+        elif self.config.members_only and \
+                perm.AFFILIATION_RANK[affiliation] < perm.AFFILIATION_RANK["member"]:
+            ET.SubElement(x, q(ns.MUC_USER, "status"), {"code": "321"})
+        return self.fanout(m, [o for o in self.occupants.values() if self.sees_jids(o)])
 
     def remove_non_members(self) -> list[ET.Element]:
         """§10.2: a room made members-only loses its non-members (status 322)."""
