@@ -9,13 +9,25 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from slixmpp.exceptions import PresenceError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
-from ..clients import TIMEOUT
-from .conftest import MUC, codes, create_room, groupchat, join, next_matching, start_muc
+from ..clients import TIMEOUT, logged_in
+from .conftest import PLUGINS, MUC, codes, create_room, groupchat, join, next_matching, start_muc
+from .test_companions import bodies, mam_query
 
 ROOM = f"lobby@{MUC}"
 USER = "http://jabber.org/protocol/muc#user"
 CONF = "jabber:x:conference"
+
+
+def listen(client) -> None:
+    """Queues of every message and presence, as the ``users`` fixture sets up."""
+    client.all_messages, client.all_presences = asyncio.Queue(), asyncio.Queue()
+    client.register_handler(Callback("all messages", MatchXPath("{jabber:client}message"),
+                                     client.all_messages.put_nowait))
+    client.register_handler(Callback("all presences", MatchXPath("{jabber:client}presence"),
+                                     client.all_presences.put_nowait))
 
 
 def from_room(m) -> bool:
@@ -266,19 +278,12 @@ async def test_decline_goes_back_with_a_body(users):
 
 
 async def test_muc_mam_module_name_loads_the_room_archive(tmp_path, certs):
-    from ..clients import logged_in
-    from .conftest import PLUGINS
-    from .test_companions import bodies, mam_query
     srv = await start_muc(tmp_path, certs, 'modules_enabled = { "muc_mam" }\n')
     try:
         assert "muc" in srv.server.hosts[MUC].modules
         await srv.adduser("alice@xmppd.test")
         async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
-            a.all_messages = asyncio.Queue()
-            from slixmpp.xmlstream.handler import Callback
-            from slixmpp.xmlstream.matcher import MatchXPath
-            a.register_handler(Callback("all", MatchXPath("{jabber:client}message"),
-                                        a.all_messages.put_nowait))
+            listen(a)
             await create_room(a, ROOM, "Alice")
             a.send_message(mto=ROOM, mbody="kept", mtype="groupchat")
             await next_matching(a.all_messages, groupchat(ROOM, "kept"))
@@ -286,3 +291,42 @@ async def test_muc_mam_module_name_loads_the_room_archive(tmp_path, certs):
             assert bodies(results) == ["kept"]
     finally:
         await srv.server.stop()
+
+
+async def test_room_archive_expiry_and_default_language(tmp_path, certs):
+    import time
+
+    srv = await start_muc(tmp_path, certs, 'muc_log_expires_after = "1d"\n'
+                                           'muc_room_default_language = "fr"\n')
+    try:
+        await srv.adduser("alice@xmppd.test")
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
+            listen(a)
+            # the room gets muc_room_default_language, whatever the creator's
+            await create_room(a, ROOM, "Alice")
+            info = await a.plugin["xep_0030"].get_info(jid=ROOM, timeout=TIMEOUT)
+            assert info["disco_info"]["form"].get_fields()["muc#roominfo_lang"]["value"] == "fr"
+            a.send_message(mto=ROOM, mbody="old news", mtype="groupchat")
+            await next_matching(a.all_messages, groupchat(ROOM, "old news"))
+            archive = srv.muc.archive
+            # a day is not over yet: kept
+            assert await archive.cleanup(now=time.time() + 3600) == 0
+            _, results = await mam_query(a)
+            assert bodies(results) == ["old news"]
+            # two days later it has expired
+            assert await archive.cleanup(now=time.time() + 2 * 86400) == 1
+            _, results = await mam_query(a)
+            assert bodies(results) == []
+    finally:
+        await srv.server.stop()
+
+
+async def test_new_room_takes_its_creators_language_by_default(users, muc_server):
+    a = await users("alice")
+    a.send_raw(f"<presence to='{ROOM}/Alice' xml:lang='de'>"
+               "<x xmlns='http://jabber.org/protocol/muc'/></presence>")
+    await next_matching(a.all_presences, lambda p: p["from"] == f"{ROOM}/Alice")
+    await a.plugin["xep_0045"].set_room_config(ROOM, a.plugin["xep_0004"].make_form("submit"),
+                                               timeout=TIMEOUT)
+    info = await a.plugin["xep_0030"].get_info(jid=ROOM, timeout=TIMEOUT)
+    assert info["disco_info"]["form"].get_fields()["muc#roominfo_lang"]["value"] == "de"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
-from xmppd.moduleapi import CliCommand, MetricFamily, Option
+from xmppd.moduleapi import CliCommand, MetricFamily, Option, parse_period
 from xmppd.xmpp.jid import bare as jid_bare
 
 from . import (archive, cli, config, disco, history, invites, moderation, occupant_id,
@@ -75,6 +75,13 @@ OPTIONS = [
            "new rooms archive their messages (XEP-0313); owners can turn it off"),
     Option("muc_log_all_rooms", "boolean", False, "host",
            "every room archives its messages, whatever its configuration"),
+    Option("muc_log_expires_after", "any", "1w", "host",
+           "how long room archives keep messages: \"1d\", \"2w\", \"3m\" (31 days), \"1y\", "
+           "a number of seconds, or \"never\"", limit=True),
+    Option("muc_log_cleanup_interval", "number", 4 * 60 * 60, "host",
+           "seconds between two runs of the expiry of old room messages", min=1),
+    Option("muc_room_default_language", "string", "", "host",
+           "language (xml:lang code) of new rooms; unset, the creator's language"),
     Option("muc_queue_limit", "integer", 1000, "host",
            "stanzas waiting for one room before senders get resource-constraint", min=1,
            limit=True),
@@ -115,6 +122,7 @@ def _defaults(m, env: RoomEnv) -> RoomConfig:
         history_length=min(m.get_option("muc_room_default_history_length"), env.max_history),
         max_users=m.get_option("muc_room_default_max_occupants"),
         logging=m.get_option("muc_log_by_default"),
+        lang=m.get_option("muc_room_default_language") or "",
     )
 
 
@@ -126,16 +134,24 @@ def setup(m) -> None:
     env = RoomEnv(host.name, admins=_admins(m), max_history=m.get_option("max_history_messages"),
                   locking=m.get_option("muc_room_locking"),
                   max_nick_length=m.get_option("muc_max_nick_length"), events=host.events)
+    try:
+        expires = parse_period(m.get_option("muc_log_expires_after"))
+    except ValueError as exc:
+        raise m.option_error("muc_log_expires_after", str(exc)) from None
     svc = MucService(
         host.name, env, send=m.send,
         rooms_store=RoomStore(m.open_store("muc_rooms", "keyval")),
-        archive=RoomArchive(m.open_store("muc_log", "archive")),
+        archive=RoomArchive(m.open_store("muc_log", "archive"), expires=expires,
+                            cleanup_map=m.open_store("muc_log_cleanup", "map")),
         defaults=lambda: _defaults(m, env), restrict_creation=m.get_option("restrict_room_creation"),
         queue_limit=m.get_option("muc_queue_limit"), name=host.get_option("name") or "Chatrooms",
         log_all_rooms=m.get_option("muc_log_all_rooms"),
         lock_timeout=m.get_option("muc_room_lock_timeout"),
     )
     m.provide(svc)
+    if expires is not None:
+        m.add_timer(archive.FIRST_CLEANUP, svc.archive.cleanup)   # soon after start, then periodically
+        m.add_timer(m.get_option("muc_log_cleanup_interval"), svc.archive.cleanup, repeat=True)
     m.add_item("metrics", lambda: [MetricFamily(
         "prosody_mod_muc__live_room", "gauge", "Rooms of the MUC service").add(
         len(svc.rooms), host=host.name)])

@@ -99,6 +99,9 @@ def creation_allowed(rule: Any, bare: str, *, admins: frozenset, parent: str) ->
     return False  # True, "admin", or anything else: admins only
 
 
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
 class MucService:
     def __init__(self, domain: str, env: RoomEnv, *, send: Callable[[ET.Element], Awaitable[None]],
                  rooms_store: RoomStore | None = None, archive: arch.RoomArchive | None = None,
@@ -267,8 +270,13 @@ class MucService:
         return creation_allowed(self.restrict_creation, bare, admins=self.env.admins,
                                 parent=self.parent)
 
-    def create_room(self, node: str, owner: str, *, locked: bool) -> Room:
+    def create_room(self, node: str, owner: str, *, locked: bool, lang: str | None = None) -> Room:
         cfg = self.defaults()
+        if lang and not cfg.lang:
+            # no muc_room_default_language: the creator's (every stanza from a client
+            # has its stream's language, RFC 6120 §8.1.5, so it cannot go first as
+            # in Prosody, where only an xml:lang on the join itself would)
+            cfg.lang = lang
         if self.log_all_rooms:
             cfg.logging = True
         room = Room(node, self.env, cfg)
@@ -286,8 +294,9 @@ class MucService:
             if room is None:
                 if item.kind == "presence" and item.to_type == "full" and stanza.get("type") is None:
                     bare = jid_bare(item.from_jid)
-                    ev.room = room = self.create_room(item.node, bare, locked=self.env.locking
-                                                      and stanza.find(MUC_X) is not None)
+                    ev.room = room = self.create_room(
+                        item.node, bare, locked=self.env.locking and stanza.find(MUC_X) is not None,
+                        lang=stanza.get(XML_LANG))
                     ev.created = True
                     await self.events.fire(ROOM_PRE_CREATE, ev)   # a hook may refuse (raise)
                 elif st.may_answer_with_error(stanza) and item.kind != "presence":
