@@ -5,6 +5,7 @@ XEP-0249 copy), and Prosody's ``muc_mam`` module name."""
 from __future__ import annotations
 
 import asyncio
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -294,8 +295,6 @@ async def test_muc_mam_module_name_loads_the_room_archive(tmp_path, certs):
 
 
 async def test_room_archive_expiry_and_default_language(tmp_path, certs):
-    import time
-
     srv = await start_muc(tmp_path, certs, 'muc_log_expires_after = "1d"\n'
                                            'muc_room_default_language = "fr"\n')
     try:
@@ -330,3 +329,63 @@ async def test_new_room_takes_its_creators_language_by_default(users, muc_server
                                                timeout=TIMEOUT)
     info = await a.plugin["xep_0030"].get_info(jid=ROOM, timeout=TIMEOUT)
     assert info["disco_info"]["form"].get_fields()["muc#roominfo_lang"]["value"] == "de"
+
+
+async def test_destroyed_persistent_room_leaves_a_tombstone(users, muc_server):
+    a = await users("alice")
+    b = await users("bob")
+    root = await users("admin")   # admins = { "admin@xmppd.test" } in the test config
+    await create_room(a, ROOM, "Alice", **{"muc#roomconfig_persistentroom": True})
+    await a.plugin["xep_0045"].destroy(ROOM, reason="moving", altroom=f"new@{MUC}", timeout=TIMEOUT)
+    await muc_server.muc.drained()
+    # a join, and a message, get "gone" with the reason and the new address
+    with pytest.raises(PresenceError) as e:
+        await join(b, ROOM, "Bob")
+    err = e.value.presence.xml.find("{jabber:client}error")
+    assert e.value.condition == "gone" and e.value.text == "moving"
+    assert err.get("type") == "cancel"
+    assert err.findtext("{urn:ietf:params:xml:ns:xmpp-stanzas}gone") == f"xmpp:new@{MUC}?join"
+    b.send_message(mto=ROOM, mbody="anyone?", mtype="groupchat")
+    m = await next_matching(b.all_messages, lambda m: m["type"] == "error")
+    assert m["error"]["condition"] == "gone"
+    # it is kept (31 days by default)
+    tomb = await muc_server.muc.tombstones.store.get("lobby")
+    assert tomb["until"] > time.time() + 30 * 86400
+    # a server admin may take the name back before
+    pres, *_ = await join(root, ROOM, "Root")
+    assert 201 in codes(pres)
+
+
+async def test_tombstones_expire_and_can_be_off(tmp_path, certs):
+    srv = await start_muc(tmp_path, certs, "muc_tombstone_expiry = 1\n"
+                                           "muc_room_default_persistent = true\n")
+    try:
+        await srv.adduser("alice@xmppd.test")
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
+            listen(a)
+            await create_room(a, ROOM, "Alice")
+            await a.plugin["xep_0045"].destroy(ROOM, timeout=TIMEOUT)
+            await srv.muc.drained()
+            tomb = await srv.muc.tombstones.store.get("lobby")
+            # (the test does not wait a second: the tombstone is made to have expired)
+            tomb["until"] -= 1
+            await srv.muc.tombstones.store.set("lobby", tomb)
+            pres, *_ = await join(a, ROOM, "Alice")
+            assert 201 in codes(pres)
+            assert await srv.muc.tombstones.store.get("lobby") is None
+    finally:
+        await srv.server.stop()
+    (tmp_path / "off").mkdir()
+    srv = await start_muc(tmp_path / "off", certs, "muc_tombstones = false\n"
+                                                   "muc_room_default_persistent = true\n")
+    try:
+        assert srv.muc.tombstones is None
+        await srv.adduser("alice@xmppd.test")
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
+            await create_room(a, ROOM, "Alice")
+            await a.plugin["xep_0045"].destroy(ROOM, timeout=TIMEOUT)
+            await srv.muc.drained()
+            pres, *_ = await join(a, ROOM, "Alice")
+            assert 201 in codes(pres)
+    finally:
+        await srv.server.stop()

@@ -10,8 +10,8 @@ events of ``events.py`` (``muc-room-iq-get/<ns>:<name>``,
 ``muc-occupant-session-new``, ``muc-disco#info``...) in its ``setup(m, service)``:
 ``disco``, ``config``, ``moderation``, ``voice``, ``register``, ``vcard``,
 ``selfping``, ``archive``, ``invites``, ``subject``, ``history``, ``occupant_id``.
-``persistence`` stores rooms, ``permissions`` holds the §5 tables and ``cli`` is
-``xmppctl muc``. This file only wires them.
+``persistence`` stores rooms, ``tombstones`` what destroyed ones leave,
+``permissions`` holds the §5 tables and ``cli`` is ``xmppctl muc``. This file only wires them.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from .config import ALLOW_PM, RoomConfig
 from .persistence import RoomStore
 from .room import RoomEnv
 from .service import MucService
+from .tombstones import Tombstones
 
 PROTOCOLS = ["XEP-0045", "XEP-0249", "XEP-0313", "XEP-0359", "XEP-0410", "XEP-0421",
              "XEP-0425", "XEP-0486"]
@@ -80,6 +81,12 @@ OPTIONS = [
            "a number of seconds, or \"never\"", limit=True),
     Option("muc_log_cleanup_interval", "number", 4 * 60 * 60, "host",
            "seconds between two runs of the expiry of old room messages", min=1),
+    Option("muc_tombstones", "boolean", True, "host",
+           "a destroyed persistent room leaves a tombstone: its address answers \"gone\" "
+           "(with the reason and the new venue) until muc_tombstone_expiry"),
+    Option("muc_tombstone_expiry", "any", "31d", "host",
+           "how long tombstones last: \"1d\", \"2w\", \"3m\" (31 days), \"1y\" or a number "
+           "of seconds; server admins may create the room anew before"),
     Option("muc_room_default_language", "string", "", "host",
            "language (xml:lang code) of new rooms; unset, the creator's language"),
     Option("muc_queue_limit", "integer", 1000, "host",
@@ -138,6 +145,14 @@ def setup(m) -> None:
         expires = parse_period(m.get_option("muc_log_expires_after"))
     except ValueError as exc:
         raise m.option_error("muc_log_expires_after", str(exc)) from None
+    tombs = None
+    if m.get_option("muc_tombstones"):
+        try:
+            ttl = parse_period(m.get_option("muc_tombstone_expiry"))
+        except ValueError as exc:
+            raise m.option_error("muc_tombstone_expiry", str(exc)) from None
+        if ttl is not None:
+            tombs = Tombstones(m.open_store("muc_tombstones", "keyval"), ttl, env.now)
     svc = MucService(
         host.name, env, send=m.send,
         rooms_store=RoomStore(m.open_store("muc_rooms", "keyval")),
@@ -146,7 +161,7 @@ def setup(m) -> None:
         defaults=lambda: _defaults(m, env), restrict_creation=m.get_option("restrict_room_creation"),
         queue_limit=m.get_option("muc_queue_limit"), name=host.get_option("name") or "Chatrooms",
         log_all_rooms=m.get_option("muc_log_all_rooms"),
-        lock_timeout=m.get_option("muc_room_lock_timeout"),
+        lock_timeout=m.get_option("muc_room_lock_timeout"), tombstones=tombs,
     )
     m.provide(svc)
     if expires is not None:

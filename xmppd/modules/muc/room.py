@@ -122,6 +122,9 @@ class Room:
         self.archive_out: list[tuple[str, float, str, ET.Element]] = []
         self.archive_edits: list[tuple[str, ET.Element]] = []
         self.pending_iqs: dict[str, tuple[str, str, str]] = {}
+        self.destroy_reason: str | None = None      # what destroy() was told (tombstones)
+        self.destroy_alternate: str | None = None
+        self.tombstoned = False
 
     def __repr__(self) -> str:
         return f"<Room {self.jid} {len(self.occupants)} occupants>"
@@ -604,6 +607,7 @@ class Room:
         self.occupants.clear()
         self.by_jid.clear()
         self.destroyed = True
+        self.destroy_reason, self.destroy_alternate = reason, alternate
         self.dirty = True
         return out
 

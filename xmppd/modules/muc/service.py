@@ -107,7 +107,7 @@ class MucService:
                  rooms_store: RoomStore | None = None, archive: arch.RoomArchive | None = None,
                  defaults: Callable[[], RoomConfig] = RoomConfig, restrict_creation: Any = False,
                  queue_limit: int = 1000, name: str = "Chatrooms", log_all_rooms: bool = False,
-                 lock_timeout: float = 300):
+                 lock_timeout: float = 300, tombstones=None):
         self.domain = domain
         self.env = env
         self.send = send
@@ -119,6 +119,7 @@ class MucService:
         self.name = name
         self.log_all_rooms = log_all_rooms
         self.lock_timeout = lock_timeout
+        self.tombstones = tombstones   # tombstones.Tombstones, or None (muc_tombstones off)
         self._lock_timers: dict[str, asyncio.TimerHandle] = {}
         self.parent = domain.split(".", 1)[1] if "." in domain else domain
         self.rooms: dict[str, Room] = {}
@@ -292,6 +293,9 @@ class MucService:
                        origin=item.origin)
         try:
             if room is None:
+                if self.tombstones is not None and stanza.get("type") != "error":
+                    await self.tombstones.check(item.node, stanza, jid_bare(item.from_jid),
+                                                self.env.admins)
                 if item.kind == "presence" and item.to_type == "full" and stanza.get("type") is None:
                     bare = jid_bare(item.from_jid)
                     ev.room = room = self.create_room(
@@ -350,6 +354,10 @@ class MucService:
             await self.archive.delete(room.node)
         if self.store is not None and (room.dirty or (room.destroyed and room.stored)):
             await self.store.save(room)
+        if room.destroyed and room.config.persistent and self.tombstones is not None \
+                and not room.tombstoned:
+            room.tombstoned = True
+            await self.tombstones.leave(room)
         room.dirty = False
 
     def _track_directed(self, room: Room, item: Item) -> None:
