@@ -77,16 +77,16 @@ OPTIONS = [
     Option("muc_log_all_rooms", "boolean", False, "host",
            "every room archives its messages, whatever its configuration"),
     Option("muc_log_expires_after", "any", "1w", "host",
-           "how long room archives keep messages: \"1d\", \"2w\", \"3m\" (31 days), \"1y\", "
-           "a number of seconds, or \"never\"", limit=True),
+           "how long room archives keep messages: \"1d\", \"2 weeks\", \"3m\" (31 days), "
+           "\"1y\", a number of seconds, or \"never\"", limit=True),
     Option("muc_log_cleanup_interval", "number", 4 * 60 * 60, "host",
            "seconds between two runs of the expiry of old room messages", min=1),
     Option("muc_tombstones", "boolean", True, "host",
            "a destroyed persistent room leaves a tombstone: its address answers \"gone\" "
            "(with the reason and the new venue) until muc_tombstone_expiry"),
     Option("muc_tombstone_expiry", "any", "31d", "host",
-           "how long tombstones last: \"1d\", \"2w\", \"3m\" (31 days), \"1y\" or a number "
-           "of seconds; server admins may create the room anew before"),
+           "how long tombstones last: \"31 days\", \"2w\", \"1y\", a number of seconds...; "
+           "server admins may create the room anew before"),
     Option("muc_room_default_language", "string", "", "host",
            "language (xml:lang code) of new rooms; unset, the creator's language"),
     Option("muc_queue_limit", "integer", 1000, "host",
