@@ -389,3 +389,32 @@ async def test_tombstones_expire_and_can_be_off(tmp_path, certs):
             assert 201 in codes(pres)
     finally:
         await srv.server.stop()
+
+
+async def test_only_admins_make_rooms_persistent_or_public_when_restricted(tmp_path, certs):
+    srv = await start_muc(tmp_path, certs, "muc_room_allow_persistent = false\n"
+                                           "muc_room_allow_public = false\n"
+                                           "muc_room_default_public = false\n")
+    try:
+        await srv.adduser("alice@xmppd.test")
+        await srv.adduser("admin@xmppd.test")   # admins = { "admin@xmppd.test" } in the test config
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a, \
+                logged_in(srv, "admin@xmppd.test", plugins=PLUGINS) as root:
+            _, form = await create_room(a, ROOM, "Alice", **{"muc#roomconfig_persistentroom": True,
+                                                             "muc#roomconfig_publicroom": True,
+                                                             "muc#roomconfig_roomname": "Lobby"})
+            fields = form.get_fields()
+            assert "muc#roomconfig_persistentroom" not in fields
+            assert "muc#roomconfig_publicroom" not in fields
+            assert "muc#roomconfig_roomname" in fields
+            cfg = srv.muc.rooms["lobby"].config
+            # the rest of the form was taken, those two fields ignored
+            assert (cfg.name, cfg.persistent, cfg.public) == ("Lobby", False, False)
+            room2 = f"ops@{MUC}"
+            _, form = await create_room(root, room2, "Root", **{"muc#roomconfig_persistentroom": True,
+                                                                "muc#roomconfig_publicroom": True})
+            assert "muc#roomconfig_persistentroom" in form.get_fields()
+            cfg = srv.muc.rooms["ops"].config
+            assert (cfg.persistent, cfg.public) == (True, True)
+    finally:
+        await srv.server.stop()

@@ -52,6 +52,12 @@ OPTIONS = [
            "the most messages a room keeps for new occupants (rooms choose up to this)", min=0, limit=True),
     Option("muc_max_nick_length", "integer", 23, "host", "longest nickname, in characters",
            min=1, limit=True),
+    Option("muc_room_allow_persistent", "boolean", True, "host",
+           "room owners may make their rooms persistent; false: only server admins may "
+           "(the field leaves the others' configuration form)"),
+    Option("muc_room_allow_public", "boolean", True, "host",
+           "room owners may list their rooms publicly; false: only server admins may "
+           "(the field leaves the others' configuration form)"),
     Option("muc_room_default_public", "boolean", True, "host",
            "new rooms are listed in the service's room list"),
     Option("muc_room_default_persistent", "boolean", False, "host",
@@ -115,6 +121,15 @@ def _admins(m) -> frozenset[str]:
     return frozenset(out)
 
 
+def _restricted_fields(m) -> list[str]:
+    out = []
+    if not m.get_option("muc_room_allow_persistent"):
+        out.append("muc#roomconfig_persistentroom")
+    if not m.get_option("muc_room_allow_public"):
+        out.append("muc#roomconfig_publicroom")
+    return out
+
+
 def _defaults(m, env: RoomEnv) -> RoomConfig:
     """The configuration of a new room, from the ``muc_room_default_*`` options."""
     return RoomConfig(
@@ -140,7 +155,8 @@ def setup(m) -> None:
                       "rooms are served on this VirtualHost's domain anyway", host.name, host.name)
     env = RoomEnv(host.name, admins=_admins(m), max_history=m.get_option("max_history_messages"),
                   locking=m.get_option("muc_room_locking"),
-                  max_nick_length=m.get_option("muc_max_nick_length"), events=host.events)
+                  max_nick_length=m.get_option("muc_max_nick_length"), events=host.events,
+                  restricted_fields=_restricted_fields(m))
     try:
         expires = parse_period(m.get_option("muc_log_expires_after"))
     except ValueError as exc:

@@ -59,8 +59,11 @@ class RoomEnv:
 
     def __init__(self, domain: str, *, admins: Iterable[str] = (), max_history: int = 20,
                  locking: bool = True, max_nick_length: int = 23,
-                 now: Callable[[], float] = time.time, events=None):
+                 now: Callable[[], float] = time.time, events=None,
+                 restricted_fields: Iterable[str] = ()):
         self.domain = domain
+        # roomconfig fields only server admins may set (muc_room_allow_persistent/_public)
+        self.restricted_fields = frozenset(restricted_fields)
         self.admins = frozenset(admins)
         self.max_history = max_history
         self.locking = locking
