@@ -418,3 +418,35 @@ async def test_only_admins_make_rooms_persistent_or_public_when_restricted(tmp_p
             assert (cfg.persistent, cfg.public) == (True, True)
     finally:
         await srv.server.stop()
+
+
+async def test_enforce_registered_nickname(tmp_path, certs):
+    srv = await start_muc(tmp_path, certs, "enforce_registered_nickname = true\n")
+    try:
+        await srv.adduser("alice@xmppd.test")
+        await srv.adduser("bob@xmppd.test")
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a, \
+                logged_in(srv, "bob@xmppd.test", plugins=PLUGINS) as b:
+            listen(a)
+            listen(b)
+            await create_room(a, ROOM, "Alice")
+            reg = b.make_iq_set(ito=ROOM)
+            reg.append(ET.fromstring(
+                "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"
+                "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>"
+                "<field var='muc#register_roomnick'><value>Bobby</value></field></x></query>"))
+            await reg.send(timeout=TIMEOUT)
+            # bob asks for "Bob": he is in as "Bobby", told so with 210 (and 110)
+            b.send_raw(f"<presence to='{ROOM}/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+            mine = await next_matching(b.all_presences, lambda p: 110 in codes(p))
+            assert str(mine["from"]) == f"{ROOM}/Bobby" and 210 in codes(mine)
+            seen = await next_matching(a.all_presences, lambda p: p["from"].bare == ROOM
+                                       and p["from"].resource != "Alice")
+            assert seen["from"].resource == "Bobby"
+            # and may not take another nickname
+            b.send_raw(f"<presence to='{ROOM}/Robert'/>")
+            err = await next_matching(b.all_presences, lambda p: p["type"] == "error")
+            assert err["error"]["condition"] == "not-acceptable"
+            assert set(srv.muc.rooms["lobby"].occupants) == {"Alice", "Bobby"}
+    finally:
+        await srv.server.stop()

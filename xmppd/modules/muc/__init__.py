@@ -100,6 +100,9 @@ OPTIONS = [
            limit=True),
     Option("muc_max_rooms_per_user", "integer", 100, "host",
            "rooms one user may own (create); server admins are not limited", min=1, limit=True),
+    Option("enforce_registered_nickname", "boolean", False, "host",
+           "a user who registered a nickname with a room enters under it whatever nickname "
+           "they ask for (status 210) and may not change it"),
     Option("component_admins_as_room_owners", "boolean", True, "host",
            "server admins (the admins option) are owners of every room"),
 ]
@@ -156,7 +159,8 @@ def setup(m) -> None:
     env = RoomEnv(host.name, admins=_admins(m), max_history=m.get_option("max_history_messages"),
                   locking=m.get_option("muc_room_locking"),
                   max_nick_length=m.get_option("muc_max_nick_length"), events=host.events,
-                  restricted_fields=_restricted_fields(m))
+                  restricted_fields=_restricted_fields(m),
+                  enforce_nick=m.get_option("enforce_registered_nickname"))
     try:
         expires = parse_period(m.get_option("muc_log_expires_after"))
     except ValueError as exc:

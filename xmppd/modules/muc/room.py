@@ -60,8 +60,9 @@ class RoomEnv:
     def __init__(self, domain: str, *, admins: Iterable[str] = (), max_history: int = 20,
                  locking: bool = True, max_nick_length: int = 23,
                  now: Callable[[], float] = time.time, events=None,
-                 restricted_fields: Iterable[str] = ()):
+                 restricted_fields: Iterable[str] = (), enforce_nick: bool = False):
         self.domain = domain
+        self.enforce_nick = enforce_nick   # enforce_registered_nickname
         # roomconfig fields only server admins may set (muc_room_allow_persistent/_public)
         self.restricted_fields = frozenset(restricted_fields)
         self.admins = frozenset(admins)
@@ -271,6 +272,9 @@ class Room:
         bare = jid_bare(from_jid)
         aff = self.affiliation(bare)
         join_x = stanza.find(MUC_X)
+        reserved = self.nicks.get(bare)
+        if self.env.enforce_nick and reserved is not None and nick != reserved:
+            nick, nick_modified = reserved, True   # in under their registered nickname (210)
         self.check_nick(nick)
         if self.locked and aff != "owner":
             raise StanzaError("item-not-found", "this room is locked until its owner configures it")
@@ -386,6 +390,10 @@ class Room:
 
     def change_nick(self, occ: Occupant, nick: str, stanza: ET.Element) -> list[ET.Element]:
         """§7.6: unavailable from the old nick with 303, then available from the new."""
+        reserved = self.nicks.get(occ.bare)
+        if self.env.enforce_nick and reserved is not None and nick != reserved:
+            raise StanzaError("not-acceptable", "you have a registered nickname in this room: "
+                              f"{reserved}")
         self.check_nick(nick)
         if nick in self.occupants:
             raise StanzaError("conflict", "that nickname is already in use")
