@@ -450,3 +450,22 @@ async def test_enforce_registered_nickname(tmp_path, certs):
             assert set(srv.muc.rooms["lobby"].occupants) == {"Alice", "Bobby"}
     finally:
         await srv.server.stop()
+
+
+async def test_muc_max_rooms(tmp_path, certs):
+    srv = await start_muc(tmp_path, certs, "muc_max_rooms = 1\n")
+    try:
+        await srv.adduser("alice@xmppd.test")
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
+            await create_room(a, ROOM, "Alice")
+            with pytest.raises(PresenceError) as e:
+                await join(a, f"other@{MUC}", "Alice")
+            assert e.value.condition == "resource-constraint"
+            assert list(srv.muc.rooms) == ["lobby"]
+            # once it is gone, another room may be created
+            await a.plugin["xep_0045"].destroy(ROOM, timeout=TIMEOUT)
+            await srv.muc.drained()
+            pres, *_ = await join(a, f"other@{MUC}", "Alice")
+            assert 201 in codes(pres)
+    finally:
+        await srv.server.stop()

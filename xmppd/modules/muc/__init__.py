@@ -98,6 +98,9 @@ OPTIONS = [
     Option("muc_queue_limit", "integer", 1000, "host",
            "stanzas waiting for one room before senders get resource-constraint", min=1,
            limit=True),
+    Option("muc_max_rooms", "integer", 0, "host",
+           "the most rooms the service has at once, persistent and temporary (0: no limit); "
+           "beyond, a new room gets resource-constraint", min=0, limit=True),
     Option("muc_max_rooms_per_user", "integer", 100, "host",
            "rooms one user may own (create); server admins are not limited", min=1, limit=True),
     Option("enforce_registered_nickname", "boolean", False, "host",
@@ -182,6 +185,7 @@ def setup(m) -> None:
         queue_limit=m.get_option("muc_queue_limit"), name=host.get_option("name") or "Chatrooms",
         log_all_rooms=m.get_option("muc_log_all_rooms"),
         lock_timeout=m.get_option("muc_room_lock_timeout"), tombstones=tombs,
+        max_rooms=m.get_option("muc_max_rooms"),
     )
     m.provide(svc)
     if expires is not None:

@@ -107,7 +107,7 @@ class MucService:
                  rooms_store: RoomStore | None = None, archive: arch.RoomArchive | None = None,
                  defaults: Callable[[], RoomConfig] = RoomConfig, restrict_creation: Any = False,
                  queue_limit: int = 1000, name: str = "Chatrooms", log_all_rooms: bool = False,
-                 lock_timeout: float = 300, tombstones=None):
+                 lock_timeout: float = 300, tombstones=None, max_rooms: int = 0):
         self.domain = domain
         self.env = env
         self.send = send
@@ -120,6 +120,7 @@ class MucService:
         self.log_all_rooms = log_all_rooms
         self.lock_timeout = lock_timeout
         self.tombstones = tombstones   # tombstones.Tombstones, or None (muc_tombstones off)
+        self.max_rooms = max_rooms     # muc_max_rooms (0: no limit)
         self._lock_timers: dict[str, asyncio.TimerHandle] = {}
         self.parent = domain.split(".", 1)[1] if "." in domain else domain
         self.rooms: dict[str, Room] = {}
@@ -298,6 +299,11 @@ class MucService:
                                                 self.env.admins)
                 if item.kind == "presence" and item.to_type == "full" and stanza.get("type") is None:
                     bare = jid_bare(item.from_jid)
+                    if self.max_rooms and len(self.rooms) >= self.max_rooms:
+                        log.info("%s: room limit of %d reached, no new rooms allowed",
+                                 self.domain, self.max_rooms)
+                        raise StanzaError("resource-constraint", "this service has all the rooms "
+                                          "it may have")
                     ev.room = room = self.create_room(
                         item.node, bare, locked=self.env.locking and stanza.find(MUC_X) is not None,
                         lang=stanza.get(XML_LANG))
