@@ -9,12 +9,13 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from slixmpp.exceptions import PresenceError
+from slixmpp.exceptions import IqError, PresenceError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from ..clients import TIMEOUT, logged_in
-from .conftest import PLUGINS, MUC, codes, create_room, groupchat, join, next_matching, start_muc
+from .conftest import (MUC, PLUGINS, codes, create_room, groupchat, join, next_matching, raw_iq,
+                       start_muc)
 from .test_companions import bodies, mam_query
 
 ROOM = f"lobby@{MUC}"
@@ -467,5 +468,20 @@ async def test_muc_max_rooms(tmp_path, certs):
             await srv.muc.drained()
             pres, *_ = await join(a, f"other@{MUC}", "Alice")
             assert 201 in codes(pres)
+    finally:
+        await srv.server.stop()
+
+
+async def test_muc_vcard_off(tmp_path, certs):
+    srv = await start_muc(tmp_path, certs, "muc_vcard = false\n")
+    try:
+        await srv.adduser("alice@xmppd.test")
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
+            await create_room(a, ROOM, "Alice")
+            with pytest.raises(IqError) as e:
+                await raw_iq(a, ROOM, ET.Element("{vcard-temp}vCard"))
+            assert e.value.condition == "service-unavailable"
+            info = await a.plugin["xep_0030"].get_info(jid=ROOM, timeout=TIMEOUT)
+            assert "vcard-temp" not in info["disco_info"]["features"]
     finally:
         await srv.server.stop()

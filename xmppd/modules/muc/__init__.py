@@ -106,6 +106,8 @@ OPTIONS = [
     Option("enforce_registered_nickname", "boolean", False, "host",
            "a user who registered a nickname with a room enters under it whatever nickname "
            "they ask for (status 210) and may not change it"),
+    Option("muc_vcard", "boolean", True, "host",
+           "rooms have a vCard (room avatars, XEP-0486) that owners set; false: no room vCards"),
     Option("component_admins_as_room_owners", "boolean", True, "host",
            "server admins (the admins option) are owners of every room"),
 ]
@@ -200,6 +202,8 @@ def setup(m) -> None:
                           doc="The rooms of a MUC service, temporary ones too, with their occupants.")
     service.setup(m, svc)
     for feature in FEATURES:
+        if feature is vcard and not m.get_option("muc_vcard"):
+            continue   # no room vCards nor avatars (a vCard IQ gets service-unavailable)
         feature.setup(m, svc)
     svc.load_task = asyncio.get_running_loop().create_task(svc.load())
 
