@@ -485,3 +485,27 @@ async def test_muc_vcard_off(tmp_path, certs):
             assert "vcard-temp" not in info["disco_info"]["features"]
     finally:
         await srv.server.stop()
+
+
+async def test_banning_a_server_bans_its_users_without_affiliation(users):
+    a = await users("alice")
+    b = await users("bob")
+    c = await users("carol")
+    await create_room(a, ROOM, "Alice")
+    xep = a.plugin["xep_0045"]
+    await xep.set_affiliation(ROOM, "member", jid="carol@xmppd.test", timeout=TIMEOUT)
+    await join(b, ROOM, "Bob")
+    await join(c, ROOM, "Carol")
+    await xep.set_affiliation(ROOM, "outcast", jid="xmppd.test", reason="raid", timeout=TIMEOUT)
+    p = await next_matching(a.muc_presences, lambda p: p["from"] == f"{ROOM}/Bob"
+                            and p["type"] == "unavailable")
+    item = p.xml.find(f"{{{USER}}}x/{{{USER}}}item")
+    assert (codes(p), item.get("affiliation"), item.findtext(f"{{{USER}}}reason")) == (
+        {301}, "outcast", "raid")
+    # alice (owner) and carol (member) have affiliations of their own: they stay
+    assert set(a.plugin["xep_0045"].get_roster(ROOM)) == {"Alice", "Carol"}
+    with pytest.raises(PresenceError) as e:
+        await join(b, ROOM, "Bob")
+    assert e.value.condition == "forbidden"
+    outcasts = await xep.get_affiliation_list(ROOM, "outcast", timeout=TIMEOUT)
+    assert [str(j) for j in outcasts] == ["xmppd.test"]

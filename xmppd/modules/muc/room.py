@@ -140,7 +140,13 @@ class Room:
     def affiliation(self, bare: str) -> str:
         if bare in self.env.admins:
             return "owner"
-        return self.affiliations.get(bare, "none")
+        aff = self.affiliations.get(bare)
+        if aff is not None:
+            return aff
+        # a banned server bans its users who have no affiliation of their own (Prosody)
+        if "@" in bare and self.affiliations.get(bare.split("@", 1)[1]) == "outcast":
+            return "outcast"
+        return "none"
 
     def sees_jids(self, viewer: Occupant) -> bool:
         return not self.config.anonymous or viewer.role == "moderator"
@@ -543,12 +549,20 @@ class Room:
             self.nicks.pop(bare, None)   # a reserved nickname goes with the membership
         self.dirty = True
         eff = self.affiliation(bare)
-        present = [o for o in self.occupants.values() if o.bare == bare]
+        if "@" not in bare:
+            # a server's JID: a ban of the whole domain (as Prosody) reaches its users who
+            # have no affiliation of their own
+            present = [o for o in self.occupants.values()
+                       if o.bare == bare or (o.bare.split("@", 1)[-1] == bare
+                                             and o.bare not in self.affiliations)]
+        else:
+            present = [o for o in self.occupants.values() if o.bare == bare]
         if not present:
             return self.announce_affiliation(bare, eff, reason=reason)
         out: list[ET.Element] = []
         for occ in present:
             occ.xcache.clear()
+            eff = self.affiliation(occ.bare)
             if eff == "outcast":
                 out.extend(self.remove(occ, [301], actor=actor, reason=reason, affiliation="outcast"))
             elif self.config.members_only and perm.AFFILIATION_RANK[eff] < perm.AFFILIATION_RANK["member"]:
