@@ -405,6 +405,7 @@ IGNORED_PROSODY_OPTIONS: list[str] = [
     "archive_store", "statistics", "statistics_interval", "certificate", "key", "use_ipv6",
     "prosody_user", "prosody_group", "run_as_root", "gc", "lua_gc_stepmul",
     "lua_gc_pause", "ssl_compression", "tls_profile", "muc_log_presences",
+    "muc_room_cache_size",            # xmppd keeps every room of a MUC service live
     "http_upload_file_size_limit", "http_upload_expire_after", "http_upload_quota",
     "log_auth_failures",
     "registration_whitelist", "registration_blacklist",
