@@ -509,3 +509,31 @@ async def test_banning_a_server_bans_its_users_without_affiliation(users):
     assert e.value.condition == "forbidden"
     outcasts = await xep.get_affiliation_list(ROOM, "outcast", timeout=TIMEOUT)
     assert [str(j) for j in outcasts] == ["xmppd.test"]
+
+
+async def test_muc_occupant_id_off(tmp_path, certs):
+    OID = "{urn:xmpp:occupant-id:0}occupant-id"
+    srv = await start_muc(tmp_path, certs, "muc_occupant_id = false\n")
+    try:
+        await srv.adduser("alice@xmppd.test")
+        await srv.adduser("bob@xmppd.test")
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a, \
+                logged_in(srv, "bob@xmppd.test", plugins=PLUGINS) as b:
+            listen(a)
+            await create_room(a, ROOM, "Alice")
+            await join(b, ROOM, "Bob")
+            p = await next_matching(a.all_presences, lambda p: p["from"] == f"{ROOM}/Bob")
+            assert p.xml.find(OID) is None
+            # an id a client made up is still removed
+            m = b.make_message(mto=ROOM, mbody="hi", mtype="groupchat")
+            m.xml.append(ET.Element(OID, {"id": "forged"}))
+            m.send()
+            got = await next_matching(a.all_messages, groupchat(ROOM, "hi"))
+            assert got.xml.find(OID) is None
+            b.send_message(mto=f"{ROOM}/Alice", mbody="psst", mtype="chat")
+            pm = await next_matching(a.all_messages, lambda m: m["body"] == "psst")
+            assert pm.xml.find(OID) is None
+            info = await a.plugin["xep_0030"].get_info(jid=ROOM, timeout=TIMEOUT)
+            assert "urn:xmpp:occupant-id:0" not in info["disco_info"]["features"]
+    finally:
+        await srv.server.stop()

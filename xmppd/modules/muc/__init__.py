@@ -106,6 +106,8 @@ OPTIONS = [
     Option("enforce_registered_nickname", "boolean", False, "host",
            "a user who registered a nickname with a room enters under it whatever nickname "
            "they ask for (status 210) and may not change it"),
+    Option("muc_occupant_id", "boolean", True, "host",
+           "rooms put occupant ids (XEP-0421) on the presences and messages they send"),
     Option("muc_vcard", "boolean", True, "host",
            "rooms have a vCard (room avatars, XEP-0486) that owners set; false: no room vCards"),
     Option("component_admins_as_room_owners", "boolean", True, "host",
@@ -165,7 +167,8 @@ def setup(m) -> None:
                   locking=m.get_option("muc_room_locking"),
                   max_nick_length=m.get_option("muc_max_nick_length"), events=host.events,
                   restricted_fields=_restricted_fields(m),
-                  enforce_nick=m.get_option("enforce_registered_nickname"))
+                  enforce_nick=m.get_option("enforce_registered_nickname"),
+                  occupant_ids=m.get_option("muc_occupant_id"))
     try:
         expires = parse_period(m.get_option("muc_log_expires_after"))
     except ValueError as exc:
@@ -204,6 +207,8 @@ def setup(m) -> None:
     for feature in FEATURES:
         if feature is vcard and not m.get_option("muc_vcard"):
             continue   # no room vCards nor avatars (a vCard IQ gets service-unavailable)
+        if feature is occupant_id and not env.occupant_ids:
+            continue   # not announced either
         feature.setup(m, svc)
     svc.load_task = asyncio.get_running_loop().create_task(svc.load())
 

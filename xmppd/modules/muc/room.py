@@ -60,8 +60,10 @@ class RoomEnv:
     def __init__(self, domain: str, *, admins: Iterable[str] = (), max_history: int = 20,
                  locking: bool = True, max_nick_length: int = 23,
                  now: Callable[[], float] = time.time, events=None,
-                 restricted_fields: Iterable[str] = (), enforce_nick: bool = False):
+                 restricted_fields: Iterable[str] = (), enforce_nick: bool = False,
+                 occupant_ids: bool = True):
         self.domain = domain
+        self.occupant_ids = occupant_ids   # muc_occupant_id: XEP-0421 ids on what rooms send
         self.enforce_nick = enforce_nick   # enforce_registered_nickname
         # roomconfig fields only server admins may set (muc_room_allow_persistent/_public)
         self.restricted_fields = frozenset(restricted_fields)
@@ -75,9 +77,11 @@ class RoomEnv:
 
 class Occupant:
     """One nickname in the room: one user, from one or more of their resources."""
-    __slots__ = ("nick", "jid", "sessions", "bare", "_role", "presence", "oid", "oid_el", "xcache")
+    __slots__ = ("nick", "jid", "sessions", "bare", "_role", "presence", "oid", "oid_el", "ids",
+                 "xcache")
 
-    def __init__(self, nick: str, jid: str, bare: str, role: str, presence: list, oid_: str):
+    def __init__(self, nick: str, jid: str, bare: str, role: str, presence: list, oid_: str,
+                 with_id: bool = True):
         self.nick = nick
         self.jid = jid            # real full JID of the first session still in
         self.sessions = [jid]     # every real full JID in under this nick (jid first)
@@ -86,6 +90,7 @@ class Occupant:
         self.presence = presence  # children of the last available presence
         self.oid = oid_
         self.oid_el = oid.element(oid_)
+        self.ids = (self.oid_el,) if with_id else ()   # what goes on its stanzas (XEP-0421)
         self.xcache: dict[bool, ET.Element] = {}  # plain <x/> of its presence, by with_jid
 
     @property
@@ -195,7 +200,7 @@ class Room:
         codes = list(codes)
         frm = self.occupant_jid(from_nick or occ.nick)
         kids = list(occ.presence if children is None else children)
-        kids.append(occ.oid_el)
+        kids.extend(occ.ids)
         x_plain = x_jid = None
         out = []
         attrs = {"from": frm}
@@ -302,7 +307,8 @@ class Room:
                 and perm.AFFILIATION_RANK[aff] < perm.AFFILIATION_RANK["admin"]):
             raise StanzaError("service-unavailable", "this room is full", type="wait")
         role = perm.default_role(aff, moderated=self.config.moderated)
-        occ = Occupant(nick, from_jid, bare, role, _presence_children(stanza), self.occupant_id(bare))
+        occ = Occupant(nick, from_jid, bare, role, _presence_children(stanza), self.occupant_id(bare),
+                       self.env.occupant_ids)
         out: list[ET.Element] = []
         for o in self.occupants.values():
             out.extend(self._presence_for(o, occ))
@@ -329,7 +335,7 @@ class Room:
         """``o``'s current presence for a new occupant ``viewer`` (at its session ``to``)."""
         el = ET.Element(PRESENCE, {"from": self.occupant_jid(o.nick), "to": to or viewer.jid})
         el.extend(o.presence)
-        el.append(o.oid_el)
+        el.extend(o.ids)
         with_jid = self.sees_jids(viewer)
         x = o.xcache.get(with_jid)
         if x is None:
@@ -372,7 +378,7 @@ class Room:
         x = self._user_x(occ, with_jid=True, codes=sorted({*self.join_codes(), 110}))
         el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": from_jid})
         el.extend(occ.presence)
-        el.append(occ.oid_el)
+        el.extend(occ.ids)
         el.append(x)
         out.append(el)
         out.extend(self.session_new(occ, stanza, from_jid))
@@ -390,7 +396,7 @@ class Room:
         el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": from_jid,
                                    "type": "unavailable"})
         el.extend(children)
-        el.append(occ.oid_el)
+        el.extend(occ.ids)
         el.append(self._user_x(occ, with_jid=True, codes=sorted({*codes, 110}), role="none"))
         return [el]
 
@@ -452,7 +458,7 @@ class Room:
                 continue  # never trust ids a client made up
             tmpl.append(child)
         if occ is not None:
-            tmpl.append(occ.oid_el)
+            tmpl.extend(occ.ids)
         return tmpl
 
     def broadcast_message(self, occ: Occupant, stanza: ET.Element) -> list[ET.Element]:
@@ -489,7 +495,7 @@ class Room:
         for child in stanza:
             if child.tag not in (USER_X, OCC_ID):
                 tmpl.append(child)
-        tmpl.append(oid.element(occ.oid))
+        tmpl.extend(occ.ids)
         ET.SubElement(tmpl, USER_X)
         return self.fanout(tmpl, [target])
 
