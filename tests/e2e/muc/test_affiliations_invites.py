@@ -537,3 +537,14 @@ async def test_muc_occupant_id_off(tmp_path, certs):
             assert "urn:xmpp:occupant-id:0" not in info["disco_info"]["features"]
     finally:
         await srv.server.stop()
+
+
+async def test_prosodys_allow_pm_values(tmp_path, certs):
+    srv = await start_muc(tmp_path, certs, 'muc_room_default_allow_pm = "moderator"\n')
+    try:
+        await srv.adduser("alice@xmppd.test")
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a:
+            _, form = await create_room(a, ROOM, "Alice")
+            assert form.get_fields()["muc#roomconfig_allowpm"]["value"] == "moderators"
+    finally:
+        await srv.server.stop()

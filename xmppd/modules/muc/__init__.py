@@ -38,6 +38,9 @@ CLI = [CliCommand("muc", cli.register, "multi-user chat rooms")]
 # restart instead of reloading the module (core/reload.py)
 RELOAD = "restart"
 
+# Prosody's values of muc_room_default_allow_pm (lowest role that may), as ours
+PROSODY_ALLOW_PM = {"visitor": "anyone", "participant": "participants", "moderator": "moderators"}
+
 OPTIONS = [
     Option("restrict_room_creation", "any", False, "host",
            "who may create rooms: false (anyone), \"local\" (users of the parent domain, "
@@ -73,7 +76,8 @@ OPTIONS = [
     Option("muc_room_default_allow_invites", "boolean", False, "host",
            "participants (not only moderators) may invite to new rooms"),
     Option("muc_room_default_allow_pm", "string", "anyone", "host",
-           "who may send private messages in new rooms", choices=ALLOW_PM),
+           "who may send private messages in new rooms (Prosody's \"visitor\", "
+           "\"participant\" and \"moderator\" too)", choices=ALLOW_PM + tuple(PROSODY_ALLOW_PM)),
     Option("muc_room_default_history_length", "integer", 20, "host",
            "history length of new rooms", min=0),
     Option("muc_room_default_max_occupants", "integer", 0, "host",
@@ -150,7 +154,8 @@ def _defaults(m, env: RoomEnv) -> RoomConfig:
         whois="anyone" if m.get_option("muc_room_default_public_jids") else "moderators",
         change_subject=m.get_option("muc_room_default_change_subject"),
         allow_invites=m.get_option("muc_room_default_allow_invites"),
-        allow_pm=m.get_option("muc_room_default_allow_pm"),
+        allow_pm=PROSODY_ALLOW_PM.get(m.get_option("muc_room_default_allow_pm"),
+                                      m.get_option("muc_room_default_allow_pm")),
         history_length=min(m.get_option("muc_room_default_history_length"), env.max_history),
         max_users=m.get_option("muc_room_default_max_occupants"),
         logging=m.get_option("muc_log_by_default"),
