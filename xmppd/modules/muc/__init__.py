@@ -48,9 +48,9 @@ OPTIONS = [
     Option("muc_room_locking", "boolean", True, "host",
            "a room created with the MUC protocol stays locked (nobody else may enter) until "
            "its owner submits the configuration form (an empty form makes an instant room)"),
-    Option("muc_room_lock_timeout", "integer", 300, "host",
-           "seconds a locked room waits for its owner's configuration before it is "
-           "destroyed", min=1),
+    Option("muc_room_lock_timeout", "any", 300, "host",
+           "how long a locked room waits for its owner's configuration before it is "
+           "destroyed: seconds, a period as Prosody writes it (\"5 minutes\"), or \"never\""),
     Option("max_history_messages", "integer", 20, "host",
            "the most messages a room keeps for new occupants (rooms choose up to this)", min=0, limit=True),
     Option("muc_max_nick_length", "integer", 23, "host", "longest nickname, in characters",
@@ -135,6 +135,15 @@ def _admins(m) -> frozenset[str]:
     return frozenset(out)
 
 
+def _period(m, name: str) -> float | None:
+    """A duration option (Prosody's syntax) in seconds, None for "never"; an
+    unreadable one is a configuration error at the setting."""
+    try:
+        return parse_period(m.get_option(name))
+    except ValueError as exc:
+        raise m.option_error(name, str(exc)) from None
+
+
 def _restricted_fields(m) -> list[str]:
     out = []
     if not m.get_option("muc_room_allow_persistent"):
@@ -174,16 +183,10 @@ def setup(m) -> None:
                   restricted_fields=_restricted_fields(m),
                   enforce_nick=m.get_option("enforce_registered_nickname"),
                   occupant_ids=m.get_option("muc_occupant_id"))
-    try:
-        expires = parse_period(m.get_option("muc_log_expires_after"))
-    except ValueError as exc:
-        raise m.option_error("muc_log_expires_after", str(exc)) from None
+    expires = _period(m, "muc_log_expires_after")
     tombs = None
     if m.get_option("muc_tombstones"):
-        try:
-            ttl = parse_period(m.get_option("muc_tombstone_expiry"))
-        except ValueError as exc:
-            raise m.option_error("muc_tombstone_expiry", str(exc)) from None
+        ttl = _period(m, "muc_tombstone_expiry")
         if ttl is not None:
             tombs = Tombstones(m.open_store("muc_tombstones", "keyval"), ttl, env.now)
     svc = MucService(
@@ -194,7 +197,7 @@ def setup(m) -> None:
         defaults=lambda: _defaults(m, env), restrict_creation=m.get_option("restrict_room_creation"),
         queue_limit=m.get_option("muc_queue_limit"), name=host.get_option("name") or "Chatrooms",
         log_all_rooms=m.get_option("muc_log_all_rooms"),
-        lock_timeout=m.get_option("muc_room_lock_timeout"), tombstones=tombs,
+        lock_timeout=_period(m, "muc_room_lock_timeout"), tombstones=tombs,
         max_rooms=m.get_option("muc_max_rooms"),
     )
     m.provide(svc)

@@ -107,7 +107,7 @@ class MucService:
                  rooms_store: RoomStore | None = None, archive: arch.RoomArchive | None = None,
                  defaults: Callable[[], RoomConfig] = RoomConfig, restrict_creation: Any = False,
                  queue_limit: int = 1000, name: str = "Chatrooms", log_all_rooms: bool = False,
-                 lock_timeout: float = 300, tombstones=None, max_rooms: int = 0):
+                 lock_timeout: float | None = 300, tombstones=None, max_rooms: int = 0):
         self.domain = domain
         self.env = env
         self.send = send
@@ -248,6 +248,8 @@ class MucService:
         old = self._lock_timers.pop(node, None)
         if old is not None:
             old.cancel()
+        if self.lock_timeout is None:
+            return   # "never": a locked room waits for its owner
 
         def expire() -> None:
             self._lock_timers.pop(node, None)
