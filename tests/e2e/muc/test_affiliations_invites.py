@@ -548,3 +548,27 @@ async def test_prosodys_allow_pm_values(tmp_path, certs):
             assert form.get_fields()["muc#roomconfig_allowpm"]["value"] == "moderators"
     finally:
         await srv.server.stop()
+
+
+async def test_prosodys_allow_member_invites(tmp_path, certs):
+    srv = await start_muc(tmp_path, certs, "muc_room_default_allow_member_invites = true\n"
+                                           "muc_room_default_members_only = true\n")
+    try:
+        for name in ("alice", "bob", "carol"):
+            await srv.adduser(f"{name}@xmppd.test")
+        async with logged_in(srv, "alice@xmppd.test", plugins=PLUGINS) as a, \
+                logged_in(srv, "bob@xmppd.test", plugins=PLUGINS) as b, \
+                logged_in(srv, "carol@xmppd.test", plugins=PLUGINS) as c:
+            listen(c)
+            await create_room(a, ROOM, "Alice")
+            await a.plugin["xep_0045"].set_affiliation(ROOM, "member", jid="bob@xmppd.test",
+                                                       timeout=TIMEOUT)
+            await join(b, ROOM, "Bob")
+            # a member invites to the members-only room: the invitee becomes a member
+            await send_raw(b, invitation("carol@xmppd.test"))
+            m = await next_matching(c.all_messages, an_invitation)
+            assert invited(m)["from"] == f"{ROOM}/Bob"
+            pres, *_ = await join(c, ROOM, "Carol")
+            assert pres["muc"]["affiliation"] == "member"
+    finally:
+        await srv.server.stop()

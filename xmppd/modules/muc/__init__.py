@@ -75,6 +75,9 @@ OPTIONS = [
            "participants (not only moderators) may change the subject of new rooms"),
     Option("muc_room_default_allow_invites", "boolean", False, "host",
            "participants (not only moderators) may invite to new rooms"),
+    Option("muc_room_default_allow_member_invites", "boolean", False, "host",
+           "Prosody's name for members inviting to members-only rooms: true turns "
+           "muc_room_default_allow_invites on (the invitees become members)"),
     Option("muc_room_default_allow_pm", "string", "anyone", "host",
            "who may send private messages in new rooms (Prosody's \"visitor\", "
            "\"participant\" and \"moderator\" too)", choices=ALLOW_PM + tuple(PROSODY_ALLOW_PM)),
@@ -162,7 +165,8 @@ def _defaults(m, env: RoomEnv) -> RoomConfig:
         moderated=m.get_option("muc_room_default_moderated"),
         whois="anyone" if m.get_option("muc_room_default_public_jids") else "moderators",
         change_subject=m.get_option("muc_room_default_change_subject"),
-        allow_invites=m.get_option("muc_room_default_allow_invites"),
+        allow_invites=(m.get_option("muc_room_default_allow_invites")
+                       or m.get_option("muc_room_default_allow_member_invites")),
         allow_pm=PROSODY_ALLOW_PM.get(m.get_option("muc_room_default_allow_pm"),
                                       m.get_option("muc_room_default_allow_pm")),
         history_length=min(m.get_option("muc_room_default_history_length"), env.max_history),
