@@ -298,3 +298,30 @@ async def test_banning_a_server_bans_its_users_without_affiliation(users):
     assert e.value.condition == "forbidden"
     outcasts = await xep.get_affiliation_list(ROOM, "outcast", timeout=TIMEOUT)
     assert [str(j) for j in outcasts] == ["xmppd.test"]
+
+async def test_a_new_moderator_of_a_semi_anonymous_room_gets_the_real_jids(users):
+    a = await users("alice")
+    b = await users("bob")
+    c = await users("carol")
+    await create_room(a, ROOM, "Alice")
+    await join(b, ROOM, "Bob")
+    await join(c, ROOM, "Carol")
+
+    def jid_in(p):
+        return p.xml.find(f"{{{USER}}}x/{{{USER}}}item").get("jid")
+    for q in (b.all_presences, c.all_presences):   # what the joins brought
+        while not q.empty():
+            q.get_nowait()
+    # bob made an admin (so a moderator) sees carol's JID now
+    await a.plugin["xep_0045"].set_affiliation(ROOM, "admin", jid="bob@xmppd.test", timeout=TIMEOUT)
+    p = await next_matching(b.all_presences, lambda p: p["from"] == f"{ROOM}/Carol")
+    assert jid_in(p) == str(c.boundjid)
+    # carol given the moderator role sees bob's (after bob's own new presence)
+    await next_matching(c.all_presences, lambda p: p["from"] == f"{ROOM}/Bob")
+    await a.plugin["xep_0045"].set_role(ROOM, "Carol", "moderator", timeout=TIMEOUT)
+    p = await next_matching(c.all_presences, lambda p: p["from"] == f"{ROOM}/Bob")
+    assert jid_in(p) == str(b.boundjid)
+    # and no longer once she is a participant again
+    await a.plugin["xep_0045"].set_role(ROOM, "Carol", "participant", timeout=TIMEOUT)
+    p = await next_matching(c.all_presences, lambda p: p["from"] == f"{ROOM}/Bob")
+    assert jid_in(p) is None

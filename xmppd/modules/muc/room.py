@@ -542,8 +542,20 @@ class Room:
                  reason: str | None = None) -> list[ET.Element]:
         if role == "none":
             return self.remove(occ, [307], actor=actor, reason=reason)
+        old = occ.role
         occ.role = role
-        return self.presences(occ, self.occupants.values(), actor=actor, reason=reason)
+        out = self.presences(occ, self.occupants.values(), actor=actor, reason=reason)
+        out.extend(self._jid_view_changed(occ, old))
+        return out
+
+    def _jid_view_changed(self, occ: Occupant, old_role: str) -> list[ET.Element]:
+        """An occupant who gains (or loses) the moderator role in a semi-anonymous
+        room sees real JIDs (or no longer does): the others' presences again, as
+        they now are for them (as Prosody)."""
+        if not self.config.anonymous or (old_role == "moderator") == (occ.role == "moderator"):
+            return []
+        return [p for j in occ.sessions for o in self.occupants.values() if o is not occ
+                for p in self._presence_for(o, occ, j)]
 
     def set_affiliation(self, bare: str, affiliation: str, *, actor: str | None = None,
                         reason: str | None = None) -> list[ET.Element]:
@@ -574,8 +586,10 @@ class Room:
             elif self.config.members_only and perm.AFFILIATION_RANK[eff] < perm.AFFILIATION_RANK["member"]:
                 out.extend(self.remove(occ, [321], actor=actor, reason=reason))
             else:
+                old_role = occ.role
                 occ.role = perm.default_role(eff, moderated=self.config.moderated)
                 out.extend(self.presences(occ, self.occupants.values(), actor=actor, reason=reason))
+                out.extend(self._jid_view_changed(occ, old_role))
         return out
 
     def announce_affiliation(self, bare: str, affiliation: str, *,
