@@ -325,3 +325,19 @@ async def test_a_new_moderator_of_a_semi_anonymous_room_gets_the_real_jids(users
     await a.plugin["xep_0045"].set_role(ROOM, "Carol", "participant", timeout=TIMEOUT)
     p = await next_matching(c.all_presences, lambda p: p["from"] == f"{ROOM}/Bob")
     assert jid_in(p) is None
+
+
+async def test_decline_to_the_inviters_occupant_jid(users):
+    a = await users("alice")
+    c = await users("carol")
+    await create_room(a, ROOM, "Alice")
+    await send_raw(a, invitation("carol@xmppd.test"))
+    inv = await next_matching(c.all_messages, an_invitation)
+    # a semi-anonymous room: carol only knows alice as room/Alice, and declines to that
+    m = ET.Element("{jabber:client}message", {"to": ROOM, "id": "dec-2"})
+    ET.SubElement(ET.SubElement(m, f"{{{USER}}}x"), f"{{{USER}}}decline",
+                  {"to": invited(inv)["from"]})
+    await send_raw(c, m)
+    d = await next_matching(a.all_messages, lambda m: m["from"] == ROOM and m["muc"]["decline"]["from"])
+    assert (str(d["to"]), str(d["muc"]["decline"]["from"]), d["id"]) == (
+        str(a.boundjid), "carol@xmppd.test", "dec-2")

@@ -144,4 +144,11 @@ def _decline(room, dec: ET.Element, stanza: ET.Element, from_jid: str) -> list[E
     ET.SubElement(m, q(CLIENT, "body")).text = body if body else (
         f"{jid_bare(from_jid)} declined your invite to the room {room.jid}"
         + (f" ({reason})" if reason else ""))
+    if jid_bare(to) == room.jid:
+        # to the inviter's occupant JID (how a semi-anonymous room named them): to
+        # that occupant's sessions, as Prosody
+        occ = room.occupants.get(to.split("/", 1)[1]) if "/" in to else None
+        if occ is None:
+            raise StanzaError("item-not-found", "no such occupant")
+        return room.fanout(m, [occ])
     return [m]
