@@ -474,9 +474,16 @@ def test_mediated_invite_members_only(room):
     x = ET.SubElement(m, q(USER, "x"))
     inv = ET.SubElement(x, q(USER, "invite"), {"to": "dave@test"})
     ET.SubElement(inv, q(USER, "reason")).text = "join us"
-    (out,) = invites.handle(room, m, "owner@test/a")
+    announce, out = invites.handle(room, m, "owner@test/a")
+    # the room's moderator (the owner) is told dave became a member (§9.3)
+    assert announce.get("to") == "owner@test/a" and announce.get("type") is None
+    item = announce.find(f"{q(USER, 'x')}/{q(USER, 'item')}")
+    assert (item.get("affiliation"), item.get("jid")) == ("member", "dave@test")
     assert out.get("to") == "dave@test" and out.get("from") == ROOM
-    assert out.find(f"{q(USER, 'x')}/{q(USER, 'invite')}").get("from") == "owner@test/a"
+    # semi-anonymous room: dave learns the inviter's occupant JID, not the real one
+    assert out.find(f"{q(USER, 'x')}/{q(USER, 'invite')}").get("from") == f"{ROOM}/Owner"
+    assert out.findtext(C + "body") == f"{ROOM}/Owner invited you to the room {ROOM} (join us)"
+    assert out.find("{jabber:x:conference}x").get("jid") == ROOM
     assert room.affiliation("dave@test") == "member"
     join(room, "dave@test/r", "Dave")
     m2 = ET.Element(C + "message", {"from": "dave@test/r", "to": ROOM})

@@ -185,3 +185,19 @@ def test_ignored_prosody_options_are_not_declared_by_any_module():
     from xmppd.app import FINDER
     declared = {o.name for o in FINDER.declared_options(CORE_OPTIONS)}
     assert not set(IGNORED_PROSODY_OPTIONS) & declared
+
+
+def test_parse_period_reads_prosodys_short_and_long_forms():
+    from xmppd.config.options import parse_period
+    assert parse_period("1w") == 7 * 86400
+    assert parse_period("3m") == 3 * 31 * 86400
+    # Prosody's get_option_period words: muc_tombstone_expiry = "31 days" and the like
+    assert parse_period("31 days") == 31 * 86400
+    assert parse_period("5 minutes") == 300
+    assert parse_period("2 hours") == 7200
+    assert parse_period("1 month") == 31 * 86400
+    assert parse_period("30 seconds") == 30
+    assert parse_period("never") is None
+    for bad in ("1 fortnight", "1 dayss", "0d", "days"):
+        with pytest.raises(ValueError):
+            parse_period(bad)

@@ -405,6 +405,7 @@ IGNORED_PROSODY_OPTIONS: list[str] = [
     "archive_store", "statistics", "statistics_interval", "certificate", "key", "use_ipv6",
     "prosody_user", "prosody_group", "run_as_root", "gc", "lua_gc_stepmul",
     "lua_gc_pause", "ssl_compression", "tls_profile", "muc_log_presences",
+    "muc_room_cache_size",            # xmppd keeps every room of a MUC service live
     "http_upload_file_size_limit", "http_upload_expire_after", "http_upload_quota",
     "log_auth_failures",
     "registration_whitelist", "registration_blacklist",
@@ -414,8 +415,17 @@ IGNORED_PROSODY_OPTIONS: list[str] = [
 _IGNORED = frozenset(IGNORED_PROSODY_OPTIONS)
 
 
-_EXPIRY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dwmy]?)\s*$", re.I)
+_EXPIRY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.I)
 _UNITS = {"": 1, "d": 86400, "w": 7 * 86400, "m": 31 * 86400, "y": 365.2425 * 86400}
+# Prosody's long forms too ("5 minutes", "31 days", "1 month")
+_UNIT_WORDS = {w: n for n, words in (
+    (1, ("s", "sec", "secs", "second", "seconds")),
+    (60, ("min", "mins", "minute", "minutes")),
+    (3600, ("h", "hour", "hours")),
+    (86400, ("day", "days")),
+    (7 * 86400, ("week", "weeks")),
+    (31 * 86400, ("mon", "month", "months")),
+    (365.2425 * 86400, ("year", "years"))) for w in words}
 
 
 def parse_period(value) -> float | None:
@@ -434,9 +444,12 @@ def parse_period(value) -> float | None:
     if value.strip().lower() == "never":
         return None
     mt = _EXPIRY.match(value)
-    if not mt or float(mt.group(1)) <= 0:
-        raise ValueError(f"expected a duration like \"1d\", \"2w\", \"1y\" or \"never\", got {value!r}")
-    return float(mt.group(1)) * _UNITS[mt.group(2).lower()]
+    word = mt.group(2).lower() if mt else ""
+    unit = _UNITS.get(word, _UNIT_WORDS.get(word)) if mt else None
+    if unit is None or float(mt.group(1)) <= 0:
+        raise ValueError(f"expected a duration like \"1d\", \"2w\", \"1y\", \"5 minutes\" "
+                         f"or \"never\", got {value!r}")
+    return float(mt.group(1)) * unit
 
 
 def umask_setting(cfg: Config) -> int:

@@ -167,7 +167,7 @@ async def test_locked_room_is_destroyed_after_the_lock_timeout(tmp_path, certs):
     muc_room_lock_timeout (Prosody's rule); a configured room stays."""
     from .conftest import start_muc
     from ..clients import logged_in
-    srv = await start_muc(tmp_path, certs, muc_options="muc_room_lock_timeout = 1\n")
+    srv = await start_muc(tmp_path, certs, muc_options="muc_room_lock_timeout = \"1 second\"\n")
     try:
         await srv.adduser("alice@xmppd.test")
         async with logged_in(srv, "alice@xmppd.test", plugins=("xep_0030", "xep_0045", "xep_0004")) as a:

@@ -10,10 +10,12 @@ account archive's do: the search form (``with``, ``start``, ``end``,
 which is what each message is archived with. Who may read: not outcasts; in a
 members-only room, members (and above) and whoever is in the room.
 
-Storage: one ``archive`` store, ``muc_log``, whose user is the room's node.
+Storage: one ``archive`` store, ``muc_log``, whose user is the room's node, and
+for the expiry (``muc_log_expires_after``) the ``muc_log_cleanup`` map store.
 """
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 
 from xmppd.moduleapi import HANDLED
@@ -28,6 +30,8 @@ from .room import new_id
 
 DEFAULT_MAX = 50
 HARD_MAX = 250
+NOTED_CACHE = 10000   # rooms whose last noted day is remembered
+FIRST_CLEANUP = 60    # seconds after start of the first expiry run
 
 
 def setup(m, service) -> None:
@@ -45,15 +49,58 @@ def decode(value) -> ET.Element:
     return st.from_xml(value["xml"])
 
 
+def _day(when: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(when))
+
+
 class RoomArchive:
-    def __init__(self, store):
+    """The rooms' messages in one archive store. With ``expires`` (seconds,
+    ``muc_log_expires_after``), each day a room archives something is noted in the
+    ``cleanup`` map store (day -> room nodes), and :meth:`cleanup` deletes what is
+    older than that from the rooms noted on expired days, as Prosody's
+    ``mod_muc_mam`` does."""
+
+    def __init__(self, store, *, expires: float | None = None, cleanup_map=None):
         self.store = store
+        self.expires = expires
+        self.cleanup_map = cleanup_map if expires is not None else None
+        self.noted: dict[str, str] = {}   # room node -> last day noted
+
+    async def _note(self, node: str, when: float) -> None:
+        if self.cleanup_map is None:
+            return
+        day = _day(when)
+        if self.noted.get(node) == day:
+            return
+        await self.cleanup_map.set(day, node, True)
+        self.noted[node] = day
+        if len(self.noted) > NOTED_CACHE:
+            self.noted.pop(next(iter(self.noted)))
+
+    async def cleanup(self, now: float | None = None) -> int:
+        """Delete the messages older than ``expires``; returns how many went."""
+        if self.cleanup_map is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.expires
+        cut_day = _day(cutoff)
+        nodes: set[str] = set()
+        for day in await self.cleanup_map.users():
+            if day > cut_day:
+                continue
+            nodes.update(await self.cleanup_map.items(day))
+            if day < cut_day:
+                await self.cleanup_map.clear(day)   # all of that day has expired
+        removed = 0
+        for node in sorted(nodes):
+            removed += await self.store.delete(node, before_when=cutoff)
+        return removed
 
     async def flush(self, room) -> None:
         """Write what the room left to archive, before anything is sent."""
         while room.archive_out:
             key, when, with_jid, el = room.archive_out.pop(0)
             await self.store.append(room.node, encode(el), with_jid=with_jid, when=when, key=key)
+            await self._note(room.node, when)
         while room.archive_edits:
             key, el = room.archive_edits.pop(0)
             item = await self.store.get(room.node, key)

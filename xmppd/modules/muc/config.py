@@ -60,10 +60,12 @@ class RoomConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def config_form(cfg: RoomConfig, room_jid: str, max_history: int) -> ET.Element:
-    """The owner's configuration form (§10.2)."""
+def config_form(cfg: RoomConfig, room_jid: str, max_history: int,
+                hidden: frozenset[str] = frozenset()) -> ET.Element:
+    """The owner's configuration form (§10.2), less the ``hidden`` fields (those
+    this owner may not change)."""
     F = forms.Field
-    return forms.build(ROOMCONFIG, [
+    return forms.build(ROOMCONFIG, [f for f in [
         F("muc#roomconfig_roomname", "text-single", cfg.name, label="Title"),
         F("muc#roomconfig_roomdesc", "text-single", cfg.description, label="Description"),
         F("muc#roomconfig_lang", "text-single", cfg.lang, label="Language"),
@@ -94,7 +96,7 @@ def config_form(cfg: RoomConfig, room_jid: str, max_history: int) -> ET.Element:
           label="Archive messages (message archive of the room)"),
         F("muc#maxhistoryfetch", "text-single", cfg.history_length,
           label=f"Messages sent to new occupants (at most {max_history})"),
-    ], title=f"Configuration for {room_jid}")
+    ] if f.var not in hidden], title=f"Configuration for {room_jid}")
 
 
 def _bool(values: list[str], var: str) -> bool:
@@ -126,17 +128,19 @@ def _choice(values: list[str], var: str, choices) -> str:
     return v
 
 
-def apply_form(cfg: RoomConfig, form: ET.Element, max_history: int) -> tuple[RoomConfig, list[int]]:
+def apply_form(cfg: RoomConfig, form: ET.Element, max_history: int,
+               hidden: frozenset[str] = frozenset()) -> tuple[RoomConfig, list[int]]:
     """Validate a submitted form; returns the new config and the status codes to send.
 
     Fields not in the form keep their value (§10.2: a submission may carry only
-    some fields). Nothing changes if any field is invalid.
+    some fields), and so do the ``hidden`` ones (as Prosody, silently). Nothing
+    changes if any field is invalid.
     """
     sub = forms.read(form, form_type=ROOMCONFIG, types=("submit", "form", "result"))
     new = dataclasses.replace(cfg)
 
     def get(var: str) -> list[str] | None:
-        return sub.raw(var) if var in sub else None
+        return sub.raw(var) if var in sub and var not in hidden else None
     if (v := get("muc#roomconfig_roomname")) is not None:
         new.name = (v[0] if v else "").strip()
     if (v := get("muc#roomconfig_roomdesc")) is not None:
@@ -198,15 +202,23 @@ def on_owner_set(event):
 
 
 def _is_owner(room, from_jid: str) -> bool:
-    
     return room.affiliation(jid_bare(from_jid)) == "owner"
+
+
+def restricted(room, from_jid: str) -> frozenset[str]:
+    """The fields only server admins may set (``muc_room_allow_persistent`` and
+    ``muc_room_allow_public`` off), for anyone else."""
+    if jid_bare(from_jid) in room.env.admins:
+        return frozenset()
+    return room.env.restricted_fields
 
 
 def owner_get(room, query: ET.Element, from_jid: str) -> ET.Element:
     if not _is_owner(room, from_jid):
         raise StanzaError("forbidden", "only owners may configure the room")
     out = ET.Element(ns.q(OWNER, "query"))
-    out.append(config_form(room.config, room.jid, room.env.max_history))
+    out.append(config_form(room.config, room.jid, room.env.max_history,
+                           restricted(room, from_jid)))
     return out
 
 
@@ -230,7 +242,7 @@ def owner_set(room, query: ET.Element, from_jid: str) -> list[ET.Element]:
         return []
     if t != "submit":
         raise StanzaError("bad-request", "the form must be submitted or cancelled")
-    new, codes = apply_form(room.config, form, room.env.max_history)
+    new, codes = apply_form(room.config, form, room.env.max_history, restricted(room, from_jid))
     if room.locked:
         codes = []  # nobody else can be in a locked room
     return room.configure(new, codes)

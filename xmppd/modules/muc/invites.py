@@ -26,6 +26,7 @@ CLIENT, USER = ns.CLIENT, ns.MUC_USER
 INVITE = q(USER, "invite")
 DECLINE = q(USER, "decline")
 REASON = q(USER, "reason")
+CONFERENCE = ns.CONFERENCE
 
 
 def setup(m, service) -> None:
@@ -64,13 +65,20 @@ def handle(room, stanza: ET.Element, from_jid: str, x: ET.Element | None = None)
         x = stanza.find(q(USER, "x"))
     out: list[ET.Element] = []
     for inv in x.findall(INVITE):
-        out.extend(_invite(room, inv, from_jid))
+        out.extend(_invite(room, inv, stanza, from_jid))
     for dec in x.findall(DECLINE):
-        out.extend(_decline(room, dec, from_jid))
+        out.extend(_decline(room, dec, stanza, from_jid))
     return out
 
 
-def _invite(room, inv: ET.Element, from_jid: str) -> list[ET.Element]:
+def _invite(room, inv: ET.Element, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
+    """§7.8.2: the room passes the invitation on, under the sender's message id,
+    saying who invites as far as the room's anonymity lets the invitee know (the
+    inviter's occupant JID in a semi-anonymous room, unless the invitee would be a
+    moderator there; the real JID otherwise, as Prosody), with the room's password,
+    a readable body and a ``jabber:x:conference`` copy (XEP-0249) for clients that
+    only know that. A members-only room makes the invitee a member (which its
+    occupants are told, §9.3)."""
     occ = room.by_jid.get(from_jid)
     if occ is None:
         raise StanzaError("not-acceptable", "only occupants may invite")
@@ -82,24 +90,44 @@ def _invite(room, inv: ET.Element, from_jid: str) -> list[ET.Element]:
     to = _norm(to)
     invitee = jid_bare(to)
     inviter_aff = room.affiliation(occ.bare)
-    if room.config.members_only and room.affiliation(invitee) == "none":
-        if perm.has_affiliation_privilege(inviter_aff, "edit-member-list") or room.config.allow_invites:
-            room.affiliations[invitee] = "member"
-            room.dirty = True
+    if room.config.members_only and not room.config.allow_invites and \
+            not perm.has_affiliation_privilege(inviter_aff, "edit-member-list"):
+        # §7.8.2: in a members-only room, inviting is for those who may edit the
+        # member list
+        raise StanzaError("forbidden", "only admins may invite to this members-only room")
+    invitee_aff = room.affiliation(invitee)
+    if room.config.anonymous and perm.default_role(invitee_aff) != "moderator":
+        shown = room.occupant_jid(occ.nick)
+    else:
+        shown = from_jid
     reason = inv.findtext(REASON)
-    m = ET.Element(q(CLIENT, "message"), {"from": room.jid, "to": to})
+    out: list[ET.Element] = []
+    if room.config.members_only and invitee_aff == "none":
+        out.extend(room.set_affiliation(invitee, "member", reason=f"Invited by {shown}"))
+    attrs = {"from": room.jid, "to": to}
+    if stanza.get("id"):
+        attrs["id"] = stanza.get("id")
+    m = ET.Element(q(CLIENT, "message"), attrs)
     ux = ET.SubElement(m, q(USER, "x"))
-    out_inv = ET.SubElement(ux, INVITE, {"from": occ.jid})
+    out_inv = ET.SubElement(ux, INVITE, {"from": shown})
     if reason:
         ET.SubElement(out_inv, REASON).text = reason
     if room.config.password:
         ET.SubElement(ux, q(USER, "password")).text = room.config.password
-    ET.SubElement(m, q(CLIENT, "body")).text = (
-        f"{occ.bare} invites you to the room {room.jid}" + (f": {reason}" if reason else ""))
-    return [m]
+    body = stanza.findtext(q(CLIENT, "body"))
+    ET.SubElement(m, q(CLIENT, "body")).text = body if body else (
+        f"{shown} invited you to the room {room.jid}" + (f" ({reason})" if reason else ""))
+    conf = ET.SubElement(m, q(CONFERENCE, "x"), {"jid": room.jid})
+    if reason:
+        conf.set("reason", reason)
+        conf.text = reason   # where the old jabber:x:conference had it
+    if room.config.password:
+        conf.set("password", room.config.password)
+    out.append(m)
+    return out
 
 
-def _decline(room, dec: ET.Element, from_jid: str) -> list[ET.Element]:
+def _decline(room, dec: ET.Element, stanza: ET.Element, from_jid: str) -> list[ET.Element]:
     to = dec.get("to")
     if not to:
         raise StanzaError("bad-request", "a decline needs a 'to'")
@@ -110,4 +138,17 @@ def _decline(room, dec: ET.Element, from_jid: str) -> list[ET.Element]:
     reason = dec.findtext(REASON)
     if reason:
         ET.SubElement(d, REASON).text = reason
+    if stanza.get("id"):
+        m.set("id", stanza.get("id"))
+    body = stanza.findtext(q(CLIENT, "body"))
+    ET.SubElement(m, q(CLIENT, "body")).text = body if body else (
+        f"{jid_bare(from_jid)} declined your invite to the room {room.jid}"
+        + (f" ({reason})" if reason else ""))
+    if jid_bare(to) == room.jid:
+        # to the inviter's occupant JID (how a semi-anonymous room named them): to
+        # that occupant's sessions, as Prosody
+        occ = room.occupants.get(to.split("/", 1)[1]) if "/" in to else None
+        if occ is None:
+            raise StanzaError("item-not-found", "no such occupant")
+        return room.fanout(m, [occ])
     return [m]

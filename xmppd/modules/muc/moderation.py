@@ -21,7 +21,6 @@ from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import bare as jid_bare
 
 from . import history as hist
-from . import occupant_id as oid
 from . import permissions as perm
 from .events import DISCO_INFO, room_iq_event
 from .room import MESSAGE, new_id
@@ -222,7 +221,7 @@ async def moderate(room, payload: ET.Element, from_jid: str, lookup: Lookup) -> 
     r = ET.SubElement(m, q(RETRACT, "retract"), {"id": sid})
     mod = ET.SubElement(r, q(MODERATE, "moderated"), {"by": by})
     if occ is not None:
-        mod.append(oid.element(occ.oid))
+        mod.extend(occ.ids)
     if reason:
         ET.SubElement(r, q(RETRACT, "reason")).text = reason
     a = ET.SubElement(m, q(FASTEN, "apply-to"), {"id": sid})

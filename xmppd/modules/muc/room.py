@@ -59,8 +59,14 @@ class RoomEnv:
 
     def __init__(self, domain: str, *, admins: Iterable[str] = (), max_history: int = 20,
                  locking: bool = True, max_nick_length: int = 23,
-                 now: Callable[[], float] = time.time, events=None):
+                 now: Callable[[], float] = time.time, events=None,
+                 restricted_fields: Iterable[str] = (), enforce_nick: bool = False,
+                 occupant_ids: bool = True):
         self.domain = domain
+        self.occupant_ids = occupant_ids   # muc_occupant_id: XEP-0421 ids on what rooms send
+        self.enforce_nick = enforce_nick   # enforce_registered_nickname
+        # roomconfig fields only server admins may set (muc_room_allow_persistent/_public)
+        self.restricted_fields = frozenset(restricted_fields)
         self.admins = frozenset(admins)
         self.max_history = max_history
         self.locking = locking
@@ -71,9 +77,11 @@ class RoomEnv:
 
 class Occupant:
     """One nickname in the room: one user, from one or more of their resources."""
-    __slots__ = ("nick", "jid", "sessions", "bare", "_role", "presence", "oid", "oid_el", "xcache")
+    __slots__ = ("nick", "jid", "sessions", "bare", "_role", "presence", "oid", "oid_el", "ids",
+                 "xcache")
 
-    def __init__(self, nick: str, jid: str, bare: str, role: str, presence: list, oid_: str):
+    def __init__(self, nick: str, jid: str, bare: str, role: str, presence: list, oid_: str,
+                 with_id: bool = True):
         self.nick = nick
         self.jid = jid            # real full JID of the first session still in
         self.sessions = [jid]     # every real full JID in under this nick (jid first)
@@ -82,6 +90,7 @@ class Occupant:
         self.presence = presence  # children of the last available presence
         self.oid = oid_
         self.oid_el = oid.element(oid_)
+        self.ids = (self.oid_el,) if with_id else ()   # what goes on its stanzas (XEP-0421)
         self.xcache: dict[bool, ET.Element] = {}  # plain <x/> of its presence, by with_jid
 
     @property
@@ -122,6 +131,9 @@ class Room:
         self.archive_out: list[tuple[str, float, str, ET.Element]] = []
         self.archive_edits: list[tuple[str, ET.Element]] = []
         self.pending_iqs: dict[str, tuple[str, str, str]] = {}
+        self.destroy_reason: str | None = None      # what destroy() was told (tombstones)
+        self.destroy_alternate: str | None = None
+        self.tombstoned = False
 
     def __repr__(self) -> str:
         return f"<Room {self.jid} {len(self.occupants)} occupants>"
@@ -133,7 +145,13 @@ class Room:
     def affiliation(self, bare: str) -> str:
         if bare in self.env.admins:
             return "owner"
-        return self.affiliations.get(bare, "none")
+        aff = self.affiliations.get(bare)
+        if aff is not None:
+            return aff
+        # a banned server bans its users who have no affiliation of their own (Prosody)
+        if "@" in bare and self.affiliations.get(bare.split("@", 1)[1]) == "outcast":
+            return "outcast"
+        return "none"
 
     def sees_jids(self, viewer: Occupant) -> bool:
         return not self.config.anonymous or viewer.role == "moderator"
@@ -182,7 +200,7 @@ class Room:
         codes = list(codes)
         frm = self.occupant_jid(from_nick or occ.nick)
         kids = list(occ.presence if children is None else children)
-        kids.append(occ.oid_el)
+        kids.extend(occ.ids)
         x_plain = x_jid = None
         out = []
         attrs = {"from": frm}
@@ -265,6 +283,9 @@ class Room:
         bare = jid_bare(from_jid)
         aff = self.affiliation(bare)
         join_x = stanza.find(MUC_X)
+        reserved = self.nicks.get(bare)
+        if self.env.enforce_nick and reserved is not None and nick != reserved:
+            nick, nick_modified = reserved, True   # in under their registered nickname (210)
         self.check_nick(nick)
         if self.locked and aff != "owner":
             raise StanzaError("item-not-found", "this room is locked until its owner configures it")
@@ -286,7 +307,8 @@ class Room:
                 and perm.AFFILIATION_RANK[aff] < perm.AFFILIATION_RANK["admin"]):
             raise StanzaError("service-unavailable", "this room is full", type="wait")
         role = perm.default_role(aff, moderated=self.config.moderated)
-        occ = Occupant(nick, from_jid, bare, role, _presence_children(stanza), self.occupant_id(bare))
+        occ = Occupant(nick, from_jid, bare, role, _presence_children(stanza), self.occupant_id(bare),
+                       self.env.occupant_ids)
         out: list[ET.Element] = []
         for o in self.occupants.values():
             out.extend(self._presence_for(o, occ))
@@ -313,7 +335,7 @@ class Room:
         """``o``'s current presence for a new occupant ``viewer`` (at its session ``to``)."""
         el = ET.Element(PRESENCE, {"from": self.occupant_jid(o.nick), "to": to or viewer.jid})
         el.extend(o.presence)
-        el.append(o.oid_el)
+        el.extend(o.ids)
         with_jid = self.sees_jids(viewer)
         x = o.xcache.get(with_jid)
         if x is None:
@@ -356,7 +378,7 @@ class Room:
         x = self._user_x(occ, with_jid=True, codes=sorted({*self.join_codes(), 110}))
         el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": from_jid})
         el.extend(occ.presence)
-        el.append(occ.oid_el)
+        el.extend(occ.ids)
         el.append(x)
         out.append(el)
         out.extend(self.session_new(occ, stanza, from_jid))
@@ -374,12 +396,16 @@ class Room:
         el = ET.Element(PRESENCE, {"from": self.occupant_jid(occ.nick), "to": from_jid,
                                    "type": "unavailable"})
         el.extend(children)
-        el.append(occ.oid_el)
+        el.extend(occ.ids)
         el.append(self._user_x(occ, with_jid=True, codes=sorted({*codes, 110}), role="none"))
         return [el]
 
     def change_nick(self, occ: Occupant, nick: str, stanza: ET.Element) -> list[ET.Element]:
         """§7.6: unavailable from the old nick with 303, then available from the new."""
+        reserved = self.nicks.get(occ.bare)
+        if self.env.enforce_nick and reserved is not None and nick != reserved:
+            raise StanzaError("not-acceptable", "you have a registered nickname in this room: "
+                              f"{reserved}")
         self.check_nick(nick)
         if nick in self.occupants:
             raise StanzaError("conflict", "that nickname is already in use")
@@ -432,7 +458,7 @@ class Room:
                 continue  # never trust ids a client made up
             tmpl.append(child)
         if occ is not None:
-            tmpl.append(occ.oid_el)
+            tmpl.extend(occ.ids)
         return tmpl
 
     def broadcast_message(self, occ: Occupant, stanza: ET.Element) -> list[ET.Element]:
@@ -469,7 +495,7 @@ class Room:
         for child in stanza:
             if child.tag not in (USER_X, OCC_ID):
                 tmpl.append(child)
-        tmpl.append(oid.element(occ.oid))
+        tmpl.extend(occ.ids)
         ET.SubElement(tmpl, USER_X)
         return self.fanout(tmpl, [target])
 
@@ -516,8 +542,20 @@ class Room:
                  reason: str | None = None) -> list[ET.Element]:
         if role == "none":
             return self.remove(occ, [307], actor=actor, reason=reason)
+        old = occ.role
         occ.role = role
-        return self.presences(occ, self.occupants.values(), actor=actor, reason=reason)
+        out = self.presences(occ, self.occupants.values(), actor=actor, reason=reason)
+        out.extend(self._jid_view_changed(occ, old))
+        return out
+
+    def _jid_view_changed(self, occ: Occupant, old_role: str) -> list[ET.Element]:
+        """An occupant who gains (or loses) the moderator role in a semi-anonymous
+        room sees real JIDs (or no longer does): the others' presences again, as
+        they now are for them (as Prosody)."""
+        if not self.config.anonymous or (old_role == "moderator") == (occ.role == "moderator"):
+            return []
+        return [p for j in occ.sessions for o in self.occupants.values() if o is not occ
+                for p in self._presence_for(o, occ, j)]
 
     def set_affiliation(self, bare: str, affiliation: str, *, actor: str | None = None,
                         reason: str | None = None) -> list[ET.Element]:
@@ -529,17 +567,49 @@ class Room:
             self.nicks.pop(bare, None)   # a reserved nickname goes with the membership
         self.dirty = True
         eff = self.affiliation(bare)
+        if "@" not in bare:
+            # a server's JID: a ban of the whole domain (as Prosody) reaches its users who
+            # have no affiliation of their own
+            present = [o for o in self.occupants.values()
+                       if o.bare == bare or (o.bare.split("@", 1)[-1] == bare
+                                             and o.bare not in self.affiliations)]
+        else:
+            present = [o for o in self.occupants.values() if o.bare == bare]
+        if not present:
+            return self.announce_affiliation(bare, eff, reason=reason)
         out: list[ET.Element] = []
-        for occ in [o for o in self.occupants.values() if o.bare == bare]:
+        for occ in present:
             occ.xcache.clear()
+            eff = self.affiliation(occ.bare)
             if eff == "outcast":
                 out.extend(self.remove(occ, [301], actor=actor, reason=reason, affiliation="outcast"))
             elif self.config.members_only and perm.AFFILIATION_RANK[eff] < perm.AFFILIATION_RANK["member"]:
                 out.extend(self.remove(occ, [321], actor=actor, reason=reason))
             else:
+                old_role = occ.role
                 occ.role = perm.default_role(eff, moderated=self.config.moderated)
                 out.extend(self.presences(occ, self.occupants.values(), actor=actor, reason=reason))
+                out.extend(self._jid_view_changed(occ, old_role))
         return out
+
+    def announce_affiliation(self, bare: str, affiliation: str, *,
+                             reason: str | None = None) -> list[ET.Element]:
+        """§9.3-9.5, §10.6 (XEP-0045 1.34.7 "Notifications of changes"): the new
+        affiliation of a user who is not in the room, in a message from the room to
+        the occupants who may see real JIDs (as Prosody: everyone in a non-anonymous
+        room, the moderators in a semi-anonymous one). Status 301 goes with a ban,
+        321 with an affiliation that may not enter (members-only)."""
+        m = ET.Element(MESSAGE, {"from": self.jid, "id": new_id()})
+        x = ET.SubElement(m, USER_X)
+        item = ET.SubElement(x, q(ns.MUC_USER, "item"), {"affiliation": affiliation, "jid": bare})
+        if reason:
+            ET.SubElement(item, q(ns.MUC_USER, "reason")).text = reason
+        if affiliation == "outcast":
+            ET.SubElement(x, q(ns.MUC_USER, "status"), {"code": "301"})
+        elif self.config.members_only and \
+                perm.AFFILIATION_RANK[affiliation] < perm.AFFILIATION_RANK["member"]:
+            ET.SubElement(x, q(ns.MUC_USER, "status"), {"code": "321"})
+        return self.fanout(m, [o for o in self.occupants.values() if self.sees_jids(o)])
 
     def remove_non_members(self) -> list[ET.Element]:
         """§10.2: a room made members-only loses its non-members (status 322)."""
@@ -582,6 +652,7 @@ class Room:
         self.occupants.clear()
         self.by_jid.clear()
         self.destroyed = True
+        self.destroy_reason, self.destroy_alternate = reason, alternate
         self.dirty = True
         return out
 

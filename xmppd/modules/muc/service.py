@@ -99,12 +99,15 @@ def creation_allowed(rule: Any, bare: str, *, admins: frozenset, parent: str) ->
     return False  # True, "admin", or anything else: admins only
 
 
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
 class MucService:
     def __init__(self, domain: str, env: RoomEnv, *, send: Callable[[ET.Element], Awaitable[None]],
                  rooms_store: RoomStore | None = None, archive: arch.RoomArchive | None = None,
                  defaults: Callable[[], RoomConfig] = RoomConfig, restrict_creation: Any = False,
                  queue_limit: int = 1000, name: str = "Chatrooms", log_all_rooms: bool = False,
-                 lock_timeout: float = 300):
+                 lock_timeout: float | None = 300, tombstones=None, max_rooms: int = 0):
         self.domain = domain
         self.env = env
         self.send = send
@@ -116,6 +119,8 @@ class MucService:
         self.name = name
         self.log_all_rooms = log_all_rooms
         self.lock_timeout = lock_timeout
+        self.tombstones = tombstones   # tombstones.Tombstones, or None (muc_tombstones off)
+        self.max_rooms = max_rooms     # muc_max_rooms (0: no limit)
         self._lock_timers: dict[str, asyncio.TimerHandle] = {}
         self.parent = domain.split(".", 1)[1] if "." in domain else domain
         self.rooms: dict[str, Room] = {}
@@ -243,6 +248,8 @@ class MucService:
         old = self._lock_timers.pop(node, None)
         if old is not None:
             old.cancel()
+        if self.lock_timeout is None:
+            return   # "never": a locked room waits for its owner
 
         def expire() -> None:
             self._lock_timers.pop(node, None)
@@ -267,8 +274,13 @@ class MucService:
         return creation_allowed(self.restrict_creation, bare, admins=self.env.admins,
                                 parent=self.parent)
 
-    def create_room(self, node: str, owner: str, *, locked: bool) -> Room:
+    def create_room(self, node: str, owner: str, *, locked: bool, lang: str | None = None) -> Room:
         cfg = self.defaults()
+        if lang and not cfg.lang:
+            # no muc_room_default_language: the creator's (every stanza from a client
+            # has its stream's language, RFC 6120 §8.1.5, so it cannot go first as
+            # in Prosody, where only an xml:lang on the join itself would)
+            cfg.lang = lang
         if self.log_all_rooms:
             cfg.logging = True
         room = Room(node, self.env, cfg)
@@ -284,10 +296,19 @@ class MucService:
                        origin=item.origin)
         try:
             if room is None:
+                if self.tombstones is not None and stanza.get("type") != "error":
+                    await self.tombstones.check(item.node, stanza, jid_bare(item.from_jid),
+                                                self.env.admins)
                 if item.kind == "presence" and item.to_type == "full" and stanza.get("type") is None:
                     bare = jid_bare(item.from_jid)
-                    ev.room = room = self.create_room(item.node, bare, locked=self.env.locking
-                                                      and stanza.find(MUC_X) is not None)
+                    if self.max_rooms and len(self.rooms) >= self.max_rooms:
+                        log.info("%s: room limit of %d reached, no new rooms allowed",
+                                 self.domain, self.max_rooms)
+                        raise StanzaError("resource-constraint", "this service has all the rooms "
+                                          "it may have")
+                    ev.room = room = self.create_room(
+                        item.node, bare, locked=self.env.locking and stanza.find(MUC_X) is not None,
+                        lang=stanza.get(XML_LANG))
                     ev.created = True
                     await self.events.fire(ROOM_PRE_CREATE, ev)   # a hook may refuse (raise)
                 elif st.may_answer_with_error(stanza) and item.kind != "presence":
@@ -341,6 +362,10 @@ class MucService:
             await self.archive.delete(room.node)
         if self.store is not None and (room.dirty or (room.destroyed and room.stored)):
             await self.store.save(room)
+        if room.destroyed and room.config.persistent and self.tombstones is not None \
+                and not room.tombstoned:
+            room.tombstoned = True
+            await self.tombstones.leave(room)
         room.dirty = False
 
     def _track_directed(self, room: Room, item: Item) -> None:
