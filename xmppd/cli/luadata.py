@@ -256,13 +256,17 @@ class _Parser:
                     raise self.error("a nil or NaN key")
                 if isinstance(key, bool):
                     key = TRUE if key else FALSE
-                t[key] = self.value(depth)
+                v = self.value(depth)
+                if v is not None:
+                    t[key] = v
             else:
                 save = self.i
                 word = self.name()
                 if word and word not in _KEYWORDS and self.peek() == "=":
                     self.i += 1
-                    t[word] = self.value(depth)
+                    v = self.value(depth)
+                    if v is not None:
+                        t[word] = v
                 else:
                     self.i = save
                     n += 1
