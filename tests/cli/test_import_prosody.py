@@ -194,10 +194,11 @@ async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_dae
 
 async def test_mechanisms_after_import(tmp_path, cert_files, prosody, start_daemon):
     """The imported account has SCRAM-SHA-1 keys only: SCRAM-SHA-1(-PLUS) and PLAIN
-    (checked against those keys) take the old password; SCRAM-SHA-256 fails as a wrong
-    password does (the client falls back to SCRAM-SHA-1) until a password change
-    stores both hashes."""
-    from tests.e2e.test_sasl import end_point, scram, tls_stream
+    (checked against those keys) take the old password; the host offers no
+    SCRAM-SHA-256 while it has such an account (a client that picks the strongest
+    mechanism offered must not be locked out), until a password change stores both
+    hashes."""
+    from tests.e2e.test_sasl import end_point, mechanisms, scram, tls_stream
     prosody.register("carol", "c-old")
     xroot = tmp_path / "xmppd"
     xroot.mkdir()
@@ -225,11 +226,21 @@ async def test_mechanisms_after_import(tmp_path, cert_files, prosody, start_daem
     for mech in ("SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "PLAIN"):
         assert "<success" in await attempt(mech, "c-old"), mech
         assert "<not-authorized" in await attempt(mech, "wrong"), mech
-    assert "<not-authorized" in await attempt("SCRAM-SHA-256", "c-old")
-    assert "<not-authorized" in await attempt("SCRAM-SHA-256-PLUS", "c-old")
+    # the host has an account without SCRAM-SHA-256 keys: SCRAM-SHA-256 is not offered
+    raw, feats = await tls_stream(d)
+    raw.close()
+    assert mechanisms(feats) == ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN"]
+    assert "<invalid-mechanism" in await attempt("SCRAM-SHA-256", "c-old")
 
+    # a password change stores both hashes; the running server sees it at reload
     r = await asyncio.to_thread(run_ctl, "--config", cfg, "passwd", f"carol@{DOMAIN}",
                                 "--password-stdin", input="c-new\n")
     assert r.returncode == 0, r.stderr
+    r = await asyncio.to_thread(run_ctl, "--config", cfg, "reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    raw, feats = await tls_stream(d)
+    raw.close()
+    assert mechanisms(feats) == ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
+                                 "SCRAM-SHA-1", "PLAIN"]
     for mech in ("SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1", "PLAIN"):
         assert "<success" in await attempt(mech, "c-new"), mech

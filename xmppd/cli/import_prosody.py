@@ -124,8 +124,11 @@ class Importer:
             tally = Tally()
             entries = self.entries(host_dir, store, tally)
             if store == "accounts":
+                self.sha1_only: list[str] = []
                 for e in entries:
                     await self.one(host, store, e, tally, self.account)
+                if self.sha1_only and not self.dry_run:
+                    await self.accounts.mark_sha1_only(host, self.sha1_only)
                 known = set(await self.accounts.users(host)) | (
                     {e.user for e in entries} if self.dry_run else set())
             else:
@@ -188,12 +191,16 @@ class Importer:
             creds = scram_sha1_credentials(rec)
             if existing is not None:
                 if all(existing.get(k) == creds[k] for k in ("iterations", "salt", "scram-sha-1")):
+                    if "scram-sha-256" not in existing:
+                        self.sha1_only.append(e.user)
                     tally.unchanged += 1
                 else:
                     tally.kept += 1
                 return
         if not self.dry_run:
             await self.storage.keyval(host, "accounts").set(e.user, creds)
+        if "scram-sha-256" not in creds:
+            self.sha1_only.append(e.user)
         tally.imported += 1
 
     async def roster(self, host: str, e: Entry, tally: Tally, _done) -> None:
