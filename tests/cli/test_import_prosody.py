@@ -34,7 +34,7 @@ def need(program: str) -> str:
 
 
 class Prosody:
-    def __init__(self, base: Path, cert_files: dict):
+    def __init__(self, base: Path, cert_files: dict, vcard: str = "vcard"):
         self.base = base
         base.mkdir()
         (base / "certs").mkdir()
@@ -57,7 +57,7 @@ class Prosody:
             authentication = "internal_hashed"
             storage = "internal"
             modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "presence"; "posix";
-                                 "vcard"; "private"; "offline"; "blocklist" }}
+                                 "{vcard}"; "private"; "offline"; "blocklist" }}
             c2s_require_encryption = true
             certificates = "{base}/certs"
             VirtualHost "{DOMAIN}"
@@ -190,6 +190,51 @@ async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_dae
         assert msg.xml.find("{urn:xmpp:delay}delay").get("stamp")
     finally:
         await slix_close(b)
+
+
+async def test_vcard4_of_vcard_legacy(tmp_path, cert_files, start_daemon):
+    """Debian's Prosody enables vcard_legacy: a vcard-temp set is kept as vCard4 and
+    an avatar in PEP; the import turns them back into the vcard-temp it showed."""
+    from tests.e2e.clients import slix_close, slix_connect
+    prosody = Prosody(tmp_path / "prosody", cert_files, vcard="vcard_legacy")
+    try:
+        prosody.register("dave", "d-pw")
+        await prosody.start()
+        c = await slix_connect(prosody, f"dave@{DOMAIN}", "d-pw", plugins=PLUGINS)
+        try:
+            vc = c.plugin["xep_0054"].make_vcard()
+            vc["FN"] = "Dave Bowman"
+            vc["NICKNAME"] = "dave"
+            vc["EMAIL"]["USERID"] = "dave@discovery.example"
+            vc["PHOTO"]["TYPE"] = "image/png"
+            vc["PHOTO"]["BINVAL"] = b"\x89PNG not really"
+            await c.plugin["xep_0054"].publish_vcard(vc, timeout=10)
+        finally:
+            await slix_close(c)
+        prosody.stop()
+    finally:
+        prosody.stop()
+    data = prosody.base / "data"
+    assert not (data / HOSTDIR / "vcard").exists()
+    assert (data / HOSTDIR / "pep_urn%3axmpp%3avcard4" / "dave.list").exists()
+    xroot = tmp_path / "xmppd"
+    xroot.mkdir()
+    cfg = str(write_tree(xroot, cert_files))
+    r = await ctl("--config", cfg, "import", "prosody", str(data))
+    assert r.returncode == 0 and f"{DOMAIN} vcard: 1 imported" in r.stdout, r.stdout + r.stderr
+    r = await ctl("--config", cfg, "import", "prosody", str(data))
+    assert f"{DOMAIN} vcard: 0 imported, 1 unchanged" in r.stdout, r.stdout
+    d = start_daemon(Path(cfg)).wait_ready()
+    c = await slix_connect(d, f"dave@{DOMAIN}", "d-pw", plugins=PLUGINS)
+    try:
+        vc = (await c.plugin["xep_0054"].get_vcard(local=False, cached=False, timeout=10))["vcard_temp"]
+        assert vc["FN"] == "Dave Bowman"
+        assert vc["NICKNAME"] in ("dave", ["dave"])
+        assert vc.xml.findtext("{vcard-temp}EMAIL/{vcard-temp}USERID") == "dave@discovery.example"
+        assert vc["PHOTO"]["TYPE"] == "image/png"
+        assert vc["PHOTO"]["BINVAL"] == b"\x89PNG not really"
+    finally:
+        await slix_close(c)
 
 
 async def test_mechanisms_after_import(tmp_path, cert_files, prosody, start_daemon):

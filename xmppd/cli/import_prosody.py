@@ -28,6 +28,7 @@ import base64
 import binascii
 import hashlib
 import urllib.parse
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,34 @@ class Importer:
             out.append(Entry(user, path, hashlib.sha256(data).hexdigest(), value))
         return out
 
+    def vcard4_entries(self, host_dir: Path, have: set[str], tally: Tally) -> list[Entry]:
+        """vCards that Prosody's ``vcard_legacy`` (Debian's default) keeps as vCard4 in
+        PEP (and the avatar in PEP too), for users without a ``vcard/`` file: turned
+        into vcard-temp as ``vcard_legacy`` shows them to vcard-temp clients."""
+        from ..xmpp.jid import InvalidJID, nodeprep
+        d = host_dir / encode_name_store("pep_urn:xmpp:vcard4")
+        if not d.is_dir():
+            return []
+        out = []
+        for path in sorted(d.iterdir()):
+            if path.suffix != ".list" or not path.is_file():
+                continue
+            try:
+                user = nodeprep(decode_name(path.stem))
+                if user in have:
+                    continue
+                raw = path.read_bytes()
+                vcard4 = _last_payload(parse_list(raw))
+                photo, more = _avatar(host_dir, path.name)
+            except (OSError, LuaError, InvalidJID, UnicodeDecodeError) as exc:
+                tally.errors.append(f"{path}: {exc} (skipped)")
+                continue
+            if vcard4 is None:
+                continue
+            el = vcard4_to_temp(vcard4, photo)
+            out.append(Entry(user, path, hashlib.sha256(raw + more).hexdigest(), el))
+        return out
+
     # -- the marker: what was imported before ---------------------------------------
 
     async def marker(self, host: str, user: str) -> dict:
@@ -123,6 +152,8 @@ class Importer:
         for store in STORES:
             tally = Tally()
             entries = self.entries(host_dir, store, tally)
+            if store == "vcard":
+                entries += self.vcard4_entries(host_dir, {e.user for e in entries}, tally)
             if store == "accounts":
                 self.sha1_only: list[str] = []
                 for e in entries:
@@ -281,7 +312,7 @@ class Importer:
             tally.kept += 1
 
     async def vcard(self, host: str, e: Entry, tally: Tally, _done) -> None:
-        el = to_element(e.value, "vcard-temp")
+        el = e.value if isinstance(e.value, ET.Element) else to_element(e.value, "vcard-temp")
         if el.tag != "{vcard-temp}vCard":
             raise Skip(f"not a vcard-temp vCard ({el.tag})")
         await self._xml_keyval(host, "vcard", e.user, el, tally)
@@ -369,6 +400,112 @@ class Importer:
         tally.imported += len(new)
         if new and not self.dry_run:
             await kv.set(e.user, sorted(old | jids))
+
+
+def encode_name_store(s: str) -> str:
+    """A store name as Prosody writes it in a path (``_`` and letters kept)."""
+    return "".join(c if (c.isalnum() and c.isascii()) or c == "_" else
+                   "".join(f"%{b:02x}" for b in c.encode("utf-8")) for c in s)
+
+
+def _last_payload(items: list) -> ET.Element | None:
+    """The payload of the last item of a PEP node's archive (``.list``)."""
+    for item in reversed(items):
+        if not isinstance(item, Table):
+            continue
+        t = Table({k: v for k, v in item.items() if k not in ("key", "when", "with")})
+        if isinstance(t.get("attr"), Table):
+            t["attr"] = Table({k: v for k, v in t["attr"].items() if k != "stamp"})
+        el = to_element(t, "")
+        if el.tag.endswith("}item"):
+            children = list(el)
+            if not children:
+                continue
+            el = children[0]
+        return el
+    return None
+
+
+def _avatar(host_dir: Path, filename: str) -> tuple[tuple[str | None, str] | None, bytes]:
+    """``((type, base64 data), raw bytes read)`` of the user's PEP avatar, if any."""
+    meta_path = host_dir / encode_name_store("pep_urn:xmpp:avatar:metadata") / filename
+    data_path = host_dir / encode_name_store("pep_urn:xmpp:avatar:data") / filename
+    if not meta_path.is_file() or not data_path.is_file():
+        return None, b""
+    meta_raw, data_raw = meta_path.read_bytes(), data_path.read_bytes()
+    meta = _last_payload(parse_list(meta_raw))
+    info = meta.find("{urn:xmpp:avatar:metadata}info") if meta is not None else None
+    if info is None or not info.get("id"):
+        return None, meta_raw + data_raw
+    for item in parse_list(data_raw):
+        if isinstance(item, Table) and item.get("key") == info.get("id"):
+            payload = _last_payload([item])
+            if payload is not None and payload.text:
+                return (info.get("type"), "".join(payload.text.split())), meta_raw + data_raw
+    return None, meta_raw + data_raw
+
+
+V4 = "{urn:ietf:params:xml:ns:vcard-4.0}"
+_SIMPLE = {"nickname": "text", "title": "text", "role": "text", "categories": "text",
+           "note": "text", "url": "uri", "bday": "date"}
+
+
+def vcard4_to_temp(v4: ET.Element, photo: tuple[str | None, str] | None) -> ET.Element:
+    """vcard-temp from a vCard4 (XEP-0292) element, the mapping of Prosody's
+    ``vcard_legacy`` (which is how Prosody's users' vcard-temp clients saw it)."""
+    vt = "{vcard-temp}"
+    out = ET.Element(f"{vt}vCard")
+
+    def text_tag(parent, name, text):
+        if text:
+            ET.SubElement(parent, vt + name).text = text
+
+    def child_text(el, name):
+        return el.findtext(V4 + name) if el is not None else None
+
+    def kind(el, parent):
+        t = el.findtext(f"{V4}parameters/{V4}type/{V4}text")
+        if t in ("home", "work"):
+            ET.SubElement(parent, vt + t.upper())
+
+    text_tag(out, "FN", child_text(v4.find(V4 + "fn"), "text"))
+    n = v4.find(V4 + "n")
+    if n is not None:
+        nn = ET.SubElement(out, vt + "N")
+        for a, b in (("FAMILY", "surname"), ("GIVEN", "given"), ("MIDDLE", "additional"),
+                     ("PREFIX", "prefix"), ("SUFFIX", "suffix")):
+            text_tag(nn, a, child_text(n, b))
+    for tag in v4:
+        name = tag.tag[len(V4):] if tag.tag.startswith(V4) else None
+        if name in _SIMPLE:
+            text_tag(out, name.upper(), child_text(tag, _SIMPLE[name]))
+        elif name == "email" and child_text(tag, "text"):
+            e = ET.SubElement(out, vt + "EMAIL")
+            text_tag(e, "USERID", child_text(tag, "text"))
+            ET.SubElement(e, vt + "INTERNET")
+            kind(tag, e)
+        elif name == "tel" and child_text(tag, "uri"):
+            uri = child_text(tag, "uri")
+            e = ET.SubElement(out, vt + "TEL")
+            text_tag(e, "NUMBER", uri[4:] if uri.startswith("tel:") else uri)
+            kind(tag, e)
+        elif name == "adr":
+            e = ET.SubElement(out, vt + "ADR")
+            for a, b in (("POBOX", "pobox"), ("EXTADD", "ext"), ("STREET", "street"),
+                         ("LOCALITY", "locality"), ("REGION", "region"), ("PCODE", "code"),
+                         ("CTRY", "country")):
+                text_tag(e, a, child_text(tag, b))
+            kind(tag, e)
+        elif name == "impp" and (child_text(tag, "uri") or "").startswith("xmpp:"):
+            text_tag(out, "JABBERID", child_text(tag, "uri")[5:])
+        elif name == "org":
+            e = ET.SubElement(out, vt + "ORG")
+            text_tag(e, "ORGNAME", child_text(tag, "text"))
+    if photo is not None:
+        p = ET.SubElement(out, vt + "PHOTO")
+        text_tag(p, "TYPE", photo[0])
+        text_tag(p, "BINVAL", photo[1])
+    return out
 
 
 def scram_sha1_credentials(rec: Table) -> dict:
