@@ -3,11 +3,10 @@ util/serialization.lua writes, and what it must refuse (it never executes anythi
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 
 import pytest
 
-from xmppd.cli.import_prosody import decode_name, encode_name, scram_sha1_credentials, Skip
+from xmppd.cli.import_prosody import Skip, decode_name, encode_name, scram_credentials
 from xmppd.cli.luadata import FALSE, TRUE, LuaError, Table, parse_dat, parse_list, to_element
 
 # as Prosody 0.12 writes a roster (mod_roster via datamanager)
@@ -122,9 +121,24 @@ def test_scram_sha1_credentials_log_in():
     server = hmac.new(salted, b"Server Key", "sha1").hexdigest()
     rec = parse_dat(f'return {{ ["salt"] = "{salt}"; ["stored_key"] = "{stored}"; '
                     f'["server_key"] = "{server}"; ["iteration_count"] = {iterations}; }};')
-    creds = scram_sha1_credentials(rec)
+    creds = scram_credentials(rec)
     assert verify_password(creds, "pencil") and not verify_password(creds, "eraser")
     assert scram_auth_info(creds, "scram-sha-256") is None
     with pytest.raises(Skip):
-        scram_sha1_credentials(Table(salt="s", stored_key="zz", server_key="00",
-                                     iteration_count=4096))
+        scram_credentials(Table(salt="s", stored_key="zz", server_key="00", iteration_count=4096))
+
+
+def test_scram_sha256_credentials_of_prosody_13():
+    """Prosody 13 with password_hash = "SHA-256": same fields, 32-byte keys."""
+    import hashlib
+    import hmac
+    from xmppd.core.credentials import scram_auth_info, verify_password
+    salt = "2f4a4e38-6c0a-4b0e-9b43-3f5f4f1c2d10"
+    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt.encode(), 4096)
+    stored = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).hexdigest()
+    server = hmac.new(salted, b"Server Key", "sha256").hexdigest()
+    creds = scram_credentials(Table(salt=salt, stored_key=stored, server_key=server,
+                                    iteration_count=4096, disabled=True))
+    assert scram_auth_info(creds, "scram-sha-1") is None
+    assert scram_auth_info(creds, "scram-sha-256") is not None
+    assert verify_password(creds, "pencil") and creds["disabled"] is True

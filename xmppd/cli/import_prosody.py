@@ -7,8 +7,10 @@ For each enabled VirtualHost of xmppd's configuration with a directory there:
 
 * ``accounts``: ``internal_hashed`` records (SCRAM-SHA-1 ``stored_key``, ``server_key``,
   ``salt``, ``iteration_count``) become xmppd credentials holding only the SCRAM-SHA-1
-  keys: the password is unchanged (SCRAM-SHA-1 and PLAIN work; SCRAM-SHA-256 does not
-  until the next password change, which stores both); ``internal_plain`` records get
+  keys: the password is unchanged (SCRAM-SHA-1 and PLAIN work; SCRAM-SHA-256 is not
+  offered on the host while such accounts exist, ``core/accounts.py``; the next
+  password change stores both). Prosody 13's SHA-256 records (``password_hash =
+  "SHA-256"``, 32-byte keys) give SCRAM-SHA-256 keys. ``internal_plain`` records get
   full credentials from their password;
 * ``roster`` (items, and pending subscription requests), ``vcard`` (vcard-temp),
   ``private`` (XEP-0049), ``offline`` (messages waiting) and ``blocklist`` (XEP-0191)
@@ -76,6 +78,7 @@ class Importer:
         self.dry_run = dry_run
         self.out = out
         self.total = Tally()
+        self.sha1_only: list[str] = []   # accounts without SCRAM-SHA-256 keys, per host
 
     # -- reading ------------------------------------------------------------------
 
@@ -155,7 +158,7 @@ class Importer:
             if store == "vcard":
                 entries += self.vcard4_entries(host_dir, {e.user for e in entries}, tally)
             if store == "accounts":
-                self.sha1_only: list[str] = []
+                self.sha1_only = []
                 for e in entries:
                     await self.one(host, store, e, tally, self.account)
                 if self.sha1_only and not self.dry_run:
@@ -219,9 +222,10 @@ class Importer:
             except ValueError as exc:
                 raise Skip(str(exc)) from None
         else:
-            creds = scram_sha1_credentials(rec)
+            creds = scram_credentials(rec)
+            hash_key = "scram-sha-1" if "scram-sha-1" in creds else "scram-sha-256"
             if existing is not None:
-                if all(existing.get(k) == creds[k] for k in ("iterations", "salt", "scram-sha-1")):
+                if all(existing.get(k) == creds[k] for k in ("iterations", "salt", hash_key)):
                     if "scram-sha-256" not in existing:
                         self.sha1_only.append(e.user)
                     tally.unchanged += 1
@@ -267,7 +271,6 @@ class Importer:
             if rec["subscription"] in ("from", "both"):
                 continue
             rec["pending_in"] = True
-            req = {"{jabber:client}presence"}
             try:
                 el = to_element(stanza)
                 nick = [c for c in el if c.tag in ("{http://jabber.org/protocol/nick}nick",
@@ -508,8 +511,10 @@ def vcard4_to_temp(v4: ET.Element, photo: tuple[str | None, str] | None) -> ET.E
     return out
 
 
-def scram_sha1_credentials(rec: Table) -> dict:
-    """xmppd credentials (SCRAM-SHA-1 keys only) from an ``internal_hashed`` record."""
+def scram_credentials(rec: Table) -> dict:
+    """xmppd credentials from an ``internal_hashed`` record: SCRAM-SHA-1 keys (20
+    bytes; Prosody's default), or SCRAM-SHA-256 ones (32 bytes: Prosody 13 with
+    ``password_hash = "SHA-256"``); Prosody 13's ``disabled`` flag is kept."""
     from ..core.credentials import MIN_ITERATIONS
     try:
         salt = rec["salt"]
@@ -519,13 +524,17 @@ def scram_sha1_credentials(rec: Table) -> dict:
     except (KeyError, TypeError, binascii.Error, ValueError):
         raise Skip("not an internal_hashed account (stored_key, server_key, salt, "
                    "iteration_count)") from None
-    if not isinstance(salt, str) or len(stored) != 20 or len(server) != 20:
-        raise Skip("not SCRAM-SHA-1 keys")
+    hash_key = {20: "scram-sha-1", 32: "scram-sha-256"}.get(len(stored))
+    if not isinstance(salt, str) or hash_key is None or len(server) != len(stored):
+        raise Skip("keys of neither SCRAM-SHA-1 nor SCRAM-SHA-256")
     if not isinstance(iterations, int) or iterations < MIN_ITERATIONS:
         raise Skip(f"iteration count {iterations!r} below {MIN_ITERATIONS}")
     b64 = lambda b: base64.b64encode(b).decode("ascii")   # noqa: E731
-    return {"iterations": iterations, "salt": b64(salt.encode("utf-8")),
-            "scram-sha-1": {"stored_key": b64(stored), "server_key": b64(server)}}
+    creds = {"iterations": iterations, "salt": b64(salt.encode("utf-8")),
+             hash_key: {"stored_key": b64(stored), "server_key": b64(server)}}
+    if rec.get("disabled") is True:
+        creds["disabled"] = True
+    return creds
 
 
 async def cmd_import_prosody(args, cfg) -> int:
