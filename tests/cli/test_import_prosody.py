@@ -156,6 +156,9 @@ async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_dae
     # again: nothing changes, and it says so
     r = await ctl("--config", cfg, "import", "prosody", str(data))
     assert "nothing to import" in r.stdout and " imported," not in r.stdout.replace("0 imported,", ""), r.stdout
+    for line in (f"{DOMAIN} accounts: 0 imported, 2 unchanged", f"{DOMAIN} roster: 0 imported, 1 unchanged",
+                 f"{DOMAIN} offline: 0 imported, 1 unchanged", f"{DOMAIN} blocklist: 0 imported, 1 unchanged"):
+        assert line in r.stdout, r.stdout
 
     d = start_daemon(Path(cfg)).wait_ready()
     # the running server is not written behind its back

@@ -176,15 +176,18 @@ class Importer:
     async def one(self, host: str, store: str, e: Entry, tally: Tally, func) -> None:
         done = (await self.marker(host, e.user)).get(store)
         if store != "accounts" and isinstance(done, dict) and done.get("digest") == e.digest:
-            tally.unchanged += 1
+            items = done.get("items")
+            tally.unchanged += items if isinstance(items, int) and items >= 0 else 1
             return
+        before = tally.imported + tally.unchanged + tally.kept
         try:
             extra = await func(host, e, tally, done if isinstance(done, dict) else {})
         except (Skip, LuaError) as exc:
             tally.errors.append(f"{e.path}: {exc} (skipped)")
             return
         if store != "accounts":
-            await self.remember(host, e.user, store, e.digest, **(extra or {}))
+            items = tally.imported + tally.unchanged + tally.kept - before
+            await self.remember(host, e.user, store, e.digest, items=items, **(extra or {}))
 
     def report(self, host: str, store: str, t: Tally) -> None:
         for line in t.errors:
