@@ -153,6 +153,24 @@ async def test_password_change():
         assert await h.server.accounts.verify_password("example.com", "alice", "newer")
 
 
+async def test_password_change_of_an_imported_account_stores_both_hashes():
+    """An account with SCRAM-SHA-1 keys only (imported from Prosody) keeps the host
+    from offering SCRAM-SHA-256 until a password change (XEP-0077) stores both."""
+    async with Harness(modules=("register",)) as h:
+        accounts = h.server.accounts
+        alice = await h.client("alice@example.com/phone")
+        full = await accounts.get_credentials("example.com", "alice")
+        sha1 = {k: v for k, v in full.items() if k != "scram-sha-256"}
+        await h.server.storage.keyval("example.com", "accounts").set("alice", sha1)
+        await accounts.mark_sha1_only("example.com", ["alice"])
+        assert not accounts.offers_sha256("example.com")
+        reply = await alice.iq("set", creds("alice", "new"), to="example.com")
+        assert reply.get("type") == "result"
+        assert "scram-sha-256" in await accounts.get_credentials("example.com", "alice")
+        assert accounts.offers_sha256("example.com")
+        assert await h.server.storage.keyval("example.com", "accounts_sha1_only").get(None) is None
+
+
 async def test_removal_is_acknowledged_then_the_account_is_gone():
     async with Harness(modules=("register",)) as h:
         alice = await h.client("alice@example.com/phone")

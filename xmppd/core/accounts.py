@@ -3,6 +3,14 @@
 Passwords are never stored; only salted, iterated SCRAM keys
 (``core/credentials.py``). PBKDF2 runs in a worker thread.
 
+An account imported from a server that kept SCRAM-SHA-1 keys only (Prosody's
+``internal_hashed``) has no SCRAM-SHA-256 keys until its password changes. Such
+accounts are listed per host in the ``accounts_sha1_only`` store (host-wide value);
+while a host has any, its streams offer SCRAM-SHA-1 (and PLAIN) but not
+SCRAM-SHA-256 (:meth:`Accounts.offers_sha256`): mechanisms are offered before the
+username is known, and a client that picks the strongest offered mechanism and does
+not fall back would otherwise be locked out.
+
 An account may be disabled (Prosody 13's ``disable_user``): the record keeps a
 ``disabled`` flag, its sessions end and it cannot log in (SASL ``account-disabled``)
 until it is enabled again; its data stays.
@@ -20,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("xmppd.accounts")
 
 STORE = "accounts"
+SHA1_ONLY = "accounts_sha1_only"
 
 
 class AccountError(Exception):
@@ -40,6 +49,7 @@ class Accounts:
         self.storage = storage
         self.on_deleted = on_deleted
         self.on_disabled = on_disabled
+        self._sha1_only: dict[str, frozenset[str]] = {}
 
     def _kv(self, host: str):
         return self.storage.keyval(host, STORE)
@@ -62,7 +72,37 @@ class Accounts:
         if old.get("disabled"):
             creds["disabled"] = True   # a new password does not enable the account
         await self._kv(host).set(user, creds)
+        await self._unmark_sha1_only(host, user)
         log.info("password of %s@%s changed", user, host)
+
+    # -- accounts with SCRAM-SHA-1 keys only (imported) ------------------------------
+
+    async def load_hash_state(self, host: str) -> None:
+        """Read which accounts of *host* have SCRAM-SHA-1 keys only (at start and
+        when a host is added)."""
+        v = await self.storage.keyval(host, SHA1_ONLY).get(None)
+        self._sha1_only[host] = frozenset(v or ())
+
+    def offers_sha256(self, host: str) -> bool:
+        """False while some account of *host* has no SCRAM-SHA-256 keys."""
+        return not self._sha1_only.get(host)
+
+    async def mark_sha1_only(self, host: str, users) -> None:
+        """Record accounts stored with SCRAM-SHA-1 keys only (the importer does)."""
+        kv = self.storage.keyval(host, SHA1_ONLY)
+        now = set(await kv.get(None) or ()) | set(users)
+        await kv.set(None, sorted(now))
+        self._sha1_only[host] = frozenset(now)
+
+    async def _unmark_sha1_only(self, host: str, user: str) -> None:
+        kv = self.storage.keyval(host, SHA1_ONLY)
+        now = set(await kv.get(None) or ())
+        if user in now:
+            now.discard(user)
+            await kv.set(None, sorted(now) or None)
+            log.info("%s@%s has SCRAM-SHA-256 keys now (%d account(s) of %s without)",
+                     user, host, len(now), host)
+        self._sha1_only[host] = frozenset(now)
 
     async def get_credentials(self, host: str, user: str) -> dict | None:
         return await self._kv(host).get(user)
@@ -105,6 +145,7 @@ class Accounts:
         # sessions close and modules clean up (they still see the user's data:
         # the roster knows whose rosters to update); then every store is emptied
         await self._kv(host).delete(user)
+        await self._unmark_sha1_only(host, user)
         if self.on_deleted is not None:
             await self.on_deleted(host, user)
         await self.storage.delete_user(host, user)

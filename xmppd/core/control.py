@@ -480,6 +480,9 @@ async def reload(server: "Server") -> dict:
             for line in out["restart"]:
                 log.warning("reload: needs a restart: %s", line)
     out["certificates"] = await reload_certificates(server)
+    if server.accounts is not None:   # passwords xmppctl changed in the storage
+        for name in list(server.hosts):
+            await server.accounts.load_hash_state(name)
     return out
 
 

@@ -98,6 +98,7 @@ async def apply(server: "Server", new) -> dict[str, Any]:
         server.hosts[name].config = new.hosts[name]
     for name in added:
         server.hosts[name] = Host(server, name, new.hosts[name])
+        await server.accounts.load_hash_state(name)
 
     # certificates: new hosts, and hosts whose ssl option or files changed
     for r in await reload_certificates(server):

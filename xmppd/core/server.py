@@ -140,6 +140,8 @@ class Server:
             if not hc.enabled:
                 continue
             self.hosts[hc.name] = Host(self, hc.name, hc)
+        for name in self.hosts:
+            await self.accounts.load_hash_state(name)
         self._setup_certificates()
         await self.events.notify("server-starting", self)
         for host in self.hosts.values():

@@ -392,7 +392,10 @@ class C2SSession(XMLStreamProtocol):
 
     def _mechanisms(self) -> list[str]:
         from .sasl import offered_mechanisms
-        return offered_mechanisms(tls=self.tls, channel_binding_available=self.tls and self._end_point() is not None)
+        accounts = self.server.accounts
+        return offered_mechanisms(tls=self.tls, channel_binding_available=self.tls and self._end_point() is not None,
+                                  sha256=accounts is None or self.host is None
+                                  or accounts.offers_sha256(self.host.name))
 
     def _end_point(self) -> bytes | None:
         if not self.tls or self.host is None:

@@ -84,15 +84,19 @@ _dummy_creds: dict | None = None
 
 
 def offered_mechanisms(*, tls: bool, channel_binding_available: bool,
-                       allow_plain: bool = True) -> list[str]:
+                       allow_plain: bool = True, sha256: bool = True) -> list[str]:
     """Mechanisms to advertise, strongest first.
 
-    -PLUS only over TLS with channel-binding data; PLAIN only over TLS and if allowed.
+    -PLUS only over TLS with channel-binding data; PLAIN only over TLS and if allowed;
+    SCRAM-SHA-256(-PLUS) unless ``sha256`` is false (the host has accounts with
+    SCRAM-SHA-1 keys only: imported ones, see ``core/accounts.py``).
     """
     out: list[str] = []
     if tls and channel_binding_available:
         out += PLUS_MECHANISMS
     out += ["SCRAM-SHA-256", "SCRAM-SHA-1"]
+    if not sha256:
+        out = [m for m in out if not m.startswith("SCRAM-SHA-256")]
     if tls and allow_plain:
         out.append("PLAIN")
     return out

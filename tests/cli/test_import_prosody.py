@@ -1,0 +1,294 @@
+"""``xmppctl import prosody``: the real Debian Prosody 0.12 writes the data (accounts
+registered with prosodyctl, ``internal_hashed``; a slixmpp client sets a roster item,
+its vCard, private XML, a block and sends an offline message), xmppctl imports it,
+and the real xmppd serves it to slixmpp clients logging in with the old passwords."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import signal
+import subprocess
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.s2s.external import wait_port
+
+from .conftest import DOMAIN, free_port, run_ctl, write_tree
+
+pytestmark = pytest.mark.external("prosody")
+
+HOSTDIR = DOMAIN.replace(".", "%2e")
+PLUGINS = ("xep_0030", "xep_0054", "xep_0049", "xep_0191")
+
+
+def need(program: str) -> str:
+    path = shutil.which(program) or (f"/usr/bin/{program}" if os.path.exists(f"/usr/bin/{program}") else None)
+    if path is None:
+        pytest.skip(f"{program} is not installed (apt-get install prosody)")
+    return path
+
+
+class Prosody:
+    def __init__(self, base: Path, cert_files: dict, vcard: str = "vcard"):
+        self.base = base
+        base.mkdir()
+        (base / "certs").mkdir()
+        self.port = free_port()
+        self.cafile = cert_files["ca"]
+        self.tls_port = None
+        self.cfg = base / "prosody.cfg.lua"
+        self.cfg.write_text(textwrap.dedent(f"""\
+            run_as_root = true
+            daemonize = false
+            pidfile = "{base}/prosody.pid"
+            data_path = "{base}/data"
+            log = {{ {{ levels = {{ min = "warn" }}, to = "console" }} }}
+            interfaces = {{ "127.0.0.1" }}
+            c2s_ports = {{ {self.port} }}
+            s2s_ports = {{ }}
+            c2s_direct_tls_ports = {{ }}
+            http_ports = {{ }}
+            https_ports = {{ }}
+            authentication = "internal_hashed"
+            storage = "internal"
+            modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "presence"; "posix";
+                                 "{vcard}"; "private"; "offline"; "blocklist" }}
+            c2s_require_encryption = true
+            certificates = "{base}/certs"
+            VirtualHost "{DOMAIN}"
+                ssl = {{ certificate = "{cert_files["crt"]}"; key = "{cert_files["key"]}"; }}
+            """))
+        self.proc = None
+
+    def register(self, user: str, password: str) -> None:
+        r = subprocess.run([need("prosodyctl"), "--config", str(self.cfg), "register", user, DOMAIN,
+                            password], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    async def start(self) -> None:
+        self.out = open(self.base / "prosody.log", "wb")
+        self.proc = subprocess.Popen([need("prosody"), "-F", "--config", str(self.cfg)],
+                                     stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
+        await wait_port(self.port, self.proc, self.base / "prosody.log")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.out.close()
+
+
+@pytest.fixture
+def prosody(tmp_path, cert_files):
+    p = Prosody(tmp_path / "prosody", cert_files)
+    yield p
+    p.stop()
+
+
+async def fill(prosody: Prosody) -> None:
+    """What users did on Prosody before the move."""
+    from tests.e2e.clients import slix_close, slix_connect
+    prosody.register("alice", "alice's old pw")
+    prosody.register("bob", "bob-pw")
+    await prosody.start()
+    a = await slix_connect(prosody, f"alice@{DOMAIN}", "alice's old pw", plugins=PLUGINS)
+    try:
+        await a.update_roster(f"bob@{DOMAIN}", name="Bob", groups=["Friends", "Work"])
+        vc = a.plugin["xep_0054"].make_vcard()
+        vc["FN"] = "Alice Liddell"
+        vc["NICKNAME"] = "ali"
+        await a.plugin["xep_0054"].publish_vcard(vc, timeout=10)
+        await a.plugin["xep_0049"].store(
+            ET.fromstring("<prefs xmlns='urn:example:prefs'><color>blue</color></prefs>"), timeout=10)
+        await a.plugin["xep_0191"].block([f"spam@{DOMAIN}"], timeout=10)
+        a.send_message(mto=f"bob@{DOMAIN}", mbody="while you were away", mtype="chat")
+        await a.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=10)   # a round trip: sent
+    finally:
+        await slix_close(a)
+    prosody.stop()
+    data = prosody.base / "data" / HOSTDIR
+    assert (data / "accounts" / "alice.dat").exists() and (data / "offline" / "bob.list").exists()
+
+
+async def ctl(*args: str):
+    return await asyncio.to_thread(run_ctl, *args)
+
+
+async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_daemon):
+    from tests.e2e.clients import slix_close, slix_connect
+    await fill(prosody)
+    data = prosody.base / "data"
+    corrupt = data / HOSTDIR / "vcard" / "bob.dat"
+    corrupt.write_text('return {\n\t["name"] = "vCard";\n\t["attr"] = { broken\n')
+    xroot = tmp_path / "xmppd"
+    xroot.mkdir()
+    cfg = str(write_tree(xroot, cert_files))
+
+    r = await ctl("--config", cfg, "import", "prosody", str(data), "--dry-run")
+    assert r.returncode == 1, r.stdout + r.stderr     # the corrupt file
+    assert "dry run: nothing is written" in r.stdout
+    assert f"{DOMAIN} accounts: 2 to import" in r.stdout
+    assert f"error: {corrupt}: line 3" in r.stdout
+    r = await ctl("--config", cfg, "users", DOMAIN)
+    assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr   # nothing written
+
+    r = await ctl("--config", cfg, "import", "prosody", str(data))
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout
+    assert f"error: {corrupt}: line 3" in out and "(skipped)" in out
+    for line in (f"{DOMAIN} accounts: 2 imported", f"{DOMAIN} roster: 1 imported",
+                 f"{DOMAIN} vcard: 1 imported", f"{DOMAIN} private: 1 imported",
+                 f"{DOMAIN} offline: 1 imported", f"{DOMAIN} blocklist: 1 imported"):
+        assert line in out, out
+    r = await ctl("--config", cfg, "users", DOMAIN)
+    assert r.stdout.split() == [f"alice@{DOMAIN}", f"bob@{DOMAIN}"]
+
+    # again: nothing changes, and it says so
+    r = await ctl("--config", cfg, "import", "prosody", str(data))
+    assert "nothing to import" in r.stdout and " imported," not in r.stdout.replace("0 imported,", ""), r.stdout
+    for line in (f"{DOMAIN} accounts: 0 imported, 2 unchanged", f"{DOMAIN} roster: 0 imported, 1 unchanged",
+                 f"{DOMAIN} offline: 0 imported, 1 unchanged", f"{DOMAIN} blocklist: 0 imported, 1 unchanged"):
+        assert line in r.stdout, r.stdout
+
+    d = start_daemon(Path(cfg)).wait_ready()
+    # the running server is not written behind its back
+    r = await ctl("--config", cfg, "import", "prosody", str(data))
+    assert r.returncode == 1 and "xmppd is running" in r.stderr
+
+    a = await slix_connect(d, f"alice@{DOMAIN}", "alice's old pw", plugins=PLUGINS)
+    try:
+        roster = await a.get_roster(timeout=10)
+        items = roster["roster"]["items"]
+        assert set(items) == {f"bob@{DOMAIN}"}
+        assert items[f"bob@{DOMAIN}"]["name"] == "Bob"
+        assert sorted(items[f"bob@{DOMAIN}"]["groups"]) == ["Friends", "Work"]
+        vc = await a.plugin["xep_0054"].get_vcard(local=False, cached=False, timeout=10)
+        assert vc["vcard_temp"]["FN"] == "Alice Liddell"
+        assert vc["vcard_temp"]["NICKNAME"] in ("ali", ["ali"])
+        iq = a.make_iq_get()
+        iq["private"].xml.append(ET.Element("{urn:example:prefs}prefs"))
+        got = await iq.send(timeout=10)
+        prefs = got["private"].xml.find("{urn:example:prefs}prefs")
+        assert prefs.findtext("{urn:example:prefs}color") == "blue"
+        blocked = await a.plugin["xep_0191"].get_blocked_jids(timeout=10)
+        assert {str(j) for j in blocked} == {f"spam@{DOMAIN}"}
+    finally:
+        await slix_close(a)
+    # bob: the message that waited on Prosody, with its old password
+    b = await slix_connect(d, f"bob@{DOMAIN}", "bob-pw")
+    try:
+        msg = await b.next_message()
+        assert msg["body"] == "while you were away"
+        assert msg["from"].bare == f"alice@{DOMAIN}"
+        assert msg.xml.find("{urn:xmpp:delay}delay").get("stamp")
+    finally:
+        await slix_close(b)
+
+
+async def test_vcard4_of_vcard_legacy(tmp_path, cert_files, start_daemon):
+    """Debian's Prosody enables vcard_legacy: a vcard-temp set is kept as vCard4 and
+    an avatar in PEP; the import turns them back into the vcard-temp it showed."""
+    from tests.e2e.clients import slix_close, slix_connect
+    prosody = Prosody(tmp_path / "prosody", cert_files, vcard="vcard_legacy")
+    try:
+        prosody.register("dave", "d-pw")
+        await prosody.start()
+        c = await slix_connect(prosody, f"dave@{DOMAIN}", "d-pw", plugins=PLUGINS)
+        try:
+            vc = c.plugin["xep_0054"].make_vcard()
+            vc["FN"] = "Dave Bowman"
+            vc["NICKNAME"] = "dave"
+            vc["EMAIL"]["USERID"] = "dave@discovery.example"
+            vc["PHOTO"]["TYPE"] = "image/png"
+            vc["PHOTO"]["BINVAL"] = b"\x89PNG not really"
+            await c.plugin["xep_0054"].publish_vcard(vc, timeout=10)
+        finally:
+            await slix_close(c)
+        prosody.stop()
+    finally:
+        prosody.stop()
+    data = prosody.base / "data"
+    assert not (data / HOSTDIR / "vcard").exists()
+    assert (data / HOSTDIR / "pep_urn%3axmpp%3avcard4" / "dave.list").exists()
+    xroot = tmp_path / "xmppd"
+    xroot.mkdir()
+    cfg = str(write_tree(xroot, cert_files))
+    r = await ctl("--config", cfg, "import", "prosody", str(data))
+    assert r.returncode == 0 and f"{DOMAIN} vcard: 1 imported" in r.stdout, r.stdout + r.stderr
+    r = await ctl("--config", cfg, "import", "prosody", str(data))
+    assert f"{DOMAIN} vcard: 0 imported, 1 unchanged" in r.stdout, r.stdout
+    d = start_daemon(Path(cfg)).wait_ready()
+    c = await slix_connect(d, f"dave@{DOMAIN}", "d-pw", plugins=PLUGINS)
+    try:
+        vc = (await c.plugin["xep_0054"].get_vcard(local=False, cached=False, timeout=10))["vcard_temp"]
+        assert vc["FN"] == "Dave Bowman"
+        assert vc["NICKNAME"] in ("dave", ["dave"])
+        assert vc.xml.findtext("{vcard-temp}EMAIL/{vcard-temp}USERID") == "dave@discovery.example"
+        assert vc["PHOTO"]["TYPE"] == "image/png"
+        assert vc["PHOTO"]["BINVAL"] == b"\x89PNG not really"
+    finally:
+        await slix_close(c)
+
+
+async def test_mechanisms_after_import(tmp_path, cert_files, prosody, start_daemon):
+    """The imported account has SCRAM-SHA-1 keys only: SCRAM-SHA-1(-PLUS) and PLAIN
+    (checked against those keys) take the old password; the host offers no
+    SCRAM-SHA-256 while it has such an account (a client that picks the strongest
+    mechanism offered must not be locked out), until a password change stores both
+    hashes."""
+    from tests.e2e.test_sasl import end_point, mechanisms, scram, tls_stream
+    prosody.register("carol", "c-old")
+    xroot = tmp_path / "xmppd"
+    xroot.mkdir()
+    cfg = str(write_tree(xroot, cert_files))
+    r = await ctl("--config", cfg, "import", "prosody", str(prosody.base / "data"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = start_daemon(Path(cfg)).wait_ready()
+
+    async def attempt(mech: str, password: str) -> str:
+        raw, _ = await tls_stream(d)
+        try:
+            if mech == "PLAIN":
+                payload = base64.b64encode(f"\0carol\0{password}".encode()).decode()
+                raw.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                         f"{payload}</auth>")
+                out = await raw.read_until(b">", timeout=10)
+                if "<failure" in out:
+                    out += await raw.read_until(b"</failure>", timeout=10)
+                return out
+            cb = ("tls-server-end-point", end_point(raw)) if mech.endswith("-PLUS") else None
+            return await scram(raw, mech, "carol", password, cb)
+        finally:
+            raw.close()
+
+    for mech in ("SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "PLAIN"):
+        assert "<success" in await attempt(mech, "c-old"), mech
+        assert "<not-authorized" in await attempt(mech, "wrong"), mech
+    # the host has an account without SCRAM-SHA-256 keys: SCRAM-SHA-256 is not offered
+    raw, feats = await tls_stream(d)
+    raw.close()
+    assert mechanisms(feats) == ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN"]
+    assert "<invalid-mechanism" in await attempt("SCRAM-SHA-256", "c-old")
+
+    # a password change stores both hashes; the running server sees it at reload
+    r = await asyncio.to_thread(run_ctl, "--config", cfg, "passwd", f"carol@{DOMAIN}",
+                                "--password-stdin", input="c-new\n")
+    assert r.returncode == 0, r.stderr
+    r = await asyncio.to_thread(run_ctl, "--config", cfg, "reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    raw, feats = await tls_stream(d)
+    raw.close()
+    assert mechanisms(feats) == ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
+                                 "SCRAM-SHA-1", "PLAIN"]
+    for mech in ("SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1", "PLAIN"):
+        assert "<success" in await attempt(mech, "c-new"), mech
