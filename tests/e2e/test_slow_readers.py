@@ -9,6 +9,8 @@ import base64
 import re
 import socket
 
+from slixmpp.exceptions import IqError
+
 from .clients import logged_in, slix_close, slix_connect
 from .conftest import start_server
 from .rawclient import Raw
@@ -72,6 +74,18 @@ async def flood(sender, to: str, n: int) -> list[str]:
     return ids
 
 
+async def sent_and_handled(client) -> None:
+    """Everything the client queued has reached the server and been handled: slixmpp
+    sends in order, the server handles a session's stanzas in order, so the answer
+    to one more IQ comes after all of them (without it, the end of a flood could
+    still sit in slixmpp's queue when the client disconnects)."""
+    iq = client.make_iq_get(queryxmlns="urn:xmpp:ping", ito="xmppd.test")
+    try:
+        await iq.send(timeout=60)
+    except IqError:
+        pass     # an error answer proves the same
+
+
 async def wait_until(cond, timeout=20.0, sample=None):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -113,6 +127,7 @@ async def test_a_client_that_does_not_read_is_closed_and_loses_nothing(tmp_path,
 
         async with logged_in(srv, "alice@xmppd.test/desk") as alice:
             ids = await flood(alice, "bob@xmppd.test/stuck", 3000)   # ~3 MB of messages
+            await sent_and_handled(alice)
             await wait_until(lambda: session_of(srv, "bob", "stuck") is None, sample=sample)
         # the server held at most about the limit for the client, and then let go
         assert peak[0] <= 2 * LIMIT
