@@ -226,7 +226,6 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 def _account_key(path: Path):
     import josepy as jose
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     try:
         saved = json.loads(path.read_text())
@@ -234,9 +233,7 @@ def _account_key(path: Path):
     except (OSError, ValueError, KeyError):
         pass
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwk = jose.JWKRSA(key=key)
-    _ = serialization   # the key is kept as a JWK
-    return jwk, None
+    return jose.JWKRSA(key=key), None
 
 
 def _save_account(path: Path, jwk, uri: str) -> None:
