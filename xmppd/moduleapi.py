@@ -25,6 +25,7 @@ from .core.events import (EARLY, FIRST, HANDLED, LAST, LATE, NORMAL, element_eve
 from .core.modules import (AdhocCommand, CliCommand, ControlCommand, HttpRoute, IQEvent,
                            Listener, ModuleAPI, ModuleError, SessionSlot, SoftDependency)
 from .core.metrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE, MetricFamily
+from .net.tls import write_private
 from .storage.api import ItemNotFound, StorageError
 from .stream import SharedContent, copy_of, serialize
 
@@ -34,7 +35,7 @@ __all__ = [
     "LATE", "LAST", "stanza_event", "iq_event", "element_event", "item_event",
     "s2s_element_event", "roster", "AccountError", "AccountExists", "NoSuchAccount",
     "ItemNotFound", "StorageError", "SharedContent", "copy_of", "serialize", "MetricFamily",
-    "OPENMETRICS_CONTENT_TYPE",
+    "OPENMETRICS_CONTENT_TYPE", "write_private",
 ]
 
 _CORE = {o.name: o for o in CORE_OPTIONS}

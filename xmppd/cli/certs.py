@@ -140,14 +140,14 @@ def cmd_check_certs(args, cfg) -> int:
 def _copy(src: Path, dst: Path, mode: int, owner) -> bool:
     """Atomically put ``src``'s bytes at ``dst`` with ``mode`` (and ``owner``'s uid/gid
     when we are root). False when the content was already there."""
-    from ..net.tls import _write_private
+    from ..net.tls import write_private
     data = src.read_bytes()
     try:
         if dst.read_bytes() == data and (dst.stat().st_mode & 0o777) == mode:
             return False
     except OSError:
         pass
-    _write_private(dst, data, mode)
+    write_private(dst, data, mode)
     if owner is not None:
         os.chown(dst, owner[0], owner[1])
     return True

@@ -108,7 +108,7 @@ def covers(choice: Choice, names: list[str]) -> bool:
 def setup(server: "Server") -> CertificateStore:
     """The certificate store of a starting server. Raises StartupError naming the host,
     the file and the setting when a certificate cannot be used."""
-    from .server import StartupError
+    from .server import StartupError, _reason
     store = CertificateStore()
     choices = choose(server)
     vhosts = [c for c in choices if c.host in server.config.hosts
@@ -133,12 +133,6 @@ def setup(server: "Server") -> CertificateStore:
             raise StartupError(f"{c.host}: the certificate {c.cert} or its key {c.key} cannot be "
                                f"used: {_reason(exc)} (certificate from {c.source})") from None
     return store
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return str(exc.reason).lower().replace("_", " ")
-    return str(exc)
 
 
 def reselect(server: "Server") -> list[dict]:
@@ -178,6 +172,7 @@ def reselect(server: "Server") -> list[dict]:
         try:
             store.add([c.host], c.cert, c.key)
         except (OSError, ValueError, ssl.SSLError) as exc:
+            from .server import _reason
             report["error"] = _reason(exc)
             continue
         report["changed"] = True

@@ -23,11 +23,9 @@ import asyncio
 import datetime
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
-from xmppd.moduleapi import HttpRoute, Option
+from xmppd.moduleapi import HttpRoute, Option, write_private
 
 SCOPE = "global"
 PROTOCOLS = ["RFC 8555"]
@@ -183,8 +181,8 @@ class Renewer:
             obtain, self.settings, account, names, self.tokens, self.server.version)
         for name in names:
             crt, key = self.server.obtained_certificate_files(name)
-            _write(key, key_pem, 0o600)
-            _write(crt, fullchain, 0o644)
+            write_private(key, key_pem, 0o600)
+            write_private(crt, fullchain, 0o644)
         from cryptography import x509
         until = x509.load_pem_x509_certificates(fullchain)[0].not_valid_after_utc
         log.info("ACME: certificate for %s obtained, valid until %s", ", ".join(names), f"{until:%Y-%m-%d}")
@@ -204,24 +202,6 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 # -- the ACME exchange (blocking: runs in a thread) --------------------------------------
 
 def _account_key(path: Path):
@@ -237,7 +217,7 @@ def _account_key(path: Path):
 
 
 def _save_account(path: Path, jwk, uri: str) -> None:
-    _write(path, json.dumps({"key": jwk.to_json(), "uri": uri}).encode(), 0o600)
+    write_private(path, json.dumps({"key": jwk.to_json(), "uri": uri}).encode(), 0o600)
 
 
 def _certificate_key(key_type: str) -> bytes:

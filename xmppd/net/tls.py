@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CertificateStore", "CIPHERS", "ID_ON_XMPPADDR", "cert_names", "end_point_hash_of",
-    "find_certificate", "generate_self_signed", "load_cert_der", "make_server_context",
+    "find_certificate", "generate_self_signed", "write_private", "load_cert_der", "make_server_context",
     "name_matches", "tls_server_end_point",
 ]
 
@@ -122,8 +122,9 @@ def _utf8string_der(text: str) -> bytes:
     return b"\x0c" + length + data
 
 
-def _write_private(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically (temp file + rename) with *mode*; parent dirs created."""
+def write_private(path: Path, data: bytes, mode: int) -> None:
+    """Write atomically (temp file + rename, fsynced) with *mode*; parent dirs created.
+    Certificates, keys, and anything else a reader must never see half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -194,8 +195,8 @@ def generate_self_signed(domain: str, cert_path, key_path, *, days: int = 3650,
     key_pem = key.private_bytes(serialization.Encoding.PEM,
                                 serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    _write_private(Path(key_path), key_pem, 0o600)
-    _write_private(Path(cert_path), cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_private(Path(key_path), key_pem, 0o600)
+    write_private(Path(cert_path), cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def find_certificate(domain: str, certificates_dir, *, parents: bool = True
