@@ -19,8 +19,8 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # Debian packages the test suite uses: Prosody (its default config is a test input,
-# and its server a federation peer), ejabberd (a federation peer), coturn (the TURN
-# server that must accept turn_external's credentials), fail2ban and logrotate (they
+# and its server a federation peer; with lua-dbi-sqlite3 its SQL storage is an import
+# source), ejabberd (a federation peer and an export source), coturn (the TURN server that must accept turn_external's credentials), fail2ban and logrotate (they
 # read and rotate the daemon's log), pebble (the ACME CA the acme module gets its
 # certificates from). Installed when we are root.
 system-deps:
@@ -31,6 +31,14 @@ system-deps:
 	    systemctl stop prosody >/dev/null 2>&1 || service prosody stop >/dev/null 2>&1 || true; \
 	  else \
 	    echo "note: prosody is not installed (apt-get install prosody); tests that need it will be skipped"; \
+	  fi; \
+	fi
+	@if ! dpkg -s lua-dbi-sqlite3 >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua-dbi-sqlite3 >/dev/null) \
+	      || echo "warning: could not install lua-dbi-sqlite3; the Prosody SQL import test will be skipped"; \
+	  else \
+	    echo "note: lua-dbi-sqlite3 is not installed (Prosody's SQLite storage); its import test will be skipped"; \
 	  fi; \
 	fi
 	@if ! command -v ejabberdctl >/dev/null 2>&1 && [ ! -x /usr/sbin/ejabberdctl ]; then \
