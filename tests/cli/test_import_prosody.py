@@ -18,12 +18,15 @@ import pytest
 
 from tests.s2s.external import wait_port
 
+from tests.e2e.peputil import options, publish
+
 from .conftest import DOMAIN, free_port, run_ctl, write_tree
 
 pytestmark = pytest.mark.external("prosody")
 
 HOSTDIR = DOMAIN.replace(".", "%2e")
-PLUGINS = ("xep_0030", "xep_0054", "xep_0049", "xep_0191")
+PLUGINS = ("xep_0030", "xep_0054", "xep_0049", "xep_0191", "xep_0004", "xep_0060")
+MOOD = "http://jabber.org/protocol/mood"
 
 
 def need(program: str) -> str:
@@ -34,10 +37,13 @@ def need(program: str) -> str:
 
 
 class Prosody:
-    def __init__(self, base: Path, cert_files: dict, vcard: str = "vcard"):
+    def __init__(self, base: Path, cert_files: dict, vcard: str = "vcard", sql: bool = False):
         self.base = base
         base.mkdir()
         (base / "certs").mkdir()
+        (base / "data").mkdir()
+        storage = ('storage = "sql"\nsql = { driver = "SQLite3", database = "prosody.sqlite" }'
+                   if sql else 'storage = "internal"')
         self.port = free_port()
         self.cafile = cert_files["ca"]
         self.tls_port = None
@@ -55,9 +61,9 @@ class Prosody:
             http_ports = {{ }}
             https_ports = {{ }}
             authentication = "internal_hashed"
-            storage = "internal"
+            {storage}
             modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "presence"; "posix";
-                                 "{vcard}"; "private"; "offline"; "blocklist" }}
+                                 "{vcard}"; "private"; "offline"; "blocklist"; "pep" }}
             c2s_require_encryption = true
             certificates = "{base}/certs"
             VirtualHost "{DOMAIN}"
@@ -111,13 +117,42 @@ async def fill(prosody: Prosody) -> None:
         await a.plugin["xep_0049"].store(
             ET.fromstring("<prefs xmlns='urn:example:prefs'><color>blue</color></prefs>"), timeout=10)
         await a.plugin["xep_0191"].block([f"spam@{DOMAIN}"], timeout=10)
+        # PEP: a node with the defaults (mood), one configured with two items
+        await publish(a, MOOD, f"<mood xmlns='{MOOD}'><happy/></mood>", id="m1")
+        for n, text in ((1, "one"), (2, "two")):
+            await publish(a, "urn:example:notes", f"<note xmlns='urn:example'>{text}</note>", id=str(n),
+                          opts=options(access_model="open", max_items="10"))
         a.send_message(mto=f"bob@{DOMAIN}", mbody="while you were away", mtype="chat")
         await a.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=10)   # a round trip: sent
     finally:
         await slix_close(a)
     prosody.stop()
-    data = prosody.base / "data" / HOSTDIR
-    assert (data / "accounts" / "alice.dat").exists() and (data / "offline" / "bob.list").exists()
+
+
+async def check_alice_pep(d) -> None:
+    """What fill() published, served by xmppd: to the owner and, on the open node, to
+    another account."""
+    from tests.e2e.clients import slix_close, slix_connect
+    a = await slix_connect(d, f"alice@{DOMAIN}", "alice's old pw", plugins=PLUGINS)
+    try:
+        got = await a.plugin["xep_0060"].get_items(None, MOOD, timeout=10)
+        items = list(got["pubsub"]["items"])
+        assert [i["id"] for i in items] == ["m1"]
+        assert items[0].xml.find(f"{{{MOOD}}}mood/{{{MOOD}}}happy") is not None
+        conf = await a.plugin["xep_0060"].get_node_config(None, "urn:example:notes", timeout=10)
+        values = conf["pubsub_owner"]["configure"]["form"].get_values()
+        assert values["pubsub#access_model"] == "open" and values["pubsub#max_items"] == "10"
+        conf = await a.plugin["xep_0060"].get_node_config(None, MOOD, timeout=10)
+        values = conf["pubsub_owner"]["configure"]["form"].get_values()
+        assert values["pubsub#access_model"] == "presence" and values["pubsub#max_items"] == "1"
+    finally:
+        await slix_close(a)
+    b = await slix_connect(d, f"bob@{DOMAIN}", "bob-pw", plugins=PLUGINS)
+    try:
+        got = await b.plugin["xep_0060"].get_items(f"alice@{DOMAIN}", "urn:example:notes", timeout=10)
+        assert [i.xml.findtext("{urn:example}note") for i in list(got["pubsub"]["items"])] == ["one", "two"]
+    finally:
+        await slix_close(b)
 
 
 async def ctl(*args: str):
@@ -128,6 +163,9 @@ async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_dae
     from tests.e2e.clients import slix_close, slix_connect
     await fill(prosody)
     data = prosody.base / "data"
+    assert (data / HOSTDIR / "accounts" / "alice.dat").exists()
+    assert (data / HOSTDIR / "offline" / "bob.list").exists()
+    assert (data / HOSTDIR / "pep" / "alice.dat").exists()
     corrupt = data / HOSTDIR / "vcard" / "bob.dat"
     corrupt.write_text('return {\n\t["name"] = "vCard";\n\t["attr"] = { broken\n')
     xroot = tmp_path / "xmppd"
@@ -148,7 +186,8 @@ async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_dae
     assert f"error: {corrupt}: line 3" in out and "(skipped)" in out
     for line in (f"{DOMAIN} accounts: 2 imported", f"{DOMAIN} roster: 1 imported",
                  f"{DOMAIN} vcard: 1 imported", f"{DOMAIN} private: 1 imported",
-                 f"{DOMAIN} offline: 1 imported", f"{DOMAIN} blocklist: 1 imported"):
+                 f"{DOMAIN} offline: 1 imported", f"{DOMAIN} blocklist: 1 imported",
+                 f"{DOMAIN} pep: 2 imported"):
         assert line in out, out
     r = await ctl("--config", cfg, "users", DOMAIN)
     assert r.stdout.split() == [f"alice@{DOMAIN}", f"bob@{DOMAIN}"]
@@ -157,7 +196,8 @@ async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_dae
     r = await ctl("--config", cfg, "import", "prosody", str(data))
     assert "nothing to import" in r.stdout and " imported," not in r.stdout.replace("0 imported,", ""), r.stdout
     for line in (f"{DOMAIN} accounts: 0 imported, 2 unchanged", f"{DOMAIN} roster: 0 imported, 1 unchanged",
-                 f"{DOMAIN} offline: 0 imported, 1 unchanged", f"{DOMAIN} blocklist: 0 imported, 1 unchanged"):
+                 f"{DOMAIN} offline: 0 imported, 1 unchanged", f"{DOMAIN} blocklist: 0 imported, 1 unchanged",
+                 f"{DOMAIN} pep: 0 imported, 2 unchanged"):
         assert line in r.stdout, r.stdout
 
     d = start_daemon(Path(cfg)).wait_ready()
@@ -193,6 +233,7 @@ async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_dae
         assert msg.xml.find("{urn:xmpp:delay}delay").get("stamp")
     finally:
         await slix_close(b)
+    await check_alice_pep(d)
 
 
 async def test_vcard4_of_vcard_legacy(tmp_path, cert_files, start_daemon):
@@ -292,3 +333,65 @@ async def test_mechanisms_after_import(tmp_path, cert_files, prosody, start_daem
                                  "SCRAM-SHA-1", "PLAIN"]
     for mech in ("SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1", "PLAIN"):
         assert "<success" in await attempt(mech, "c-new"), mech
+
+
+async def test_import_from_real_prosody_sql(tmp_path, cert_files, start_daemon):
+    """The same move from Prosody's SQL storage (SQLite, Debian's lua-dbi-sqlite3):
+    xmppctl finds prosody.sqlite in the data path."""
+    import sqlite3
+    from tests.e2e.clients import slix_close, slix_connect
+    if not any(Path(p, "dbd", "sqlite3.so").exists() for p in Path("/usr/lib").glob("*/lua/5.4")):
+        pytest.skip("lua-dbi-sqlite3 is not installed (apt-get install lua-dbi-sqlite3)")
+    prosody = Prosody(tmp_path / "prosody", cert_files, sql=True)
+    try:
+        await fill(prosody)
+    finally:
+        prosody.stop()
+    data = prosody.base / "data"
+    db = data / "prosody.sqlite"
+    assert db.is_file() and not (data / HOSTDIR).exists()
+    with sqlite3.connect(db) as c:      # carol's vCard is broken: she is reported, the rest imported
+        c.execute("INSERT INTO prosody VALUES (?, 'carol', 'accounts', 'password', 'string', 'c-pw')", (DOMAIN,))
+        c.execute("INSERT INTO prosody VALUES (?, 'carol', 'vcard', '', 'json', '[{broken')", (DOMAIN,))
+    xroot = tmp_path / "xmppd"
+    xroot.mkdir()
+    cfg = str(write_tree(xroot, cert_files))
+    r = await ctl("--config", cfg, "import", "prosody", str(data))
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout
+    assert f"error: {db}: vcard of carol: " in out and "bad JSON" in out, out
+    for line in (f"{DOMAIN} accounts: 3 imported", f"{DOMAIN} roster: 1 imported",
+                 f"{DOMAIN} vcard: 1 imported, 0 unchanged, 1 skipped", f"{DOMAIN} private: 1 imported",
+                 f"{DOMAIN} offline: 1 imported", f"{DOMAIN} blocklist: 1 imported",
+                 f"{DOMAIN} pep: 2 imported"):
+        assert line in out, out
+    r = await ctl("--config", cfg, "import", "prosody", "--sql", str(db))
+    assert "nothing to import" in r.stdout and f"{DOMAIN} pep: 0 imported, 2 unchanged" in r.stdout, r.stdout
+    r = await ctl("--config", cfg, "import", "prosody", str(tmp_path / "nowhere.sqlite"))
+    assert r.returncode == 1 and "nowhere.sqlite" in r.stderr
+
+    d = start_daemon(Path(cfg)).wait_ready()
+    a = await slix_connect(d, f"alice@{DOMAIN}", "alice's old pw", plugins=PLUGINS)
+    try:
+        items = (await a.get_roster(timeout=10))["roster"]["items"]
+        assert items[f"bob@{DOMAIN}"]["name"] == "Bob"
+        assert sorted(items[f"bob@{DOMAIN}"]["groups"]) == ["Friends", "Work"]
+        vc = await a.plugin["xep_0054"].get_vcard(local=False, cached=False, timeout=10)
+        assert vc["vcard_temp"]["FN"] == "Alice Liddell"
+        iq = a.make_iq_get()
+        iq["private"].xml.append(ET.Element("{urn:example:prefs}prefs"))
+        got = await iq.send(timeout=10)
+        assert got["private"].xml.findtext("{urn:example:prefs}prefs/{urn:example:prefs}color") == "blue"
+        blocked = await a.plugin["xep_0191"].get_blocked_jids(timeout=10)
+        assert {str(j) for j in blocked} == {f"spam@{DOMAIN}"}
+    finally:
+        await slix_close(a)
+    b = await slix_connect(d, f"bob@{DOMAIN}", "bob-pw")
+    try:
+        msg = await b.next_message()
+        assert msg["body"] == "while you were away" and msg["from"].bare == f"alice@{DOMAIN}"
+    finally:
+        await slix_close(b)
+    c = await slix_connect(d, f"carol@{DOMAIN}", "c-pw")
+    await slix_close(c)
+    await check_alice_pep(d)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .luadata import FALSE, LuaError, Table, parse_dat, parse_list, to_element
 
-STORES = ("accounts", "roster", "vcard", "private", "offline", "blocklist")
+STORES = ("accounts", "roster", "vcard", "private", "offline", "blocklist", "pep")
 MARKER = "prosody_import"
 
 
@@ -65,16 +65,92 @@ class Tally:
 @dataclass
 class Entry:
     user: str
-    path: Path
+    path: str          # where it was read, for messages
     digest: str
     value: object
 
 
+class FlatSource:
+    """Prosody's flat files (``storage = "internal"``) under its data_path."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.describe = str(root)
+
+    def has_host(self, host: str) -> bool:
+        return (self.root / encode_name(host)).is_dir()
+
+    def _files(self, host: str, store: str, ext: str, user: str | None = None):
+        d = self.root / encode_name(host) / encode_name_store(store)
+        if user is not None:
+            p = d / (encode_name(user) + ext)
+            return [p] if p.is_file() else []
+        if not d.is_dir():
+            return []
+        return [p for p in sorted(d.iterdir()) if p.suffix == ext and p.is_file()]
+
+    def _read(self, paths, parse) -> list:
+        out = []
+        for path in paths:
+            try:
+                raw = decode_name(path.stem)
+                data = path.read_bytes()
+                out.append((raw, str(path), hashlib.sha256(data).hexdigest(), parse(data)))
+            except (OSError, LuaError, UnicodeDecodeError) as exc:
+                out.append((path.stem, str(path), "", exc))
+        return out
+
+    def keyval(self, host: str, store: str) -> list:
+        """``(user, label, digest, value or the exception met reading it)`` per user."""
+        return self._read(self._files(host, store, ".dat"), parse_dat)
+
+    def archive(self, host: str, store: str, user: str | None = None) -> list:
+        return self._read(self._files(host, store, ".list", user), parse_list)
+
+    def archive_stores(self, host: str, prefix: str) -> list[str]:
+        d = self.root / encode_name(host)
+        enc = encode_name_store(prefix)
+        return sorted(decode_name(p.name) for p in d.iterdir()
+                      if p.is_dir() and p.name.startswith(enc)) if d.is_dir() else []
+
+    def close(self) -> None:
+        pass
+
+
+class SqlSource:
+    """Prosody's SQL storage in SQLite (``storage = "sql"``): :mod:`.prosody_sql`."""
+
+    def __init__(self, path: Path):
+        from .prosody_sql import ProsodySQL
+        self.db = ProsodySQL(path)
+        self.describe = f"{path} (SQL)"
+        self._hosts = self.db.hosts()
+
+    def has_host(self, host: str) -> bool:
+        return host in self._hosts
+
+    def _rows(self, data: dict, store: str) -> list:
+        return [(user, f"{self.db.path}: {store} of {user}", digest, value)
+                for user, (digest, value) in sorted(data.items())]
+
+    def keyval(self, host: str, store: str) -> list:
+        return self._rows(self.db.keyval(host, store), store)
+
+    def archive(self, host: str, store: str, user: str | None = None) -> list:
+        return self._rows(self.db.archive(host, store, user), store)
+
+    def archive_stores(self, host: str, prefix: str) -> list[str]:
+        return self.db.archive_stores(host, prefix)
+
+    def close(self) -> None:
+        self.db.close()
+
+
 class Importer:
-    def __init__(self, storage, accounts, prosody_dir: Path, *, dry_run: bool, out):
+    def __init__(self, storage, accounts, source, *, dry_run: bool, out):
         self.storage = storage
         self.accounts = accounts
-        self.dir = prosody_dir
+        self.src = source
         self.dry_run = dry_run
         self.out = out
         self.total = Tally()
@@ -82,52 +158,75 @@ class Importer:
 
     # -- reading ------------------------------------------------------------------
 
-    def entries(self, host_dir: Path, store: str, tally: Tally) -> list[Entry]:
+    def _entries(self, rows: list, tally: Tally) -> list[Entry]:
         from ..xmpp.jid import InvalidJID, nodeprep
-        d = host_dir / store
-        if not d.is_dir():
-            return []
-        ext = ".list" if store == "offline" else ".dat"
         out = []
-        for path in sorted(d.iterdir()):
-            if path.suffix != ext or not path.is_file():
+        for raw, label, digest, value in rows:
+            if isinstance(value, Exception):
+                tally.errors.append(f"{label}: {value} (skipped)")
                 continue
             try:
-                user = nodeprep(decode_name(path.stem))
-                data = path.read_bytes()
-                value = parse_list(data) if ext == ".list" else parse_dat(data)
-            except (OSError, LuaError, InvalidJID, UnicodeDecodeError) as exc:
-                tally.errors.append(f"{path}: {exc} (skipped)")
+                user = nodeprep(raw)
+            except InvalidJID as exc:
+                tally.errors.append(f"{label}: {exc} (skipped)")
                 continue
-            out.append(Entry(user, path, hashlib.sha256(data).hexdigest(), value))
+            out.append(Entry(user, label, digest, value))
         return out
 
-    def vcard4_entries(self, host_dir: Path, have: set[str], tally: Tally) -> list[Entry]:
-        """vCards that Prosody's ``vcard_legacy`` (Debian's default) keeps as vCard4 in
-        PEP (and the avatar in PEP too), for users without a ``vcard/`` file: turned
-        into vcard-temp as ``vcard_legacy`` shows them to vcard-temp clients."""
-        from ..xmpp.jid import InvalidJID, nodeprep
-        d = host_dir / encode_name_store("pep_urn:xmpp:vcard4")
-        if not d.is_dir():
-            return []
+    def entries(self, host: str, store: str, tally: Tally) -> list[Entry]:
+        if store == "offline":
+            return self._entries(self.src.archive(host, store), tally)
+        if store == "pep":
+            return self.pep_entries(host, tally)
+        return self._entries(self.src.keyval(host, store), tally)
+
+    def pep_entries(self, host: str, tally: Tally) -> list[Entry]:
+        """Each user's PEP nodes (the ``pep`` map: node → name, config, subscribers,
+        affiliations) with their items (the archive ``pep_<node>``)."""
         out = []
-        for path in sorted(d.iterdir()):
-            if path.suffix != ".list" or not path.is_file():
+        for e in self._entries(self.src.keyval(host, "pep"), tally):
+            if not isinstance(e.value, Table):
+                tally.errors.append(f"{e.path}: not PEP nodes (skipped)")
+                continue
+            digest = hashlib.sha256(e.digest.encode())
+            nodes = {}
+            for name, rec in sorted(e.value.items(), key=lambda kv: str(kv[0])):
+                if not isinstance(name, str) or not name:
+                    continue
+                if rec is True:      # Prosody's old form: the node exists, no configuration
+                    rec = Table()
+                rows = self.src.archive(host, "pep_" + name, e.user)
+                items = []
+                for _raw, label, d, value in rows:
+                    if isinstance(value, Exception):
+                        tally.errors.append(f"{label}: {value} (node {name} skipped)")
+                        items = None
+                        break
+                    digest.update(d.encode())
+                    items = value
+                if items is not None:
+                    nodes[name] = (rec, items)
+            out.append(Entry(e.user, e.path, digest.hexdigest(), nodes))
+        return out
+
+    def vcard4_entries(self, host: str, have: set[str], tally: Tally) -> list[Entry]:
+        """vCards that Prosody's ``vcard_legacy`` (Debian's default) keeps as vCard4 in
+        PEP (and the avatar in PEP too), for users without a ``vcard`` entry: turned
+        into vcard-temp as ``vcard_legacy`` shows them to vcard-temp clients."""
+        out = []
+        for e in self._entries(self.src.archive(host, "pep_urn:xmpp:vcard4"), tally):
+            if e.user in have:
                 continue
             try:
-                user = nodeprep(decode_name(path.stem))
-                if user in have:
-                    continue
-                raw = path.read_bytes()
-                vcard4 = _last_payload(parse_list(raw))
-                photo, more = _avatar(host_dir, path.name)
-            except (OSError, LuaError, InvalidJID, UnicodeDecodeError) as exc:
-                tally.errors.append(f"{path}: {exc} (skipped)")
+                vcard4 = _last_payload(e.value)
+                photo, more = _avatar(self.src, host, e.user)
+            except LuaError as exc:
+                tally.errors.append(f"{e.path}: {exc} (skipped)")
                 continue
             if vcard4 is None:
                 continue
             el = vcard4_to_temp(vcard4, photo)
-            out.append(Entry(user, path, hashlib.sha256(raw + more).hexdigest(), el))
+            out.append(Entry(e.user, e.path, hashlib.sha256((e.digest + more).encode()).hexdigest(), el))
         return out
 
     # -- the marker: what was imported before ---------------------------------------
@@ -147,16 +246,15 @@ class Importer:
     # -- the stores ---------------------------------------------------------------
 
     async def run_host(self, host: str) -> None:
-        host_dir = self.dir / encode_name(host)
-        if not host_dir.is_dir():
-            self.out(f"{host}: no Prosody data (no {host_dir})")
+        if not self.src.has_host(host):
+            self.out(f"{host}: no Prosody data in {self.src.describe}")
             return
         known = set(await self.accounts.users(host))
         for store in STORES:
             tally = Tally()
-            entries = self.entries(host_dir, store, tally)
+            entries = self.entries(host, store, tally)
             if store == "vcard":
-                entries += self.vcard4_entries(host_dir, {e.user for e in entries}, tally)
+                entries += self.vcard4_entries(host, {e.user for e in entries}, tally)
             if store == "accounts":
                 self.sha1_only = []
                 for e in entries:
@@ -408,6 +506,29 @@ class Importer:
             await kv.set(e.user, sorted(old | jids))
 
 
+    async def pep(self, host: str, e: Entry, tally: Tally, _done) -> None:
+        from . import pepstore
+        existing = await pepstore.read_nodes(self.storage, host, e.user)
+        new = []
+        for name, (rec, items) in e.value.items():
+            try:
+                node = pep_node(name, rec, items)
+            except (LuaError, ValueError) as exc:
+                tally.errors.append(f"{e.path}: node {name}: {exc} (skipped)")
+                continue
+            old = existing.get(name)
+            if old is None:
+                new.append(node)
+                tally.imported += 1
+            elif (old.config, [(i.id, i.xml) for i in old.items]) == (
+                    {**old.config, **node.config}, [(i.id, i.xml) for i in node.items]):
+                tally.unchanged += 1
+            else:
+                tally.kept += 1
+        if new and not self.dry_run:
+            await pepstore.write_nodes(self.storage, host, e.user, new)
+
+
 def encode_name_store(s: str) -> str:
     """A store name as Prosody writes it in a path (``_`` and letters kept)."""
     return "".join(c if (c.isalnum() and c.isascii()) or c == "_" else
@@ -432,23 +553,80 @@ def _last_payload(items: list) -> ET.Element | None:
     return None
 
 
-def _avatar(host_dir: Path, filename: str) -> tuple[tuple[str | None, str] | None, bytes]:
-    """``((type, base64 data), raw bytes read)`` of the user's PEP avatar, if any."""
-    meta_path = host_dir / encode_name_store("pep_urn:xmpp:avatar:metadata") / filename
-    data_path = host_dir / encode_name_store("pep_urn:xmpp:avatar:data") / filename
-    if not meta_path.is_file() or not data_path.is_file():
-        return None, b""
-    meta_raw, data_raw = meta_path.read_bytes(), data_path.read_bytes()
-    meta = _last_payload(parse_list(meta_raw))
+def _avatar(src, host: str, user: str) -> tuple[tuple[str | None, str] | None, str]:
+    """``((type, base64 data), digest of what was read)`` of the user's PEP avatar."""
+    meta_rows = src.archive(host, "pep_urn:xmpp:avatar:metadata", user)
+    data_rows = src.archive(host, "pep_urn:xmpp:avatar:data", user)
+    if not meta_rows or not data_rows:
+        return None, ""
+    (_, _, meta_digest, meta_items), (_, _, data_digest, data_items) = meta_rows[0], data_rows[0]
+    for v in (meta_items, data_items):
+        if isinstance(v, Exception):
+            raise LuaError(str(v))
+    digests = meta_digest + data_digest
+    meta = _last_payload(meta_items)
     info = meta.find("{urn:xmpp:avatar:metadata}info") if meta is not None else None
     if info is None or not info.get("id"):
-        return None, meta_raw + data_raw
-    for item in parse_list(data_raw):
+        return None, digests
+    for item in data_items:
         if isinstance(item, Table) and item.get("key") == info.get("id"):
             payload = _last_payload([item])
             if payload is not None and payload.text:
-                return (info.get("type"), "".join(payload.text.split())), meta_raw + data_raw
-    return None, meta_raw + data_raw
+                return (info.get("type"), "".join(payload.text.split())), digests
+    return None, digests
+
+
+# Prosody's node configuration names (mod_pubsub's node_config_form) -> XEP-0060 fields
+_PEP_FIELDS = {"payload_type": "pubsub#type", "notify_items": "pubsub#deliver_notifications",
+               "include_payload": "pubsub#deliver_payloads"}
+# mod_pep's node_defaults over util/pubsub's defaults
+_PEP_DEFAULTS = {"pubsub#max_items": 1, "pubsub#persist_items": True,
+                 "pubsub#access_model": "presence", "pubsub#publish_model": "publishers",
+                 "pubsub#send_last_published_item": "on_sub_and_presence"}
+
+
+def pep_node(name: str, rec, items: list):
+    """A :class:`.pepstore.PepNode` from Prosody's node record (``pep`` map) and the
+    items of its archive (oldest first; the newest of an id wins)."""
+    from . import pepstore
+    from ..xmpp.stanza import to_xml
+    if not isinstance(rec, Table):
+        raise LuaError("not a node record")
+    node = pepstore.PepNode(name, dict(_PEP_DEFAULTS))
+    config = rec.get("config") if isinstance(rec.get("config"), Table) else Table()
+    for key, value in config.items():
+        if not isinstance(key, str):
+            continue
+        var = _PEP_FIELDS.get(key, "pubsub#" + key)
+        if isinstance(value, Table):
+            value = [v for v in value.values() if isinstance(v, str)]
+        try:
+            node.config[var] = pepstore.config_value(var, value)
+        except ValueError:
+            if var == "pubsub#access_model":     # one xmppd lacks: the closest closed one
+                node.config[var] = "whitelist"
+    affs = rec.get("affiliations") if isinstance(rec.get("affiliations"), Table) else Table()
+    for jid, aff in affs.items():
+        if isinstance(jid, str) and aff in pepstore.AFFILIATIONS:
+            node.affiliations[jid] = aff
+    subs = rec.get("subscribers") if isinstance(rec.get("subscribers"), Table) else Table()
+    for jid, sub in subs.items():
+        if isinstance(jid, str) and sub:
+            node.subscriptions[jid] = "subscribed"
+    by_id: dict = {}
+    for item in items:
+        if not isinstance(item, Table) or not isinstance(item.get("key"), str):
+            continue
+        payload = _last_payload([item])
+        when = item.get("when")
+        publisher = item.get("with")
+        by_id.pop(item["key"], None)
+        by_id[item["key"]] = pepstore.PepItem(
+            item["key"], to_xml(payload) if payload is not None else "",
+            publisher if isinstance(publisher, str) else "",
+            float(when) if isinstance(when, (int, float)) else 0.0)
+    node.items = list(by_id.values())[-pepstore.limit(node):]
+    return node
 
 
 V4 = "{urn:ietf:params:xml:ns:vcard-4.0}"
@@ -540,13 +718,49 @@ def scram_credentials(rec: Table) -> dict:
     return creds
 
 
+def pick_source(args, hosts: list[str]):
+    """Flat files or SQLite: ``--sql FILE`` (relative to DATA_PATH, as Prosody's
+    ``database``), a DATA_PATH that is a file, or a DATA_PATH holding
+    ``prosody.sqlite`` and no host directory; ``--internal`` insists on flat files."""
+    from . import ctl
+    from .prosody_sql import SqlError
+    base = Path(args.data_path) if args.data_path else None
+    sql = Path(args.sql) if args.sql else None
+    if base is None and sql is None:
+        raise ctl.CtlError("say where Prosody's data is: DATA_PATH (e.g. /var/lib/prosody) "
+                           "or --sql FILE")
+    if sql is not None and base is not None and not sql.is_absolute():
+        sql = base / sql
+    if sql is None and base is not None and base.is_file():
+        sql = base
+    if sql is None and not args.internal:
+        if not base.is_dir():
+            raise ctl.CtlError(f"{base}: not a directory (Prosody's data_path, e.g. /var/lib/prosody)")
+        candidate = base / "prosody.sqlite"
+        if candidate.is_file():
+            flat = [h for h in hosts if (base / encode_name(h)).is_dir()]
+            if flat:
+                raise ctl.CtlError(
+                    f"{base} has both flat files ({base / encode_name(flat[0])}) and "
+                    f"{candidate}: say which Prosody used, --internal (storage = \"internal\") "
+                    f"or --sql {candidate.name} (storage = \"sql\")")
+            sql = candidate
+    if sql is not None:
+        if not sql.is_file():
+            raise ctl.CtlError(f"{sql}: no such file (Prosody's SQLite database)")
+        try:
+            return SqlSource(sql)
+        except SqlError as exc:
+            raise ctl.CtlError(str(exc)) from None
+    if not base.is_dir():
+        raise ctl.CtlError(f"{base}: not a directory (Prosody's data_path, e.g. /var/lib/prosody)")
+    return FlatSource(base)
+
+
 async def cmd_import_prosody(args, cfg) -> int:
     from . import ctl
     from ..core.accounts import Accounts
     from ..xmpp.jid import InvalidJID, nameprep
-    src = Path(args.data_path)
-    if not src.is_dir():
-        raise ctl.CtlError(f"{src}: not a directory (Prosody's data_path, e.g. /var/lib/prosody)")
     if not args.dry_run and ctl.call_running(cfg, "status", required=False) is not ctl.NOT_RUNNING:
         raise ctl.CtlError("xmppd is running: stop it before importing (it keeps rosters and "
                            "block lists in memory), or try --dry-run")
@@ -559,15 +773,19 @@ async def cmd_import_prosody(args, cfg) -> int:
         for h in wanted:
             ctl.check_domain(cfg, h)
         hosts = wanted
-    storage = await ctl.open_storage(cfg)
+    src = pick_source(args, hosts)
     try:
-        imp = Importer(storage, Accounts(storage), src, dry_run=args.dry_run, out=print)
-        if args.dry_run:
-            print(f"dry run: nothing is written (reading {src})")
-        for host in hosts:
-            await imp.run_host(host)
+        storage = await ctl.open_storage(cfg)
+        try:
+            imp = Importer(storage, Accounts(storage), src, dry_run=args.dry_run, out=print)
+            if args.dry_run:
+                print(f"dry run: nothing is written (reading {src.describe})")
+            for host in hosts:
+                await imp.run_host(host)
+        finally:
+            await storage.close()
     finally:
-        await storage.close()
+        src.close()
     t = imp.total
     if t.imported:
         print(f"{'would import' if args.dry_run else 'imported'} {t.imported}, "
@@ -585,9 +803,17 @@ def register(sub, common, add) -> None:
     kinds.required = True
     q = kinds.add_parser("prosody", parents=[common],
                          help="Prosody's internal storage: accounts (passwords unchanged), "
-                         "rosters, vCards, private XML, offline messages, block lists")
+                         "rosters, vCards, private XML, offline messages, block lists, PEP nodes; flat "
+                         "files or SQLite")
     q.set_defaults(func=cmd_import_prosody)
-    q.add_argument("data_path", metavar="DATA_PATH", help="Prosody's data_path, e.g. /var/lib/prosody")
+    q.add_argument("data_path", metavar="DATA_PATH", nargs="?",
+                   help="Prosody's data_path, e.g. /var/lib/prosody (flat files, or the "
+                   "prosody.sqlite there)")
+    q.add_argument("--sql", metavar="FILE",
+                   help="Prosody's SQLite database (storage = \"sql\"), relative to DATA_PATH")
+    q.add_argument("--internal", action="store_true",
+                   help="read the flat files (storage = \"internal\") even if DATA_PATH "
+                   "has a prosody.sqlite")
     q.add_argument("--dry-run", action="store_true", help="say what would be imported, write nothing")
     q.add_argument("--host", action="append", metavar="HOST",
                    help="only this VirtualHost (repeatable; default: every enabled one)")
