@@ -31,10 +31,12 @@ import binascii
 import hashlib
 import urllib.parse
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .luadata import FALSE, LuaError, Table, parse_dat, parse_list, to_element
+from . import userdata
+from .userdata import Tally
 
 STORES = ("accounts", "roster", "vcard", "private", "offline", "blocklist", "pep")
 MARKER = "prosody_import"
@@ -52,14 +54,6 @@ def decode_name(s: str) -> str:
 
 class Skip(Exception):
     """A file or entry that cannot be imported (the message says why)."""
-
-
-@dataclass
-class Tally:
-    imported: int = 0
-    unchanged: int = 0
-    kept: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -383,50 +377,20 @@ class Importer:
                 req = None
             rec["request"] = req
             wanted[jid] = rec
-        store = self.storage.map(host, rs.STORE)
-        existing = await store.items(e.user)
-        values: dict = {}
-        for jid, rec in wanted.items():
-            old = existing.get(jid)
-            if old is None:
-                values[jid] = rec
-                tally.imported += 1
-            elif rs.visible(old) == rs.visible(rec) and bool(old.get("pending_in")) == rec["pending_in"]:
-                tally.unchanged += 1
-            else:
-                tally.kept += 1
-        if values and not self.dry_run:
-            meta_old = existing.get(rs.META)
-            ver = int(meta_old.get("version", 0)) if isinstance(meta_old, dict) else 0
-            values[rs.META] = {"version": ver + 1}
-            await store.set_many(e.user, values)
-
-    async def _xml_keyval(self, host: str, store_name: str, user: str, el, tally: Tally) -> None:
-        from ..xmpp.stanza import to_xml
-        kv = self.storage.keyval(host, store_name)
-        text = to_xml(el)
-        old = await kv.get(user)
-        if old is None:
-            if not self.dry_run:
-                await kv.set(user, text)
-            tally.imported += 1
-        elif old == text:
-            tally.unchanged += 1
-        else:
-            tally.kept += 1
+        await userdata.merge_roster(self.storage, host, e.user, wanted, tally, dry_run=self.dry_run)
 
     async def vcard(self, host: str, e: Entry, tally: Tally, _done) -> None:
+        from ..xmpp.stanza import to_xml
         el = e.value if isinstance(e.value, ET.Element) else to_element(e.value, "vcard-temp")
         if el.tag != "{vcard-temp}vCard":
             raise Skip(f"not a vcard-temp vCard ({el.tag})")
-        await self._xml_keyval(host, "vcard", e.user, el, tally)
+        await userdata.merge_xml_keyval(self.storage, host, "vcard", e.user, to_xml(el), tally,
+                                        dry_run=self.dry_run)
 
     async def private(self, host: str, e: Entry, tally: Tally, _done) -> None:
         from ..xmpp.stanza import split_tag, to_xml
         if not isinstance(e.value, Table):
             raise Skip("not private XML storage")
-        store = self.storage.map(host, "private")
-        existing = await store.items(e.user)
         values = {}
         for _key, frag in e.value.items():
             el = to_element(frag, "")
@@ -434,17 +398,8 @@ class Importer:
             if not xmlns or xmlns in ("jabber:client", "jabber:server", "jabber:iq:private"):
                 tally.errors.append(f"{e.path}: fragment {el.tag} may not be stored (skipped)")
                 continue
-            key = f"{name}:{xmlns}"
-            text = to_xml(el)
-            if key not in existing:
-                values[key] = text
-                tally.imported += 1
-            elif existing[key] == text:
-                tally.unchanged += 1
-            else:
-                tally.kept += 1
-        if values and not self.dry_run:
-            await store.set_many(e.user, values)
+            values[f"{name}:{xmlns}"] = to_xml(el)
+        await userdata.merge_private(self.storage, host, e.user, values, tally, dry_run=self.dry_run)
 
     async def offline(self, host: str, e: Entry, tally: Tally, done: dict) -> dict:
         from ..xmpp.jid import bare
@@ -497,36 +452,16 @@ class Importer:
                 j = bare(k) if "/" not in k else k
                 if j:
                     jids.add(j)
-        kv = self.storage.keyval(host, "blocklist")
-        old = set(await kv.get(e.user) or ())
-        new = jids - old
-        tally.unchanged += len(jids & old)
-        tally.imported += len(new)
-        if new and not self.dry_run:
-            await kv.set(e.user, sorted(old | jids))
-
+        await userdata.merge_blocklist(self.storage, host, e.user, jids, tally, dry_run=self.dry_run)
 
     async def pep(self, host: str, e: Entry, tally: Tally, _done) -> None:
-        from . import pepstore
-        existing = await pepstore.read_nodes(self.storage, host, e.user)
-        new = []
+        nodes = []
         for name, (rec, items) in e.value.items():
             try:
-                node = pep_node(name, rec, items)
+                nodes.append(pep_node(name, rec, items))
             except (LuaError, ValueError) as exc:
                 tally.errors.append(f"{e.path}: node {name}: {exc} (skipped)")
-                continue
-            old = existing.get(name)
-            if old is None:
-                new.append(node)
-                tally.imported += 1
-            elif (old.config, [(i.id, i.xml) for i in old.items]) == (
-                    {**old.config, **node.config}, [(i.id, i.xml) for i in node.items]):
-                tally.unchanged += 1
-            else:
-                tally.kept += 1
-        if new and not self.dry_run:
-            await pepstore.write_nodes(self.storage, host, e.user, new)
+        await userdata.merge_pep(self.storage, host, e.user, nodes, tally, dry_run=self.dry_run)
 
 
 def encode_name_store(s: str) -> str:
