@@ -847,7 +847,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print each line as xmppd sends it (JSON)")
     from .import_prosody import register as register_import
-    register_import(sub, common, add)
+    from .xep227 import register as register_xep227
+    register_xep227(sub, common, add, register_import(sub, common, add))
     add("reload", cmd_reload, "apply the configuration files to the running xmppd (hosts, "
         "modules, options; what needs a restart is said) and reload the certificates")
     register_feature_commands(sub, common)

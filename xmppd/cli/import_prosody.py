@@ -733,8 +733,8 @@ async def cmd_import_prosody(args, cfg) -> int:
 
 def register(sub, common, add) -> None:
     p = add("import", None, "import accounts and their data from another server "
-            "(import prosody DATA_PATH)")
-    kinds = p.add_subparsers(dest="source", metavar="prosody")
+            "(import prosody DATA_PATH, import xep227 FILE)")
+    kinds = p.add_subparsers(dest="source", metavar="prosody|xep227")
     kinds.required = True
     q = kinds.add_parser("prosody", parents=[common],
                          help="Prosody's internal storage: accounts (passwords unchanged), "
@@ -752,3 +752,4 @@ def register(sub, common, add) -> None:
     q.add_argument("--dry-run", action="store_true", help="say what would be imported, write nothing")
     q.add_argument("--host", action="append", metavar="HOST",
                    help="only this VirtualHost (repeatable; default: every enabled one)")
+    return kinds
