@@ -161,6 +161,9 @@ def read_dump(path: Path, progress: Progress | None = None, _depth: int = 0):
                     if depth == 1 and (ns not in PIE_NS or local not in ("server-data", "host")):
                         raise InputError(f"{path}:{el.sourceline}: <{local}/> in {ns or 'no namespace'}"
                                          f" is not XEP-0227 data (<server-data xmlns='{NS}'/>)")
+                    if depth == 1 and el.getroottree().docinfo.doctype:
+                        raise InputError(f"{path}:1: a DOCTYPE (DTD, entities) has no place in "
+                                         "XEP-0227 data")
                     if local == "host" and ns in PIE_NS and depth <= 2:
                         host = el.get("jid") or ""
                         yield ("host", host, f"{path}:{el.sourceline}")
@@ -170,7 +173,10 @@ def read_dump(path: Path, progress: Progress | None = None, _depth: int = 0):
                 pns, plocal = split(parent.tag) if parent is not None else ("", "")
                 if local == "user" and ns in PIE_NS and plocal == "host" and pns in PIE_NS:
                     where = f"{path}:{el.sourceline}"
-                    user = ET.fromstring(etree.tostring(el))
+                    try:
+                        user = ET.fromstring(etree.tostring(el))
+                    except ET.ParseError as exc:
+                        raise InputError(f"{where}: {exc}") from None
                     _forget(el)
                     yield ("user", host, user, where)
                 elif local == "include" and ns == XI and depth <= 2:
