@@ -19,6 +19,7 @@ import pytest
 from tests.s2s.external import wait_port
 
 from tests.e2e.peputil import options, publish
+from tests.e2e.test_mam import query as mam_query
 
 from .conftest import DOMAIN, free_port, run_ctl, write_tree
 
@@ -63,7 +64,7 @@ class Prosody:
             authentication = "internal_hashed"
             {storage}
             modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "presence"; "posix";
-                                 "{vcard}"; "private"; "offline"; "blocklist"; "pep" }}
+                                 "{vcard}"; "private"; "offline"; "blocklist"; "pep"; "mam" }}
             c2s_require_encryption = true
             certificates = "{base}/certs"
             VirtualHost "{DOMAIN}"
@@ -145,6 +146,9 @@ async def check_alice_pep(d) -> None:
         conf = await a.plugin["xep_0060"].get_node_config(None, MOOD, timeout=10)
         values = conf["pubsub_owner"]["configure"]["form"].get_values()
         assert values["pubsub#access_model"] == "presence" and values["pubsub#max_items"] == "1"
+        # the message archive: what alice sent bob while he was away
+        bodies, _, _ = await mam_query(a, with_jid=f"bob@{DOMAIN}")
+        assert bodies == ["while you were away"]
     finally:
         await slix_close(a)
     b = await slix_connect(d, f"bob@{DOMAIN}", "bob-pw", plugins=PLUGINS)
@@ -187,7 +191,7 @@ async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_dae
     for line in (f"{DOMAIN} accounts: 2 imported", f"{DOMAIN} roster: 1 imported",
                  f"{DOMAIN} vcard: 1 imported", f"{DOMAIN} private: 1 imported",
                  f"{DOMAIN} offline: 1 imported", f"{DOMAIN} blocklist: 1 imported",
-                 f"{DOMAIN} pep: 2 imported"):
+                 f"{DOMAIN} pep: 2 imported", f"{DOMAIN} archive: 2 imported"):
         assert line in out, out
     r = await ctl("--config", cfg, "users", DOMAIN)
     assert r.stdout.split() == [f"alice@{DOMAIN}", f"bob@{DOMAIN}"]
@@ -197,7 +201,7 @@ async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_dae
     assert "nothing to import" in r.stdout and " imported," not in r.stdout.replace("0 imported,", ""), r.stdout
     for line in (f"{DOMAIN} accounts: 0 imported, 2 unchanged", f"{DOMAIN} roster: 0 imported, 1 unchanged",
                  f"{DOMAIN} offline: 0 imported, 1 unchanged", f"{DOMAIN} blocklist: 0 imported, 1 unchanged",
-                 f"{DOMAIN} pep: 0 imported, 2 unchanged"):
+                 f"{DOMAIN} pep: 0 imported, 2 unchanged", f"{DOMAIN} archive: 0 imported, 2 unchanged"):
         assert line in r.stdout, r.stdout
 
     d = start_daemon(Path(cfg)).wait_ready()
@@ -363,7 +367,7 @@ async def test_import_from_real_prosody_sql(tmp_path, cert_files, start_daemon):
     for line in (f"{DOMAIN} accounts: 3 imported", f"{DOMAIN} roster: 1 imported",
                  f"{DOMAIN} vcard: 1 imported, 0 unchanged, 1 skipped", f"{DOMAIN} private: 1 imported",
                  f"{DOMAIN} offline: 1 imported", f"{DOMAIN} blocklist: 1 imported",
-                 f"{DOMAIN} pep: 2 imported"):
+                 f"{DOMAIN} pep: 2 imported", f"{DOMAIN} archive: 2 imported"):
         assert line in out, out
     r = await ctl("--config", cfg, "import", "prosody", "--sql", str(db))
     assert "nothing to import" in r.stdout and f"{DOMAIN} pep: 0 imported, 2 unchanged" in r.stdout, r.stdout

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.peputil import options, publish
+from tests.e2e.test_mam import query as mam_query
 from tests.s2s.external import wait_port
 
 from .conftest import DOMAIN, free_port, run_ctl, write_tree
@@ -205,8 +206,10 @@ async def test_round_trip(tmp_path, cert_files, start_daemon):
     for line in (f"{DOMAIN} accounts: 2 imported", f"{DOMAIN} roster: 1 imported",
                  f"{DOMAIN} vcard: 1 imported", f"{DOMAIN} private: 1 imported",
                  f"{DOMAIN} offline: 1 imported", f"{DOMAIN} blocklist: 1 imported",
-                 f"{DOMAIN} pep: 2 imported"):
+                 f"{DOMAIN} pep: 2 imported", f"{DOMAIN} archive: 2 imported"):
         assert line in r.stdout, r.stdout
+    r = await ctl("--config", cfg2, "import", "xep227", str(dump))
+    assert r.returncode == 0 and "nothing to import" in r.stdout, r.stdout
     dump2 = tmp_path / "dump2.xml"
     r = await ctl("--config", cfg2, "export", str(dump2))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -230,6 +233,8 @@ async def test_round_trip(tmp_path, cert_files, start_daemon):
         conf = await a.plugin["xep_0060"].get_node_config(None, "urn:example:notes", timeout=10)
         values = conf["pubsub_owner"]["configure"]["form"].get_values()
         assert values["pubsub#access_model"] == "open" and values["pubsub#max_items"] == "5"
+        bodies, _, _ = await mam_query(a, with_jid=f"bob@{DOMAIN}")
+        assert bodies == ["see you on the other side"]
     finally:
         await slix_close(a)
     b = await slix_connect(d2, f"bob@{DOMAIN}", "bob pw")

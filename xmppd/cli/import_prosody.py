@@ -38,7 +38,7 @@ from .luadata import FALSE, LuaError, Table, parse_dat, parse_list, to_element
 from . import userdata
 from .userdata import Tally
 
-STORES = ("accounts", "roster", "vcard", "private", "offline", "blocklist", "pep")
+STORES = ("accounts", "roster", "vcard", "private", "offline", "archive", "blocklist", "pep")
 MARKER = "prosody_import"
 
 
@@ -168,7 +168,7 @@ class Importer:
         return out
 
     def entries(self, host: str, store: str, tally: Tally) -> list[Entry]:
-        if store == "offline":
+        if store in ("offline", "archive"):
             return self._entries(self.src.archive(host, store), tally)
         if store == "pep":
             return self.pep_entries(host, tally)
@@ -441,6 +441,31 @@ class Importer:
                                      when=when, key=key)
             tally.imported += 1
         return {"keys": sorted(seen | set(keys))}
+
+    async def archive(self, host: str, e: Entry, tally: Tally, _done) -> None:
+        """The message archive (``mod_mam``'s ``archive`` store): each item a message
+        with its archive id (``key``), time and contact (``with``)."""
+        from ..xmpp.jid import bare
+        messages = []
+        for item in e.value:
+            if not isinstance(item, Table) or not isinstance(item.get("key"), str):
+                tally.errors.append(f"{e.path}: an item is not an archived message (skipped)")
+                continue
+            when, with_jid = item.get("when"), item.get("with")
+            body = Table({k: v for k, v in item.items() if k not in ("key", "when", "with")})
+            if isinstance(body.get("attr"), Table):
+                body["attr"] = Table({k: v for k, v in body["attr"].items() if k != "stamp"})
+            try:
+                el = to_element(body)
+            except LuaError as exc:
+                tally.errors.append(f"{e.path}: {exc} (skipped)")
+                continue
+            if el.tag != "{jabber:client}message":
+                tally.errors.append(f"{e.path}: an item is a {el.tag}, not a message (skipped)")
+                continue
+            messages.append((item["key"], el, float(when) if isinstance(when, (int, float)) else 0.0,
+                             bare(with_jid) if isinstance(with_jid, str) else None))
+        await userdata.add_archive(self.storage, host, e.user, messages, tally, dry_run=self.dry_run)
 
     async def blocklist(self, host: str, e: Entry, tally: Tally, _done) -> None:
         from ..xmpp.jid import bare

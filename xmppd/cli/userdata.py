@@ -10,6 +10,9 @@ Where each thing lives (the stores the core and the modules use):
 * ``vcard`` (keyval): the vcard-temp ``<vCard/>`` as XML text;
 * ``private`` (map): ``name:namespace`` → the fragment's XML text (XEP-0049);
 * ``offline`` (archive): messages waiting, XML text, keyed;
+* ``archive`` (archive): the message archive (MAM), XML text, keyed by archive id,
+  ``with`` the contact's bare JID; ``archive_cleanup`` (map): day (``YYYY-MM-DD``,
+  UTC) → user → true, the days the expiry (``archive_expires_after``) looks at;
 * ``blocklist`` (keyval): the sorted blocked JIDs (XEP-0191);
 * PEP nodes: :mod:`.pepstore`.
 """
@@ -143,6 +146,26 @@ async def add_offline(storage, host: str, user: str, messages: list, seen: set[s
     return keys
 
 
+async def add_archive(storage, host: str, user: str, messages: list, tally: Tally,
+                      *, dry_run: bool) -> None:
+    """``messages``: ``(key, <message/> element, when, with)`` for the message archive
+    (MAM); one whose key the archive has is unchanged."""
+    import time as _time
+    from ..xmpp.stanza import to_xml
+    archive = storage.archive(host, "archive")
+    days = set()
+    for key, el, when, with_jid in messages:
+        if await archive.get(user, key) is not None:
+            tally.unchanged += 1
+            continue
+        if not dry_run:
+            await archive.append(user, to_xml(el), with_jid=with_jid, when=when, key=key)
+            days.add(_time.strftime("%Y-%m-%d", _time.gmtime(when)))
+        tally.imported += 1
+    for day in sorted(days):
+        await storage.map(host, "archive_cleanup").set(day, user, True)
+
+
 # -- reading, for export ---------------------------------------------------------
 
 async def read_user(storage, host: str, user: str) -> dict:
@@ -157,6 +180,7 @@ async def read_user(storage, host: str, user: str) -> dict:
         "vcard": await storage.keyval(host, "vcard").get(user),
         "private": await storage.map(host, "private").items(user),
         "offline": await storage.archive(host, "offline").query(user),
+        "archive": await storage.archive(host, "archive").query(user),
         "blocklist": await storage.keyval(host, "blocklist").get(user) or [],
         "pep": await pepstore.read_nodes(storage, host, user),
     }

@@ -15,10 +15,11 @@ VirtualHost and a ``<user name=.../>`` per account. What is carried, per user:
   the layout Prosody's ``mod_storage_xep0227`` uses;
 * the block list (XEP-0191) as ``<blocklist xmlns='urn:xmpp:blocking'>``, an
   extension (XEP-0227 has no element for it), and on import also ejabberd's block
-  list, its privacy list "Blocked contacts".
+  list, its privacy list "Blocked contacts";
+* the message archive (MAM) as ``<archive xmlns='urn:xmpp:pie:0#mam'>`` (XEP-0227 1.1).
 
-Not carried: message archives (``urn:xmpp:pie:0#mam``), other privacy lists (they are
-counted and reported). ejabberd's ``export_piefxis`` writes a top-level file that
+Not carried: privacy lists other than ejabberd's block list (they are counted and
+reported). ejabberd's ``export_piefxis`` writes a top-level file that
 includes one file per host (XInclude, ``<xi:include href=.../>``), keys base64-encoded
 twice (ejabberd 23.01); both are read.
 
@@ -60,9 +61,11 @@ PUBSUB = "http://jabber.org/protocol/pubsub"
 OWNER = "http://jabber.org/protocol/pubsub#owner"
 XDATA = "jabber:x:data"
 DELAY = "urn:xmpp:delay"
+MAM2 = "urn:xmpp:mam:2"
+FORWARD = "urn:xmpp:forward:0"
 NODE_CONFIG = "http://jabber.org/protocol/pubsub#node_config"
 MECHANISMS = {"SCRAM-SHA-1": ("scram-sha-1", 20), "SCRAM-SHA-256": ("scram-sha-256", 32)}
-STORES = ("accounts", "roster", "vcard", "private", "offline", "blocklist", "pep")
+STORES = ("accounts", "roster", "vcard", "private", "offline", "archive", "blocklist", "pep")
 MARKER = "xep227_import"
 MAX_INCLUDE_DEPTH = 4
 
@@ -206,6 +209,7 @@ class UserData:
     vcard: str | None = None
     private: dict | None = None           # name:ns -> XML text
     offline: list = field(default_factory=list)   # (key, element, when)
+    archive: list = field(default_factory=list)   # (key, element, when, with)
     blocklist: set | None = None
     pep: list = field(default_factory=list)       # pepstore.PepNode
     not_imported: list = field(default_factory=list)
@@ -378,7 +382,22 @@ def convert_user(el: ET.Element, host: str) -> UserData:
         elif (ns, local) in ((PUBSUB, "pubsub"), (OWNER, "pubsub")):
             pass   # below, once both are seen
         elif (ns, local) == (MAM, "archive"):
-            u.not_imported.append(f"message archive ({len(child)} messages)")
+            for res in child:
+                if split(res.tag)[1] != "result" or not res.get("id"):
+                    raise ValueError("archive: an entry is not a <result id=.../>")
+                msg = res.find(f"{{{FORWARD}}}forwarded/{{{CLIENT}}}message")
+                delay = res.find(f"{{{FORWARD}}}forwarded/{{{DELAY}}}delay")
+                stamp = delay.get("stamp") if delay is not None else None
+                if msg is None or not stamp:
+                    raise ValueError(f"archive: result {res.get('id')!r} has no forwarded message "
+                                     "with a delay")
+                try:
+                    when = parse_stamp(stamp)
+                except Exception:
+                    raise ValueError(f"archive: result {res.get('id')!r}: bad stamp {stamp!r}") from None
+                msg.tail = None
+                to_bare, from_bare = bare(msg.get("to") or ""), bare(msg.get("from") or "")
+                u.archive.append((res.get("id"), msg, when, from_bare if to_bare == me else to_bare))
     if pending:
         u.roster = u.roster if u.roster is not None else {}
         for jid, req in pending.items():
@@ -507,6 +526,9 @@ class Importer:
                                               self.tally("offline"), dry_run=dry)
             if not dry and not seen.issuperset(keys):
                 await kv.set(u.name, {**mark, "offline": sorted(seen | set(keys))})
+        if u.archive:
+            await userdata.add_archive(self.storage, host, u.name, u.archive, self.tally("archive"),
+                                       dry_run=dry)
         if u.blocklist:
             await userdata.merge_blocklist(self.storage, host, u.name, u.blocklist, self.tally("blocklist"),
                                            dry_run=dry)
@@ -654,6 +676,16 @@ def user_element(host: str, user: str, data: dict) -> ET.Element:
         for item in data["offline"]:
             if isinstance(item.value, str):
                 om.append(from_xml(item.value))
+    if data["archive"]:
+        from ..xmpp.time import utc_stamp_ms
+        ar = ET.SubElement(el, f"{{{MAM}}}archive")
+        for item in data["archive"]:
+            if not isinstance(item.value, str):
+                continue
+            res = ET.SubElement(ar, f"{{{MAM2}}}result", {"id": item.key})
+            fwd = ET.SubElement(res, f"{{{FORWARD}}}forwarded")
+            ET.SubElement(fwd, f"{{{DELAY}}}delay", {"stamp": utc_stamp_ms(item.when)})
+            fwd.append(from_xml(item.value))
     if data["blocklist"]:
         bl = ET.SubElement(el, f"{{{BLOCKING}}}blocklist")
         for jid in data["blocklist"]:
