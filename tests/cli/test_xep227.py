@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -375,6 +374,6 @@ def test_progress_on_a_terminal(tmp_path):
         assert [e[0] for e in read_dump(f, p)] == ["host", "user", "end-host"]
         p.done()
         if tty:
-            assert f"reading d.xml: 0.0 MB of 0.0 MB (100%)" in out.text and out.text.endswith("\r\x1b[K")
+            assert "reading d.xml: 0.0 MB of 0.0 MB (100%)" in out.text and out.text.endswith("\r\x1b[K")
         else:
             assert out.text == ""
