@@ -399,3 +399,31 @@ async def test_import_from_real_prosody_sql(tmp_path, cert_files, start_daemon):
     c = await slix_connect(d, f"carol@{DOMAIN}", "c-pw")
     await slix_close(c)
     await check_alice_pep(d)
+
+
+async def test_flat_files_or_sql(tmp_path, cert_files):
+    """A data path with both Prosody's flat files and prosody.sqlite is ambiguous:
+    xmppctl asks which (--internal, --sql); a database that is not Prosody's is refused."""
+    import sqlite3
+    data = tmp_path / "prosody"
+    (data / HOSTDIR / "accounts").mkdir(parents=True)
+    (data / HOSTDIR / "accounts" / "zoe.dat").write_text('return {\n\t["password"] = "zoe pw";\n};\n')
+    with sqlite3.connect(data / "prosody.sqlite") as c:
+        c.execute('CREATE TABLE "prosody" ("host" TEXT, "user" TEXT, "store" TEXT, "key" TEXT, '
+                  '"type" TEXT, "value" TEXT)')
+        c.execute("INSERT INTO prosody VALUES (?, 'yan', 'accounts', 'password', 'string', 'yan pw')", (DOMAIN,))
+    with sqlite3.connect(tmp_path / "other.sqlite") as c:
+        c.execute("CREATE TABLE t (x)")
+    xroot = tmp_path / "xmppd"
+    xroot.mkdir()
+    cfg = str(write_tree(xroot, cert_files))
+    r = await ctl("--config", cfg, "import", "prosody", str(data), "--dry-run")
+    assert r.returncode == 1 and "--internal" in r.stderr and "--sql prosody.sqlite" in r.stderr, r.stderr
+    r = await ctl("--config", cfg, "import", "prosody", str(data), "--internal", "--dry-run")
+    assert r.returncode == 0 and f"{DOMAIN} accounts: 1 to import" in r.stdout, r.stdout + r.stderr
+    r = await ctl("--config", cfg, "import", "prosody", str(data), "--sql", "prosody.sqlite")
+    assert r.returncode == 0 and f"{DOMAIN} accounts: 1 imported" in r.stdout, r.stdout + r.stderr
+    r = await ctl("--config", cfg, "users", DOMAIN)
+    assert r.stdout.split() == [f"yan@{DOMAIN}"]
+    r = await ctl("--config", cfg, "import", "prosody", "--sql", str(tmp_path / "other.sqlite"))
+    assert r.returncode == 1 and "not a Prosody database" in r.stderr, r.stderr

@@ -377,3 +377,46 @@ def test_progress_on_a_terminal(tmp_path):
             assert "reading d.xml: 0.0 MB of 0.0 MB (100%)" in out.text and out.text.endswith("\r\x1b[K")
         else:
             assert out.text == ""
+
+
+async def test_credentials_and_privacy_lists(tmp_path, cert_files, start_daemon):
+    """What XEP-0227 files carry besides ejabberd's SCRAM-SHA-1 keys: SCRAM-SHA-256 keys
+    (with SCRAM-SHA-1 ones sharing their salt), a plaintext password; ejabberd's block
+    list (the privacy list "Blocked contacts") comes over, other privacy lists are
+    named as not imported."""
+    from tests.e2e.clients import slix_close, slix_connect
+    from xmppd.core.credentials import make_credentials
+
+    def scram(pw: str, mechs=("SCRAM-SHA-1", "SCRAM-SHA-256")) -> str:
+        c = make_credentials(pw, 4096)
+        out = ""
+        for mech in mechs:
+            keys = c[mech.lower()]
+            out += (f"<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='{mech}'>"
+                    f"<iter-count>{c['iterations']}</iter-count><salt>{c['salt']}</salt>"
+                    f"<server-key>{keys['server_key']}</server-key><stored-key>{keys['stored_key']}</stored-key>"
+                    "</scram-credentials>")
+        return out
+
+    f = tmp_path / "creds.xml"
+    f.write_text(dump_text(
+        f"<user name='kim'>{scram('kim pw')}"
+        "<query xmlns='jabber:iq:privacy'><list name='Blocked contacts'>"
+        "<item type='jid' value='spam@example.org' action='deny' order='1'/></list>"
+        "<list name='work'><item action='allow' order='1'/></list></query></user>\n"
+        f"<user name='lou'>{scram('lou pw', ('SCRAM-SHA-256',))}</user>\n"
+        "<user name='max' password='max pw'/>\n"))
+    cfg = tree(tmp_path, "xmppd", cert_files)
+    r = await ctl("--config", cfg, "import", "xep227", str(f))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{DOMAIN} accounts: 3 imported" in r.stdout and f"{DOMAIN} blocklist: 1 imported" in r.stdout
+    assert f"{DOMAIN}: not imported: privacy list of 1 user(s)" in r.stdout, r.stdout
+    d = start_daemon(Path(cfg)).wait_ready()
+    for user, pw in (("kim", "kim pw"), ("lou", "lou pw"), ("max", "max pw")):
+        c = await slix_connect(d, f"{user}@{DOMAIN}", pw, plugins=PLUGINS)
+        try:
+            if user == "kim":
+                blocked = await c.plugin["xep_0191"].get_blocked_jids(timeout=10)
+                assert {str(j) for j in blocked} == {"spam@example.org"}
+        finally:
+            await slix_close(c)
