@@ -93,6 +93,19 @@ def run_ctl(*args: str, input: str | None = None, timeout: float = 30) -> subpro
                           text=True, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
 
 
+def run_ctl_here(*args: str) -> subprocess.CompletedProcess:
+    """xmppctl run in this process, its output captured: what ``run_ctl`` does without
+    the second or so a new interpreter takes to import every module (for tests that
+    run it many times). Not for commands that read standard input."""
+    import contextlib
+    import io
+    from xmppd.cli import ctl as xmppctl
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = xmppctl.main(list(args))
+    return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def ctl(cfg):
     """``ctl("adduser", "a@xmppd.test", input="pw\\n")`` with ``--config`` set."""

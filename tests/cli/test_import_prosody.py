@@ -21,7 +21,7 @@ from tests.s2s.external import wait_port
 from tests.e2e.peputil import options, publish
 from tests.e2e.test_mam import query as mam_query
 
-from .conftest import DOMAIN, free_port, run_ctl, write_tree
+from .conftest import DOMAIN, free_port, run_ctl, run_ctl_here, write_tree
 
 pytestmark = pytest.mark.external("prosody")
 
@@ -160,7 +160,7 @@ async def check_alice_pep(d) -> None:
 
 
 async def ctl(*args: str):
-    return await asyncio.to_thread(run_ctl, *args)
+    return await asyncio.to_thread(run_ctl_here, *args)
 
 
 async def test_import_from_real_prosody(tmp_path, cert_files, prosody, start_daemon):

@@ -19,14 +19,16 @@ from tests.e2e.peputil import options, publish
 from tests.e2e.test_mam import query as mam_query
 from tests.s2s.external import wait_port
 
-from .conftest import DOMAIN, free_port, run_ctl, write_tree
+from .conftest import DOMAIN, free_port, run_ctl, run_ctl_here, write_tree
 
 PLUGINS = ("xep_0030", "xep_0054", "xep_0049", "xep_0191", "xep_0004", "xep_0060")
 MOOD = "http://jabber.org/protocol/mood"
 
 
 async def ctl(*args: str, input: str | None = None):
-    return await asyncio.to_thread(run_ctl, *args, input=input)
+    if input is not None:
+        return await asyncio.to_thread(run_ctl, *args, input=input)
+    return await asyncio.to_thread(run_ctl_here, *args)
 
 
 def tree(tmp_path: Path, name: str, cert_files) -> str:
@@ -84,19 +86,23 @@ class Ejabberd:
                 stdout=out, stderr=subprocess.STDOUT, env=self.env(), cwd=self.base, start_new_session=True)
         await wait_port(self.port, self.proc, self.base / "stdout.log", timeout=60)
 
-    async def ctl(self, *args: str) -> str:
-        """An ejabberdctl command, run by the node as ejabberdctl runs it."""
-        quoted = ", ".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in args)
-        expr = (f"R = rpc:call('{self.node}', ejabberd_ctl, process, [[{quoted}]]), "
-                'io:format("~n=~p~n", [R]), halt().')
+    async def ctl(self, *commands: tuple[str, ...]) -> None:
+        """ejabberdctl commands, run by the node as ejabberdctl runs them (one Erlang
+        client for all); each must exit 0."""
+        def erl_list(args):
+            return "[" + ", ".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in args) + "]"
+        calls = "".join(f"R{i} = rpc:call('{self.node}', ejabberd_ctl, process, [{erl_list(c)}]), "
+                        for i, c in enumerate(commands))       # one after the other
+        results = ", ".join(f"R{i}" for i in range(len(commands)))
+        expr = f'{calls}io:format("~n=~p~n", [[{results}]]), halt().'
         proc = await asyncio.create_subprocess_exec(
             shutil.which("erl"), "-sname", f"ctl{free_port()}@localhost", "-hidden", "-noinput",
             "-setcookie", "xmppdtest", "-eval", expr, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, env=self.env(), cwd=str(self.base))
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
         text = out.decode(errors="replace")
-        assert text.rstrip().endswith("=0"), f"ejabberdctl {' '.join(args)}: {text}"
-        return text
+        assert text.rstrip().endswith("=[" + ",".join("0" for _ in commands) + "]"), \
+            f"ejabberdctl {commands}: {text}"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -114,16 +120,17 @@ async def test_import_ejabberd_export_piefxis(tmp_path, cert_files, start_daemon
     ej = Ejabberd(tmp_path / "ejabberd", cert_files)
     try:
         await ej.start()
-        await ej.ctl("register", "alice", DOMAIN, "alice's ej pw")
-        await ej.ctl("register", "bob", DOMAIN, "bob-pw")
-        # both sides (add_rosteritem writes one roster; a one-sided "both" would be
-        # corrected by the first presence probe, RFC 6121 §4.3.2)
-        await ej.ctl("add_rosteritem", "alice", DOMAIN, "bob", DOMAIN, "Bobby", "Friends", "both")
-        await ej.ctl("add_rosteritem", "bob", DOMAIN, "alice", DOMAIN, "Alice", "Friends", "both")
-        await ej.ctl("set_vcard", "alice", DOMAIN, "FN", "Alice Ejabberd")
-        await ej.ctl("send_message", "chat", f"alice@{DOMAIN}", f"bob@{DOMAIN}", "", "waiting on ejabberd")
         (tmp_path / "export").mkdir()
-        await ej.ctl("export_piefxis", str(tmp_path / "export"))
+        await ej.ctl(
+            ("register", "alice", DOMAIN, "alice's ej pw"),
+            ("register", "bob", DOMAIN, "bob-pw"),
+            # both sides (add_rosteritem writes one roster; a one-sided "both" would be
+            # corrected by the first presence probe, RFC 6121 §4.3.2)
+            ("add_rosteritem", "alice", DOMAIN, "bob", DOMAIN, "Bobby", "Friends", "both"),
+            ("add_rosteritem", "bob", DOMAIN, "alice", DOMAIN, "Alice", "Friends", "both"),
+            ("set_vcard", "alice", DOMAIN, "FN", "Alice Ejabberd"),
+            ("send_message", "chat", f"alice@{DOMAIN}", f"bob@{DOMAIN}", "", "waiting on ejabberd"),
+            ("export_piefxis", str(tmp_path / "export")))
     finally:
         ej.stop()
     files = sorted((tmp_path / "export").iterdir())
@@ -249,7 +256,8 @@ def dump_text(users: str, host: str = DOMAIN) -> str:
             f"{users}</host>\n</server-data>\n")
 
 
-async def test_bad_input(tmp_path, cert_files):
+def test_bad_input(tmp_path, cert_files):
+    ctl = run_ctl_here
     cfg = tree(tmp_path, "xmppd", cert_files)
     good = "<user name='carol' password='carol pw'><vCard xmlns='vcard-temp'><FN>Carol</FN></vCard></user>\n"
     # a user with bad data is skipped whole; the others are imported
@@ -264,43 +272,43 @@ async def test_bad_input(tmp_path, cert_files):
         "<iter-count>4096</iter-count><salt>c2FsdA==</salt><server-key>short</server-key>"
         "<stored-key>c2hvcnQ=</stored-key></scram-credentials></user>\n"
         "<user name='frank'/>\n"))
-    r = await ctl("--config", cfg, "import", "xep227", str(f))
+    r = ctl("--config", cfg, "import", "xep227", str(f))
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"error: {f}:5: user 'dave': roster item 'not a jid@@' is not a JID (user skipped)" in r.stdout, r.stdout
     assert f"error: {f}:9: user 'erin': " in r.stdout and "base64" in r.stdout
     assert f"error: {f}:10: user 'frank': no password and no SCRAM credentials" in r.stdout
     assert f"{DOMAIN} accounts: 1 imported" in r.stdout and f"{DOMAIN} vcard: 1 imported" in r.stdout
-    r = await ctl("--config", cfg, "users", DOMAIN)
+    r = ctl("--config", cfg, "users", DOMAIN)
     assert r.stdout.split() == [f"carol@{DOMAIN}"]          # nothing of dave, erin, frank
 
     # malformed XML: file and line; the users before it are imported
     f = tmp_path / "broken.xml"
     f.write_text(dump_text("<user name='gina' password='g pw'/>\n<user name='hank' password='h'>\n"
                            "<vCard xmlns='vcard-temp'><FN>Hank</vCard>\n</user>\n"))
-    r = await ctl("--config", cfg, "import", "xep227", str(f))
+    r = ctl("--config", cfg, "import", "xep227", str(f))
     assert r.returncode == 1
     assert f"error: {f}:6: malformed XML:" in r.stdout, r.stdout
-    r = await ctl("--config", cfg, "users", DOMAIN)
+    r = ctl("--config", cfg, "users", DOMAIN)
     assert r.stdout.split() == [f"carol@{DOMAIN}", f"gina@{DOMAIN}"]
 
     # a host this xmppd does not serve
     f = tmp_path / "other.xml"
     f.write_text(dump_text("<user name='ivan' password='i pw'/>\n", host="elsewhere.example"))
-    r = await ctl("--config", cfg, "import", "xep227", str(f))
+    r = ctl("--config", cfg, "import", "xep227", str(f))
     assert r.returncode == 1
     assert f"error: {f}:3: host 'elsewhere.example' is not an enabled VirtualHost" in r.stdout, r.stdout
 
     # not XEP-0227; an include that is missing; no file at all
     f = tmp_path / "html.xml"
     f.write_text("<html><body/></html>\n")
-    r = await ctl("--config", cfg, "import", "xep227", str(f))
+    r = ctl("--config", cfg, "import", "xep227", str(f))
     assert r.returncode == 1 and f"error: {f}:1: <html/> in no namespace is not XEP-0227 data" in r.stdout
     f = tmp_path / "top.xml"
     f.write_text("<server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'>"
                  "<xi:include href='gone.xml'/></server-data>")
-    r = await ctl("--config", cfg, "import", "xep227", str(f))
+    r = ctl("--config", cfg, "import", "xep227", str(f))
     assert r.returncode == 1 and f"error: {tmp_path / 'gone.xml'}: cannot read" in r.stdout, r.stdout
-    r = await ctl("--config", cfg, "import", "xep227", str(tmp_path / "nothing.xml"))
+    r = ctl("--config", cfg, "import", "xep227", str(tmp_path / "nothing.xml"))
     assert r.returncode == 1 and "nothing.xml: no such file" in r.stderr
 
     # a DTD (entities) is refused
@@ -308,9 +316,9 @@ async def test_bad_input(tmp_path, cert_files):
     f.write_text("<!DOCTYPE server-data [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>\n" +
                  dump_text("<user name='jack' password='j pw'><vCard xmlns='vcard-temp'><FN>&x;</FN></vCard></user>\n")
                  .split("\n", 1)[1])
-    r = await ctl("--config", cfg, "import", "xep227", str(f))
+    r = ctl("--config", cfg, "import", "xep227", str(f))
     assert r.returncode == 1 and f"error: {f}:1: a DOCTYPE (DTD, entities) has no place" in r.stdout, r.stdout
-    r = await ctl("--config", cfg, "users", DOMAIN)
+    r = ctl("--config", cfg, "users", DOMAIN)
     assert r.stdout.split() == [f"carol@{DOMAIN}", f"gina@{DOMAIN}"]
 
 

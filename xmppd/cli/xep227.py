@@ -193,6 +193,9 @@ def read_dump(path: Path, progress: Progress | None = None, _depth: int = 0):
                     yield ("end-host", host, f"{path}:{el.sourceline}")
                     host = None
                     _forget(el)
+                elif parent is not None and (parent.getparent() is None or
+                                             (plocal == "host" and pns in PIE_NS)):
+                    _forget(el)      # something else beside the users: not kept either
         except etree.XMLSyntaxError as exc:
             line = exc.lineno if exc.lineno else "?"
             raise InputError(f"{path}:{line}: malformed XML: {exc.msg}") from None
@@ -482,12 +485,13 @@ class Importer:
         from . import userdata
         try:
             u = convert_user(el, host)
-            # a password gives both SCRAM hashes; else the keys as they were
-            creds = await make_credentials_async(u.password) if u.password is not None else u.creds
+            existing = await self.accounts.get_credentials(host, u.name)
+            creds = u.creds
+            if existing is None and u.password is not None:
+                creds = await make_credentials_async(u.password)   # both SCRAM hashes
         except ValueError as exc:
             self.errors.append(f"{where}: user {el.get('name')!r}: {exc} (user skipped)")
             return
-        existing = await self.accounts.get_credentials(host, u.name)
         if existing is None and creds is None:
             self.errors.append(f"{where}: user {u.name!r}: no password and no SCRAM credentials "
                                "(user skipped)")
@@ -503,8 +507,8 @@ class Importer:
             same = await verify_password_async(existing, u.password)
             t.unchanged += same
             t.kept += not same
-        elif any(k in creds and userdata.same_credentials(existing, creds, k)
-                 for k in ("scram-sha-256", "scram-sha-1")):
+        elif creds and any(k in creds and userdata.same_credentials(existing, creds, k)
+                           for k in ("scram-sha-256", "scram-sha-1")):
             t.unchanged += 1
         else:
             t.kept += 1
