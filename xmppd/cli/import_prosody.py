@@ -1,9 +1,12 @@
-"""``xmppctl import prosody DATA_PATH [--dry-run] [--host H]``: accounts and their data
-from Prosody's flat-file storage (``storage = "internal"``, Prosody 0.12 and 13).
+"""``xmppctl import prosody [DATA_PATH] [--sql FILE] [--internal] [--dry-run] [--host H]``:
+accounts and their data from Prosody's storage (Prosody 0.12 and 13), flat files
+(``storage = "internal"``) or SQLite (``storage = "sql"``).
 
 Prosody keeps ``DATA_PATH/<host>/<store>/<user>.dat`` (``return { ... };``) and
-``.list`` files (``item({ ... });`` per item), names %-encoded (``prosody%2eexample``).
-For each enabled VirtualHost of xmppd's configuration with a directory there:
+``.list`` files (``item({ ... });`` per item), names %-encoded (``prosody%2eexample``)
+(:class:`FlatSource`); with SQL, the same values in the tables ``prosody`` and
+``prosodyarchive`` of ``prosody.sqlite`` (:class:`SqlSource`, :mod:`.prosody_sql`).
+For each enabled VirtualHost of xmppd's configuration that Prosody has data for:
 
 * ``accounts``: ``internal_hashed`` records (SCRAM-SHA-1 ``stored_key``, ``server_key``,
   ``salt``, ``iteration_count``) become xmppd credentials holding only the SCRAM-SHA-1
@@ -13,16 +16,20 @@ For each enabled VirtualHost of xmppd's configuration with a directory there:
   "SHA-256"``, 32-byte keys) give SCRAM-SHA-256 keys. ``internal_plain`` records get
   full credentials from their password;
 * ``roster`` (items, and pending subscription requests), ``vcard`` (vcard-temp),
-  ``private`` (XEP-0049), ``offline`` (messages waiting) and ``blocklist`` (XEP-0191)
-  are written where xmppd's roster service and modules keep them.
+  ``private`` (XEP-0049), ``offline`` (messages waiting), ``archive`` (MAM, with the
+  archive ids), ``blocklist`` (XEP-0191) and ``pep`` (the nodes' configuration,
+  affiliations and subscriptions, with the items of the archives ``pep_<node>``) are
+  written where xmppd's roster service and modules keep them (:mod:`.userdata`,
+  :mod:`.pepstore`).
 
 The import fills in what xmppd lacks and never overwrites: an account, a roster item,
-a vCard or a private fragment that xmppd already has is kept (and counted as such).
-What was imported is remembered per user (the ``prosody_import`` store: a digest of
-each Prosody file, and the keys of the offline messages), so a second run over the
-same files changes nothing and says so, even after users changed things in xmppd,
-and offline messages delivered since are not imported twice. A file that cannot be
-read is reported with its path and skipped; the rest is imported.
+a vCard, a private fragment or a PEP node that xmppd already has is kept (and counted
+as such). What was imported is remembered per user (the ``prosody_import`` store: a
+digest of each Prosody file or set of rows, and the keys of the offline messages), so
+a second run over the same data changes nothing and says so, even after users changed
+things in xmppd, and offline messages delivered since are not imported twice. A file
+or value that cannot be read is reported with its path (and row) and skipped; the
+rest is imported.
 """
 from __future__ import annotations
 
@@ -762,9 +769,9 @@ def register(sub, common, add) -> None:
     kinds = p.add_subparsers(dest="source", metavar="prosody|xep227")
     kinds.required = True
     q = kinds.add_parser("prosody", parents=[common],
-                         help="Prosody's internal storage: accounts (passwords unchanged), "
-                         "rosters, vCards, private XML, offline messages, block lists, PEP nodes; flat "
-                         "files or SQLite")
+                         help="Prosody's storage, flat files or SQLite: accounts (passwords "
+                         "unchanged), rosters, vCards, private XML, offline messages, archives, "
+                         "block lists, PEP nodes")
     q.set_defaults(func=cmd_import_prosody)
     q.add_argument("data_path", metavar="DATA_PATH", nargs="?",
                    help="Prosody's data_path, e.g. /var/lib/prosody (flat files, or the "
