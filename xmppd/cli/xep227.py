@@ -481,14 +481,18 @@ class Importer:
         return self.tallies.setdefault(store, Tally())
 
     async def user(self, host: str, el: ET.Element, where: str) -> None:
-        from ..core.credentials import make_credentials_async, verify_password_async
+        from ..core.credentials import _prepare, make_credentials_async, verify_password_async
         from . import userdata
         try:
             u = convert_user(el, host)
             existing = await self.accounts.get_credentials(host, u.name)
             creds = u.creds
             if existing is None and u.password is not None:
-                creds = await make_credentials_async(u.password)   # both SCRAM hashes
+                if self.dry_run:      # the password is checked (SASLprep), no PBKDF2 run
+                    _prepare(u.password)
+                    creds = {"scram-sha-256": {}}
+                else:
+                    creds = await make_credentials_async(u.password)   # both SCRAM hashes
         except ValueError as exc:
             self.errors.append(f"{where}: user {el.get('name')!r}: {exc} (user skipped)")
             return
@@ -789,7 +793,7 @@ def register(sub, common, add, import_kinds) -> None:
     q = import_kinds.add_parser("xep227", parents=[common],
                                 help="a XEP-0227 file (xmppctl export, ejabberdctl export_piefxis, "
                                 "Prosody's mod_storage_xep0227): accounts (passwords unchanged), "
-                                "rosters, vCards, private XML, offline messages, PEP nodes, block lists")
+                                "rosters, vCards, private XML, offline messages, archives, PEP nodes, block lists")
     q.set_defaults(func=cmd_import_xep227)
     q.add_argument("file", metavar="FILE", help="the XEP-0227 file (ejabberd: the top-level file; "
                    "the per-host files it includes are read from its directory)")
