@@ -17,8 +17,9 @@ from .core.server import Server
 ALIASES = {
     "register_ibr": "register",      # Prosody 0.12 split in-band registration out
     "csi_simple": "csi",             # client state indication
-    "vcard_legacy": "vcard",         # vcard-temp (the vCard4 bridge is vcard's job)
+    "vcard_legacy": "vcard",         # vcard-temp (the vCard4 bridge is pep's job)
     "bookmarks": "pep",              # bookmarks 2 with the private-storage bridge
+    "vcard4": "pep",                 # XEP-0292 profiles in PEP (and their IQs)
     "uptime": "lastactivity",        # the server's uptime through XEP-0012
     "muc_mam": "muc",                # the room archive is part of the MUC service
     "announce": "admin_adhoc",       # XEP-0133 announcements to online users

@@ -104,10 +104,11 @@ async def test_a_vcard_photo_becomes_the_pep_avatar():
         alice = await h.client(ALICE + "/phone", available=True)
         assert (await alice.iq("set", vcard("<FN>Alice</FN>" + photo()))).get("type") == "result"
         nodes = []
-        for _ in range(2):
+        for _ in range(3):
             msg = await alice.next("message", match=lambda e: e.find(EVENT) is not None)
             nodes.append(msg.find(f"{EVENT}/{ns.q(ns.PUBSUB_EVENT, 'items')}").get("node"))
-        assert nodes == [ns.AVATAR_DATA, ns.AVATAR_METADATA]
+        # the photo, then the rest of the card as vCard4 (XEP-0292), as Prosody's vcard_legacy
+        assert nodes == [ns.AVATAR_DATA, ns.AVATAR_METADATA, "urn:xmpp:vcard4"]
         reply = await alice.iq("get", f"<pubsub xmlns='{ns.PUBSUB}'>"
                                       f"<items node='{ns.AVATAR_METADATA}'/></pubsub>")
         info = reply.find(f".//{ns.q(ns.AVATAR_METADATA, 'info')}")
