@@ -110,9 +110,11 @@ test: $(BIN)/.installed system-deps browser-deps
 check: $(BIN)/.installed
 	$(BIN)/xmppctl --config $(CONFIG) check config
 
-# Regenerate the option tables in docs/ from the option declarations in the code.
+# Regenerate the option tables in docs/ from the option declarations in the code, and
+# docs/compliance.md (XEP-0479) from tools/compliance.toml and what the code advertises.
 docs: $(BIN)/.installed
 	$(BIN)/python tools/gen_option_docs.py
+	$(BIN)/python tools/gen_compliance.py
 
 # xmppd against Prosody (and ejabberd when installed), each pinned to CPU 0, the load
 # generator on CPU 1; `make bench BENCH_ARGS="--quick --scenarios msg100"` for a short run.
