@@ -185,8 +185,12 @@ async def test_vcard_temp_from_pep_only(srv):
 
 async def test_vcard4_iq(srv):
     async with clients(srv, A, B) as (a, b):
+        for jid in (A, "nobody@xmppd.test"):
+            with pytest.raises(IqError) as err:
+                await vcard4_iq(b, jid)
+            assert err.value.iq["error"]["condition"] == "item-not-found"
         with pytest.raises(IqError) as err:
-            await vcard4_iq(b, A)
+            await vcard_temp(b, "nobody@xmppd.test")
         assert err.value.iq["error"]["condition"] == "item-not-found"
         card = ET.fromstring(f"<vcard xmlns='{V4}'><fn><text>Alice</text></fn>"
                              "<gender><sex><text>F</text></sex></gender></vcard>")

@@ -351,6 +351,8 @@ class Compat:
         (the vcard module's fallback when no vCard is stored)."""
         if not self.profiles_on() and not self.avatars_on():
             return None
+        if not await self.pep.account_exists(user):
+            return None
         req = await self.pep.requester(user, jid) if jid else self.owner(user)
         out = ET.Element(ns.q(ns.VCARD, "vCard"))
         found = False
@@ -389,6 +391,8 @@ class Compat:
     async def vcard4_get(self, event):
         """``<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'/>`` get: the last item of the
         account's vCard4 node, as the requester may see it."""
+        if not await self.pep.account_exists(event.user):
+            raise StanzaError("item-not-found")
         svc = await self.pep.service(event.user)
         node = svc.nodes.get(v4.NODE)
         last = node.last_item() if node is not None else None
