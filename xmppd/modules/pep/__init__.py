@@ -48,6 +48,10 @@ OPTIONS = [
            "vCard4 (urn:xmpp:vcard4, XEP-0292) and nickname (XEP-0172), a vCard4 or nickname "
            "it publishes goes into its vcard-temp, and vcard-temp readers of an account "
            "without one see its vCard4 and avatar."),
+    Option("upgrade_legacy_vcards", "boolean", True, "both",
+           "When a client logs in, a stored vcard-temp whose account has no vCard4 (or no "
+           "avatar) in PEP yet is published there (as Prosody's vcard_legacy; the vcard-temp "
+           "stays stored)."),
     Option("pep_bookmarks_compat", "boolean", True, "both",
            "XEP-0402 #compat: private-storage (XEP-0048) bookmarks read and write the "
            "PEP bookmarks (urn:xmpp:bookmarks:1)."),
@@ -99,6 +103,7 @@ def setup(m) -> None:
         m.add_feature(f"{ns.BOOKMARKS}#compat", to="account")
     m.add_item(VCARD_BEFORE_SET, compat.vcard_set)
     m.add_item(VCARD_FALLBACK, compat.vcard_from_pep)
+    m.hook("resource-bind", compat.on_bind)
     m.hook(stanza_event("presence", "broadcast"), compat.on_own_presence, EARLY)
     for to_type in ("bare", "full"):
         m.hook(stanza_event("presence", to_type, pre=True), compat.on_directed_presence, EARLY)

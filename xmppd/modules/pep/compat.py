@@ -254,8 +254,12 @@ class Compat:
             return
         typ, data = photo
         h = hashlib.sha1(data).hexdigest()
-        if await self.avatar_hash(user) == h:
-            return
+        svc = await self.pep.service(user)
+        meta = svc.nodes.get(ns.AVATAR_METADATA)
+        last = meta.last_item() if meta is not None else None
+        if last is not None and (avatar_info(last.xml) or ("",))[0] == h:
+            self.hashes[user] = h
+            return      # PEP has that avatar already
         owner = self.owner(user)
         d = ET.Element(ns.q(ns.AVATAR_DATA, "data"))
         d.text = base64.b64encode(data).decode("ascii")
@@ -309,6 +313,29 @@ class Compat:
             el = ET.Element(ns.q(ns.NICK, "nick"))
             el.text = nick
             await self.publish_derived(user, ns.NICK, "current", el)
+
+    async def on_bind(self, session) -> None:
+        """A client logs in: a vCard stored before the conversions existed (or while
+        they were off) gets its vCard4, nickname and avatar in PEP, unless PEP has
+        them already (Prosody's ``upgrade_legacy_vcards``; the vCard stays stored
+        here, it is the vcard-temp answer)."""
+        user = session.username
+        vcards = self.vcards()
+        if not user or vcards is None or not self.m.get_option("upgrade_legacy_vcards"):
+            return
+        svc = await self.pep.service(user)
+        want_profile = self.profiles_on() and v4.NODE not in svc.nodes
+        want_avatar = self.avatars_on() and ns.AVATAR_METADATA not in svc.nodes \
+            and ns.AVATAR_DATA not in svc.nodes
+        if not (want_profile or want_avatar):
+            return
+        vcard = await vcards.get(user)
+        if vcard is None:
+            return
+        if want_avatar and vcard_photo(vcard) is not None:
+            await self.photo_to_avatar(user, vcard)
+        if want_profile and len(vcard):
+            await self.vcard_to_pep(user, vcard)
 
     async def current_vcard(self, vcards, user: str) -> ET.Element | None:
         """The account's vcard-temp: the stored one, else the one built from PEP."""
