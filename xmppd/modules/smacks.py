@@ -313,7 +313,9 @@ def refuse_unbound(arg):
 
 def setup(m) -> None:
     sm = StreamManagement(m.host, m.session_slot(), m.get_option)
-    m.add_stream_feature(lambda session: element("sm"), stage="bound")
+    # not once enabled (inside a Bind 2 request): a client would take it as an offer to resume
+    m.add_stream_feature(lambda session: element("sm") if sm.slot.get(session) is None else None,
+                         stage="bound")
     m.describe_session(sm.describe)
     m.hook(element_event(ns.SM, "enable"), sm.enable)
     m.hook(element_event(ns.SM, "enable", bound=False), refuse_unbound)
