@@ -464,3 +464,39 @@ async def test_fast_needs_a_user_agent_and_tls(srv):
     raw.close()
     assert el.find(q(SASL, "not-authorized")) is not None
     assert re.search("user agent", el.findtext(q(SASL2, "text")))
+
+
+# -- Bind 2: offline messages and the archive ---------------------------------------------------
+
+@pytest.mark.parametrize("mam", [True, False])
+async def test_bind2_offline_messages_and_archive_metadata(tmp_path, certs, mam):
+    modules = '"disco", "ping", "roster", "offline"' + (', "mam"' if mam else "")
+    s = await start_server(tmp_path, certs, extra=f"modules_enabled = {{ {modules} }}\n")
+    try:
+        await s.adduser("alice@xmppd.test", "pencil")
+        await s.adduser("bob@xmppd.test", "secret")
+        bob, bel = await login(s, "bob", "secret", ua_id=new_ua(), extra=BIND)
+        success_of(bel)
+        await bob.read_until(b"</stream:features>")
+        bob.send("<message to='alice@xmppd.test' type='chat' id='o1'><body>offline one</body></message>")
+        await ping(bob)
+        bob.close()
+        raw, el = await login(s, ua_id=new_ua(), extra=BIND)
+        bound = success_of(el).find(q(BIND2, "bound"))
+        await raw.read_until(b"</stream:features>")
+        metadata = bound.find(q("urn:xmpp:mam:2", "metadata"))
+        raw.send("<presence/>")
+        got = await ping(raw, "after-presence")
+        if mam:
+            # the archive has it: the client catches up from there, not from offline storage
+            end = metadata.find(q("urn:xmpp:mam:2", "end"))
+            assert end is not None and end.get("id")
+            assert "offline one" not in got
+            raw.send("<iq type='set' id='mq'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>")
+            assert "offline one" in await raw.read_until(b"id='mq'")
+        else:
+            assert metadata is None
+            assert "offline one" in got
+        raw.close()
+    finally:
+        await s.server.stop()
