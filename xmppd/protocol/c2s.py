@@ -659,8 +659,8 @@ class C2SSession(XMLStreamProtocol):
         if self.resource is None and bind is not None:
             new_resource = _sasl2.resource_for(bind.findtext(q(ns.BIND2, "tag")),
                                                (self.user_agent or {}).get("id"), self.bare_jid)
-            # the features are enabled before the resource is reachable
-            self.resource = new_resource
+            # the features are enabled before the resource exists (nobody can reach
+            # it yet; ``resource`` stays None until it is registered)
             self.full_jid = f"{self.bare_jid}/{new_resource}"
             bound = ET.SubElement(success, q(ns.BIND2, "bound"))
             for item in items:
@@ -669,8 +669,19 @@ class C2SSession(XMLStreamProtocol):
                         await self._inline(item, child, bound, after)
                 elif item.stage == "bound":
                     await self._inline(item, None, bound, after)
-            self.resource = None
+            if self.closed:     # gone meanwhile: what the features set up ends here
+                self._holding = None
+                self.resource = new_resource
+                self._gone = True
+                await self.host.events.notify("resource-unbind", (self, None))
+                self.resource = None
+                return
             self._take_resource(new_resource)
+        if self.closed:     # a resumed resource hibernates again: its hooks keep these
+            held, self._holding = self._holding, None
+            for el in held:
+                self.deliver(el)
+            return
         aid.text = self.full_jid or self.bare_jid
         self.send_nonza(success)
         held, self._holding = self._holding, None

@@ -191,7 +191,13 @@ async def _authenticate(session: "C2SSession", el: ET.Element) -> None:
     for item in session.host.items("sasl-mechanism"):
         if item.name == mech and (item.offered is None or item.offered(session)):
             session.sasl_mechanism = mech
-            username, additional = await item.authenticate(session, data, el)
+            try:
+                username, additional = await item.authenticate(session, data, el)
+            except SASLFailure:
+                raise
+            except Exception:
+                log.exception("%s: SASL mechanism %s failed", session.id, mech)
+                raise SASLFailure("temporary-auth-failure") from None
             exchange.username = username
             exchange.additional = additional or b""
             exchange.upgrades = []     # a token is not the password: nothing to upgrade from it
