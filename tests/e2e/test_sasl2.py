@@ -500,3 +500,22 @@ async def test_bind2_offline_messages_and_archive_metadata(tmp_path, certs, mam)
         raw.close()
     finally:
         await s.server.stop()
+
+
+async def test_bind2_ends_the_earlier_session_of_the_same_client(srv):
+    ua = new_ua()
+    first, el = await login(srv, ua_id=ua, extra=f"<bind xmlns='{BIND2}'><tag>A</tag></bind>")
+    success_of(el)
+    await first.read_until(b"</stream:features>")
+    other, elo = await login(srv, ua_id=new_ua(), extra=f"<bind xmlns='{BIND2}'><tag>A</tag></bind>")
+    success_of(elo)
+    await other.read_until(b"</stream:features>")
+    second, el2 = await login(srv, ua_id=ua, extra=f"<bind xmlns='{BIND2}'><tag>B</tag></bind>")
+    try:
+        assert success_of(el2).findtext(q(SASL2, "authorization-identifier")) != \
+            el.findtext(q(SASL2, "authorization-identifier"))
+        assert "conflict" in await first.read_to_close()
+        assert await ping(other)          # another client of the account stays
+    finally:
+        for r in (first, other, second):
+            r.close()

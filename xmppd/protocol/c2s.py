@@ -677,6 +677,7 @@ class C2SSession(XMLStreamProtocol):
                 self.resource = None
                 return
             self._take_resource(new_resource)
+            self._replace_same_client()
         if self.closed:     # a resumed resource hibernates again: its hooks keep these
             held, self._holding = self._holding, None
             for el in held:
@@ -695,6 +696,18 @@ class C2SSession(XMLStreamProtocol):
         self.send_nonza(await self._features())
         if new_resource is not None:
             await self.host.events.notify("resource-bind", self)
+
+    def _replace_same_client(self) -> None:
+        """XEP-0386 §3.2: a binding ends the earlier sessions of the same client (the
+        same user-agent id), whatever resource they have."""
+        ua_id = (self.user_agent or {}).get("id")
+        if not ua_id:
+            return
+        for other in list(self.host.sessions_of(self.username).values()):
+            if other is not self and (other.user_agent or {}).get("id") == ua_id:
+                log.info("%s: %s is the same client again; closing %s", self.id, self.full_jid, other.id)
+                self.host.remove_session(other)
+                other.resource_conflict()
 
     async def _inline(self, item, child, parent: ET.Element, after: list) -> None:
         try:
