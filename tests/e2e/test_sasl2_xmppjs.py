@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,9 @@ def _node_or_skip() -> str:
         pytest.skip("node is not installed (apt-get install nodejs npm)")
     if not (XMPPJS / "node_modules" / "@xmpp" / "client" / "package.json").exists():
         pytest.skip("xmpp.js is not installed (make node-deps)")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    if tuple(int(x) for x in version.lstrip("v").split(".")[:2]) < (20, 10):
+        pytest.skip(f"xmpp.js needs Node 20.10 or later; this is {version}")
     return node
 
 
