@@ -24,6 +24,7 @@ ALIASES = {
     "muc_mam": "muc",                # the room archive is part of the MUC service
     "announce": "admin_adhoc",       # XEP-0133 announcements to online users
     "motd": "admin_adhoc",           # the message of the day (motd_text, XEP-0133 set-motd)
+    "sasl2_fast": "fast",            # XEP-0484 tokens (prosody-modules' mod_sasl2_fast)
 }
 # Prosody module names whose job is done by xmppd's core: accepted silently.
 BUILTIN = frozenset({
@@ -31,6 +32,7 @@ BUILTIN = frozenset({
     "storage_internal", "storage_sql", "iq", "message", "presence", "bind", "session",
     "limits",                        # the limits table (core/limits.py)
     "http",                          # the HTTP service (xmppd/http), started by what uses it
+    "sasl2", "sasl2_bind2", "sasl2_sm",  # prosody-modules' XEP-0388/0386: protocol/sasl2.py
 })
 # Modules every VirtualHost loads, whatever modules_enabled says: RFC 6120/6121.
 AUTOLOAD = ("message", "presence")
