@@ -1,4 +1,4 @@
-"""The sans-I/O PubSub service behind PEP (xmppd.modules.pep.pubsub)."""
+"""The sans-I/O PubSub core (xmppd.xmpp.pubsub), as PEP uses it."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from xmppd.modules.pep import caps as capsmod
-from xmppd.modules.pep.pubsub import (
+from xmppd.xmpp.pubsub import (
     Node, PubSubError, PubSubService, Requester, parse_options,
 )
 

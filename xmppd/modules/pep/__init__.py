@@ -14,7 +14,8 @@
   and the XEP-0153 hash in presence (XEP-0398); XEP-0402 bookmarks ↔
   private-storage bookmarks.
 
-The package: :mod:`.pubsub` (the sans-I/O PubSub core, one service per
+The package: the sans-I/O PubSub core is the server's one
+(:mod:`xmppd.xmpp.pubsub`, shared with the ``pubsub`` component; one service per
 account), :mod:`.service` (the host's services, their stores, the operations
 that notify; what this module provides), :mod:`.iq` (the IQs), :mod:`.notify`
 (notifications, presence and caps), :mod:`.caps` (XEP-0115),

@@ -26,7 +26,7 @@ from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.stanza import from_xml, to_xml
 
-from .pubsub import PubSubError, Requester
+from xmppd.xmpp.pubsub import PubSubError, Requester
 
 if TYPE_CHECKING:
     from .service import PEP

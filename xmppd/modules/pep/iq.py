@@ -20,19 +20,13 @@ from xmppd.xmpp import disco, forms, ns
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import bare
-from xmppd.xmpp.stanza import from_xml
 
-from .notify import items_event
-from .pubsub import CONFIG_FIELDS, PubSubError, Requester, parse_options
+from xmppd.xmpp import pubsub as ps
+from xmppd.xmpp.pubsub import (PubSubError, Requester, config_form, items_event,
+                               to_stanza_error, unsupported)
 
 if TYPE_CHECKING:
     from .service import PEP
-
-# forms as clients send them: the type is not checked (nor the FORM_TYPE)
-ANY_FORM = ("submit", "form", "result", "cancel")
-FIELD_TYPES = {"bool": "boolean", "int_or_max": "text-single", "list-multi": "list-multi",
-               "list-single": "list-single"}
-
 
 def _ps(name: str) -> str:
     return ns.q(ns.PUBSUB, name)
@@ -42,43 +36,8 @@ def _owner(name: str) -> str:
     return ns.q(ns.PUBSUB_OWNER, name)
 
 
-# -- errors and forms ------------------------------------------------------------------
-
-def to_stanza_error(err: PubSubError) -> StanzaError:
-    app = None
-    if err.pubsub:
-        app = ET.Element(ns.q(ns.PUBSUB_ERRORS, err.pubsub))
-        if err.feature:
-            app.set("feature", err.feature)
-    return StanzaError(err.condition, err.text, app=app)
-
-
-def unsupported(feature: str) -> StanzaError:
-    return StanzaError("feature-not-implemented", app=ET.Element(
-        ns.q(ns.PUBSUB_ERRORS, "unsupported"), {"feature": feature}))
-
-
-def config_form(config: dict) -> ET.Element:
-    """The node configuration form (``pubsub#node_config``) showing ``config``."""
-    fields = []
-    for var, (kind, choices) in CONFIG_FIELDS.items():
-        value = config.get(var)
-        if kind == "list-multi":
-            value = [str(v) for v in value or ()]
-        elif kind == "bool":
-            value = bool(value)
-        elif value is None:
-            value = ""
-        fields.append(forms.Field(var, FIELD_TYPES.get(kind, "text-single"), value,
-                                  options=choices or ()))
-    return forms.build(ns.PUBSUB_NODE_CONFIG, fields)
-
-
 def submitted_options(x: ET.Element | None, limit: int) -> dict:
-    """The node configuration a form (node_config or publish-options) asks for;
-    ``not-acceptable`` for an unknown field or a bad value."""
-    sub = forms.read(x, types=ANY_FORM)
-    return parse_options({var: sub.raw(var) for var in sub.fields}, limit)
+    return ps.submitted_options(x, limit)
 
 
 # -- the request -------------------------------------------------------------------------
@@ -129,26 +88,14 @@ def _max_items(pep: "PEP") -> int:
 # -- pubsub: set -------------------------------------------------------------------------
 
 async def publish(pep: "PEP", r: Request) -> ET.Element:
-    items = r.action.findall(_ps("item"))
-    if len(items) > 1:
-        raise PubSubError("bad-request", "invalid-payload", "one item per publish")
-    item = items[0] if items else None
-    payload = None
-    if item is not None:
-        kids = list(item)
-        if len(kids) > 1:
-            raise PubSubError("bad-request", "invalid-payload", "one payload per item")
-        payload = kids[0] if kids else None
-    if payload is None:
-        raise PubSubError("bad-request", "item-required" if item is None else "payload-required")
+    pr = ps.publish_request(r.payload, r.action)
     options = None
-    po = r.payload.find(_ps("publish-options"))
-    if po is not None:
+    if pr.options is not None:
         try:
-            options = submitted_options(po.find(forms.X), _max_items(pep))
+            options = submitted_options(pr.options, _max_items(pep))
         except PubSubError as err:
             raise PubSubError("conflict", "precondition-not-met", err.text) from None
-    res = await pep.publish(r.user, r.req, r.node, item.get("id"), payload, options)
+    res = await pep.publish(r.user, r.req, r.node, pr.item_id, pr.payload, options)
     out = ET.Element(_ps("pubsub"))
     pub = ET.SubElement(out, _ps("publish"), {"node": res.node.name})
     ET.SubElement(pub, _ps("item"), {"id": res.item.id})
@@ -177,11 +124,9 @@ async def create(pep: "PEP", r: Request) -> None:
 async def subscribe(pep: "PEP", r: Request) -> ET.Element:
     svc = await pep.service(r.user)
     jid = r.action.get("jid") or r.event.from_jid
-    node = svc.subscribe(r.req, r.node, jid)
+    node, state = svc.subscribe(r.req, r.node, jid)
     await pep.save(r.user, node, items=False)
-    out = ET.Element(_ps("pubsub"))
-    ET.SubElement(out, _ps("subscription"),
-                  {"node": node.name, "jid": jid, "subscription": "subscribed"})
+    out = ps.subscription_answer(node, jid, state)
     last = node.last_item()
     if last is not None and node.config["pubsub#send_last_published_item"] != "never":
         await pep.notify.send_event(r.user, jid, items_event(node, [last]), last.when)
@@ -207,13 +152,7 @@ async def get_items(pep: "PEP", r: Request) -> ET.Element:
         except ValueError:
             raise StanzaError("bad-request", "max_items must be an integer") from None
     got = svc.get_items(r.req, r.node, max_items=max_items, ids=ids or None)
-    out = ET.Element(_ps("pubsub"))
-    its = ET.SubElement(out, _ps("items"), {"node": r.node})
-    for it in got:
-        el = ET.SubElement(its, _ps("item"), {"id": it.id})
-        if it.xml:
-            el.append(from_xml(it.xml))
-    return out
+    return ps.items_answer(r.node, got)
 
 
 async def get_subscriptions(pep: "PEP", r: Request) -> ET.Element:

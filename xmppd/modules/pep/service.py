@@ -1,4 +1,4 @@
-"""The PEP service of one host: every account's PubSub service (:mod:`.pubsub`)
+"""The PEP service of one host: every account's PubSub service (:mod:`xmppd.xmpp.pubsub`)
 loaded from and saved to the stores, and the operations that change nodes and
 tell others (publish, retract, delete, purge), shared by the IQs (:mod:`.iq`)
 and the conversions (:mod:`.compat`). It is what the module provides.
@@ -14,7 +14,7 @@ from xmppd.xmpp.stanza import to_xml
 from . import notify
 from .compat import Compat
 from .notify import Notifier
-from .pubsub import Node, PubSubService, Requester
+from xmppd.xmpp.pubsub import Node, PubSubService, Requester
 
 
 class PEP:
