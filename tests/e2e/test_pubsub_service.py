@@ -647,6 +647,7 @@ async def test_autocreate_and_expose_publisher(tmp_path, certs):
         autocreate_on_subscribe = true
         expose_publisher = true
         pubsub_max_items = 3
+        pubsub_max_payload_size = 100
     """)
     try:
         async with clients(srv, ADMIN, ALICE) as (admin, alice):
@@ -666,6 +667,8 @@ async def test_autocreate_and_expose_publisher(tmp_path, certs):
             r = await ps(alice).get_items(PS, "auto", timeout=TIMEOUT)
             assert r.xml.find(f".//{{{PUBSUB}}}item").get("publisher") == ADMIN
             assert await fails(create(admin, "big", max_items="4")) == ("not-acceptable", None)
+            assert await fails(publish(admin, "auto", payload=f"<big xmlns='urn:t'>{'x' * 100}</big>")) == (
+                "not-acceptable", "payload-too-big")
             info = await alice.plugin["xep_0030"].get_info(jid=PS, timeout=TIMEOUT)
             assert "http://jabber.org/protocol/pubsub#auto-create" in info["disco_info"]["features"]
     finally:

@@ -50,6 +50,10 @@ OPTIONS = [
     Option("pubsub_max_items", "integer", 256, "host",
            "most items one node keeps: the ceiling of pubsub#max_items, and what \"max\" means",
            min=1, limit=True),
+    Option("pubsub_max_payload_size", "integer", 250000, "host",
+           "largest item payload (serialized, in bytes) the service accepts; beyond, "
+           "not-acceptable + payload-too-big (0: no limit but the stanza size limit)",
+           min=0, limit=True),
     Option("default_admin_affiliation", "string", "owner", "host",
            "the affiliation of the server admins on every node (they alone may create nodes)",
            choices=("owner", "publisher", "member", "outcast", "none")),
@@ -79,6 +83,7 @@ def setup(m) -> None:
                         admin_affiliation=m.get_option("default_admin_affiliation"),
                         expose_publisher=m.get_option("expose_publisher"),
                         max_items=m.get_option("pubsub_max_items"), policy=policy,
+                        max_payload_size=m.get_option("pubsub_max_payload_size"),
                         name=host.get_option("name") or "PubSub Service")
     m.provide(c)
     m.on_unload(c.close)

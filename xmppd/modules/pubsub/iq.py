@@ -23,6 +23,7 @@ from xmppd.xmpp import stanza as st
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.jid import InvalidJID, bare, split
 from xmppd.xmpp.pubsub import PubSubError, Requester
+from xmppd.xmpp.stanza import to_xml
 from xmppd.xmpp.time import utc_stamp
 
 if TYPE_CHECKING:
@@ -31,10 +32,10 @@ if TYPE_CHECKING:
 # XEP-0060 §10 features, from what the service does
 FEATURES = ("access-authorize", "access-open", "access-presence", "access-roster",
             "access-whitelist", "config-node", "config-node-max", "create-and-configure",
-            "create-nodes", "delete-items", "delete-nodes", "get-pending", "instant-nodes",
+            "create-nodes", "delete-items", "delete-nodes", "instant-nodes",
             "item-ids", "last-published", "manage-subscriptions", "member-affiliation",
             "meta-data", "modify-affiliations", "outcast-affiliation", "persistent-items",
-            "presence-notifications", "publish", "publish-only-affiliation",
+            "publish", "publish-only-affiliation",
             "publish-options", "publisher-affiliation", "purge-nodes", "retract-items",
             "retrieve-affiliations", "retrieve-default", "retrieve-default-sub",
             "retrieve-items", "retrieve-subscriptions", "subscribe", "subscription-options",
@@ -111,6 +112,10 @@ async def publish(c: "PubSubComponent", r: Request):
     pr = ps.publish_request(r.payload, r.action, payload_required=not light)
     if light and pr.payload is not None:
         raise PubSubError("bad-request", "item-forbidden")
+    if pr.payload is not None and c.max_payload_size and \
+            len(to_xml(pr.payload).encode()) > c.max_payload_size:
+        raise PubSubError("not-acceptable", "payload-too-big",
+                          f"payloads are limited to {c.max_payload_size} bytes")
     options = None
     if pr.options is not None:
         try:

@@ -34,7 +34,7 @@ async def load_nodes(nodes_store, items_store) -> dict[str, Node]:
 class PubSubComponent:
     def __init__(self, m, *, admins: frozenset[str], admin_affiliation: str,
                  expose_publisher: bool | None, max_items: int, policy: Policy,
-                 name: str):
+                 name: str, max_payload_size: int = 0):
         self.m = m
         self.host = m.host
         self.jid = m.host.name
@@ -42,6 +42,7 @@ class PubSubComponent:
         self.admins = admins
         self.admin_affiliation = admin_affiliation
         self.expose_publisher = expose_publisher
+        self.max_payload_size = max_payload_size
         self.nodes_store = m.open_store(NODES_STORE, "map")
         self.items_store = m.open_store(ITEMS_STORE, "map")
         self.svc = PubSubService(None, max_items_limit=max_items, policy=policy)
