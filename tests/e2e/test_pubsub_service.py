@@ -283,6 +283,20 @@ async def test_retract_notifies(srv):
             "bad-request", "item-required")
 
 
+async def test_configuration_notifications(srv):
+    async with clients(srv, ADMIN, ALICE) as (admin, alice):
+        await create(admin, "n", notify_config="1")
+        await ps(alice).subscribe(PS, "n", timeout=TIMEOUT)
+        await ps(admin).set_node_config(PS, "n", form(title="New title"), timeout=TIMEOUT)
+        kind, msg = await next_event(alice)
+        assert kind == "pubsub_config"
+        x = msg.xml.find(f"{{{EVENT}}}event/{{{EVENT}}}configuration/{{jabber:x:data}}x")
+        assert Form(xml=x).get_fields()["pubsub#title"]["value"] == "New title"
+        await ps(admin).set_node_config(PS, "n", form(notify_config="0", title="Quiet"),
+                                        timeout=TIMEOUT)
+        await no_event(alice)
+
+
 async def test_publish_options_preconditions(srv):
     async with clients(srv, ADMIN) as admin:
         await create(admin, "n", access_model="whitelist")
