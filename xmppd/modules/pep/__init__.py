@@ -55,11 +55,12 @@ VCARD_BEFORE_SET = "vcard-before-set"   # the item kind the vcard module calls b
 FEATURES = ("access-open", "access-presence", "access-roster", "access-whitelist",
             "auto-create", "auto-subscribe", "config-node", "create-and-configure",
             "create-nodes", "delete-items", "delete-nodes", "filtered-notifications",
-            "item-ids", "last-published", "manage-affiliations", "modify-affiliations",
-            "multi-items", "outcast-affiliation", "persistent-items", "presence-notifications",
-            "presence-subscribe", "publish", "publish-options", "purge-nodes", "retract-items",
-            "retrieve-affiliations", "retrieve-default", "retrieve-items",
-            "retrieve-subscriptions", "subscribe")
+            "item-ids", "last-published", "manage-affiliations", "manage-subscriptions",
+            "modify-affiliations", "multi-items", "outcast-affiliation", "persistent-items",
+            "presence-notifications", "presence-subscribe", "publish", "publish-options",
+            "purge-nodes", "retract-items", "retrieve-affiliations", "retrieve-default",
+            "retrieve-default-sub", "retrieve-items", "retrieve-subscriptions", "subscribe",
+            "subscription-options")
 
 
 def setup(m) -> None:

@@ -26,11 +26,9 @@ from xmppd.moduleapi import HANDLED
 from xmppd.xmpp import ns
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.jid import bare as jid_bare
-from xmppd.xmpp.stanza import from_xml
 
 from . import caps as capsmod
-from xmppd.xmpp.pubsub import (Node, delete_event, items_event, purge_event,  # noqa: F401
-                               retract_event)
+from xmppd.xmpp.pubsub import Node, items_event
 
 if TYPE_CHECKING:
     from .service import PEP

@@ -114,6 +114,9 @@ class PubSubComponent:
         await self.items_store.delete("", name)
 
     # -- sending -----------------------------------------------------------------------
+    async def send(self, stanza: ET.Element) -> None:
+        await self.m.send(stanza)
+
     async def send_message(self, to: str, payload: ET.Element, *, mtype: str | None = None,
                            stamp: float | None = None) -> None:
         attrs = {"from": self.jid, "to": to, "id": "ps-" + secrets.token_hex(6)}
@@ -199,6 +202,15 @@ class PubSubComponent:
         subscribed now, send the last item if the node says so."""
         await self.send_message(jid, ps.subscription_answer(node, jid, state))
         if state == "subscribed" and \
+                node.config["pubsub#send_last_published_item"] != "never":
+            await self.send_last_item(node, jid)
+
+    async def after_subscribe(self, node: Node, jid: str, state: str, before) -> None:
+        """After the answer to a subscribe: the approval form to the owners (a
+        new pending subscription), or the last item (``on_sub``...)."""
+        if state == "pending" and before != "pending":
+            await self.ask_owners(node, jid)
+        elif state == "subscribed" and \
                 node.config["pubsub#send_last_published_item"] != "never":
             await self.send_last_item(node, jid)
 
