@@ -97,7 +97,7 @@ class Notifier:
                 out.append(full)
                 seen.add(full)
         for jid in list(node.subscriptions):
-            if jid not in seen and await allowed(jid_bare(jid)):
+            if jid not in seen and node.deliver_to(jid) and await allowed(jid_bare(jid)):
                 out.append(jid)
                 seen.add(jid)
         return out
