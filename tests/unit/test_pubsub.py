@@ -239,7 +239,8 @@ def test_caps_parse_and_notify_nodes():
 
 # -- the same core as a pubsub service (the pubsub component's policy) ----------------------
 
-from xmppd.xmpp.pubsub import (ACCESS_MODELS, SERVICE_CONFIG_FIELDS, Policy,  # noqa: E402
+from xmppd.xmpp.pubsub import (ACCESS_MODELS, SERVICE_CONFIG_FIELDS,  # noqa: E402
+                               SERVICE_DEFAULT_CONFIG, Policy,
                                items_event, publish_request, to_stanza_error)
 
 ADMIN = Requester("admin@falcot.com", service_affiliation="owner", may_create=True)
@@ -249,7 +250,7 @@ ANN = Requester("ann@falcot.com")
 
 def service(**policy) -> PubSubService:
     return PubSubService(None, max_items_limit=10, policy=Policy(
-        fields=SERVICE_CONFIG_FIELDS, access_models=ACCESS_MODELS,
+        fields=SERVICE_CONFIG_FIELDS, defaults=SERVICE_DEFAULT_CONFIG, access_models=ACCESS_MODELS,
         **{"autocreate_on_publish": False, "instant_nodes": True, **policy}))
 
 

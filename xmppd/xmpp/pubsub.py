@@ -165,6 +165,7 @@ class Requester:
 class Policy:
     """What a service offers and allows."""
     fields: dict = field(default_factory=lambda: CONFIG_FIELDS)
+    defaults: dict = field(default_factory=lambda: DEFAULT_CONFIG)   # a new node's config
     access_models: tuple[str, ...] = ("open", "presence", "roster", "whitelist")
     autocreate_on_publish: bool = True
     autocreate_on_subscribe: bool = False
@@ -320,8 +321,7 @@ class PubSubService:
         self.owner = owner
         self.max_items_limit = max_items_limit
         self.policy = policy or Policy()
-        self.defaults = dict(DEFAULT_CONFIG if self.policy.fields is CONFIG_FIELDS
-                             else SERVICE_DEFAULT_CONFIG)
+        self.defaults = dict(self.policy.defaults)
         if defaults:
             self.defaults.update(defaults)
         self.nodes: dict[str, Node] = {}

@@ -75,7 +75,8 @@ def setup(m) -> None:
     if getattr(host, "kind", "component") != "component":
         m.log.warning("%s: pubsub is meant for a Component \"pubsub.%s\" \"pubsub\"; "
                       "nodes are served on this VirtualHost's domain anyway", host.name, host.name)
-    policy = ps.Policy(fields=ps.SERVICE_CONFIG_FIELDS, access_models=ps.ACCESS_MODELS,
+    policy = ps.Policy(fields=ps.SERVICE_CONFIG_FIELDS, defaults=ps.SERVICE_DEFAULT_CONFIG,
+                       access_models=ps.ACCESS_MODELS,
                        autocreate_on_publish=m.get_option("autocreate_on_publish"),
                        autocreate_on_subscribe=m.get_option("autocreate_on_subscribe"),
                        instant_nodes=True)
