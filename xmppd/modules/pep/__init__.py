@@ -15,7 +15,8 @@
   and nickname (XEP-0172), as Prosody's ``vcard_legacy``; XEP-0402 bookmarks ↔
   private-storage bookmarks.
 
-The package: :mod:`.pubsub` (the sans-I/O PubSub core, one service per
+The package: the sans-I/O PubSub core is the server's one
+(:mod:`xmppd.xmpp.pubsub`, shared with the ``pubsub`` component; one service per
 account), :mod:`.service` (the host's services, their stores, the operations
 that notify; what this module provides), :mod:`.iq` (the IQs), :mod:`.notify`
 (notifications, presence and caps), :mod:`.caps` (XEP-0115),
@@ -66,11 +67,12 @@ VCARD_FALLBACK = "vcard-fallback"       # ... and asks when it has no vCard stor
 FEATURES = ("access-open", "access-presence", "access-roster", "access-whitelist",
             "auto-create", "auto-subscribe", "config-node", "create-and-configure",
             "create-nodes", "delete-items", "delete-nodes", "filtered-notifications",
-            "item-ids", "last-published", "manage-affiliations", "modify-affiliations",
-            "multi-items", "outcast-affiliation", "persistent-items", "presence-notifications",
-            "presence-subscribe", "publish", "publish-options", "purge-nodes", "retract-items",
-            "retrieve-affiliations", "retrieve-default", "retrieve-items",
-            "retrieve-subscriptions", "subscribe")
+            "item-ids", "last-published", "manage-affiliations", "manage-subscriptions",
+            "modify-affiliations", "multi-items", "outcast-affiliation", "persistent-items",
+            "presence-notifications", "presence-subscribe", "publish", "publish-options",
+            "purge-nodes", "retract-items", "retrieve-affiliations", "retrieve-default",
+            "retrieve-default-sub", "retrieve-items", "retrieve-subscriptions", "subscribe",
+            "subscription-options")
 
 
 def setup(m) -> None:

@@ -35,7 +35,7 @@ from xmppd.xmpp import vcard4 as v4
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.stanza import from_xml, to_xml
 
-from .pubsub import PubSubError, Requester
+from xmppd.xmpp.pubsub import PubSubError, Requester
 
 if TYPE_CHECKING:
     from .service import PEP
