@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import types
 import tomllib
 from pathlib import Path
 
@@ -39,8 +40,9 @@ CATEGORIES = [
     ("A/V", "A/V Calling Compliance Suite"),
     ("Future", "Future development, and beyond the suite"),
 ]
-OPT_IN_MODULES = ("websocket", "bosh", "server_contact_info", "external_services")
-COMPONENTS = {"muc": "conference.example.com", "http_file_share": "upload.example.com"}
+OPT_IN_MODULES = ("websocket", "bosh", "server_contact_info", "external_services", "fast")
+COMPONENTS = {"muc": "conference.example.com", "http_file_share": "upload.example.com",
+              "pubsub": "pubsub.example.com"}
 STATUS_DONE = "done"
 LEVELS = {"yes": "✓", "no": "—", "n/a": "n/a"}
 
@@ -70,10 +72,11 @@ def _config_text(data: str) -> str:
 def _host_features(host, prefix: str = "") -> set[str]:
     out = {f"{prefix}host:{f}" for f in host.features}
     out |= {f"{prefix}account:{f}" for f in host.account_features}
+    fresh = types.SimpleNamespace(state={})    # a session that has not enabled anything yet
     for funcs in host.stream_features.values():
         for func in funcs:
             try:
-                el = func(None)
+                el = func(fresh)
             except Exception:     # a feature that needs a real session: not ours to list
                 continue
             if el is not None and el.tag.startswith("{"):
