@@ -66,6 +66,15 @@ def make_uri(action: str, jid: str, token: str, params: str | None = None) -> st
     return f"xmpp:{jid}?{action};preauth={token}" + (f";{params}" if params else "")
 
 
+def new_token() -> str:
+    """24 URL-safe characters (18 random bytes, as Prosody's); never a leading ``-``,
+    which a command line would take for an option."""
+    while True:
+        token = secrets.token_urlsafe(18)
+        if not token.startswith("-"):
+            return token
+
+
 _FIELD = re.compile(r"\{([a-z_]+(?:\.[a-z_]+)?)(?:\|([a-z]+))?\}")
 
 
@@ -127,7 +136,7 @@ class InviteStore:
     async def create(self, action: str, jid: str, *, allow_registration: bool,
                      additional_data: dict | None = None, ttl: float | None = None,
                      reusable: bool = False, creator: str | None = None) -> dict:
-        token = secrets.token_urlsafe(18)
+        token = new_token()
         now = time.time()
         ttl = self.expiry if ttl is None else ttl
         params = "ibr=y" if action == "roster" and allow_registration else None
