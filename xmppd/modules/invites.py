@@ -53,7 +53,7 @@ OPTIONS = [
            "default: the invites_page module's own page when it is loaded."),
     Option("invites_page_supports", "list", ["account", "contact", "account-and-contact"], "both",
            "Kinds of invitation the web page handles: account, contact, account-and-contact, "
-           "contact-only, password-reset."),
+           "contact-only."),
 ]
 
 
