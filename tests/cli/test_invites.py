@@ -108,6 +108,18 @@ async def test_bad_input(tmp_path, cert_files):
         assert r.stderr.startswith(message), (args, r.stderr)
     r = await ctl("invite")
     assert r.returncode == 2 and "ACTION" in r.stderr
+    r = await ctl("invite", "contact", f"ghost@{DOMAIN}")
+    assert (r.returncode, r.stderr.strip()) == (1, f"xmppctl: no account ghost@{DOMAIN}")
+    r = await ctl("adduser", f"carol@{DOMAIN}", "--password-stdin", input="pw\n")
+    assert r.returncode == 0, r.stderr
+    r = await ctl("invite", "create", f"carol@{DOMAIN}")
+    assert (r.returncode, r.stderr.strip()) == (1, f"xmppctl: the account carol@{DOMAIN} already exists")
+    r = await ctl("invite", "contact", f"carol@{DOMAIN}")
+    assert r.returncode == 0, r.stderr
+    assert f"1 pending invitation(s) on {DOMAIN}" in (await ctl("invite", "list", DOMAIN)).stdout
+    # her account deleted with xmppd stopped: her invitation goes with it
+    assert (await ctl("deluser", f"carol@{DOMAIN}")).returncode == 0
+    assert f"0 pending invitation(s) on {DOMAIN}" in (await ctl("invite", "list", DOMAIN)).stdout
     # a host without the invites modules
     plain = tmp_path / "plain"
     plain.mkdir()

@@ -42,6 +42,7 @@ from xmppd.xmpp.jid import InvalidJID, nameprep
 
 PROTOCOLS = ["XEP-0401"]
 STORE = "invite_token"
+ACCOUNTS_STORE = "accounts"      # the server's accounts (xmppctl, with xmppd stopped)
 DEFAULT_EXPIRY = "1w"
 PURGE_INTERVAL = 3600
 ADMIN_ROLE = "prosody:admin"
@@ -248,8 +249,18 @@ class InviteStore:
                       key=lambda i: (i.get("created_at") or 0, i["token"]))
 
     async def pending(self) -> list[dict]:
+        """The invitations still usable: not expired, their creator still there (those
+        whose creator is gone are revoked on the way)."""
         now = time.time()
-        return [i for i in await self.all() if not self.expired(i, now)]
+        out = []
+        for i in await self.all():
+            if self.expired(i, now):
+                continue
+            if await self._creator_gone(i):
+                await self.revoke(i["token"])
+                continue
+            out.append(i)
+        return out
 
     async def reserved_by(self, username: str) -> set[str]:
         """Tokens of pending invitations for the account name ``username`` (XEP-0445:
@@ -423,8 +434,14 @@ def _offline_store(ctx, storage, domain: str) -> InviteStore:
         raise ctx.Error(f"{cfg.path}: {exc}") from None
     supports = cfg.get("invites_page_supports", host=domain,
                        default=["account", "contact", "account-and-contact"])
+    accounts = storage.keyval(domain, ACCOUNTS_STORE)
+
+    async def account_exists(user: str) -> bool:
+        return await accounts.get(user) is not None
+
     return InviteStore(storage.map(domain, STORE), domain, expiry=expiry,
-                       page_template=cfg.get("invites_page", host=domain), page_supports=supports)
+                       page_template=cfg.get("invites_page", host=domain), page_supports=supports,
+                       account_exists=account_exists)
 
 
 def _when(t) -> str:
@@ -456,15 +473,14 @@ async def _create(ctx, args: dict, running_args: dict) -> int:
     storage = await ctx.open_storage()
     try:
         invites = _offline_store(ctx, storage, args["domain"])
-        accounts = storage.keyval(args["domain"], "accounts")
         user = args["user"]
         if args["kind"] == "contact":
-            if await accounts.get(user) is None:
+            if not await invites.account_exists(user):
                 raise ctx.Error(f"no account {user}@{args['domain']}")
             invite = await invites.create_contact(user, allow_registration=args["allow_registration"],
                                                   ttl=args.get("ttl"))
         else:
-            if user and await accounts.get(user) is not None:
+            if user and await invites.account_exists(user):
                 raise ctx.Error(f"the account {user}@{args['domain']} already exists")
             invite = await invites.create_account(user, ttl=args.get("ttl"), groups=args["groups"],
                                                   admin=args["admin"], reusable=args["reusable"])
