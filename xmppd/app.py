@@ -23,6 +23,7 @@ ALIASES = {
     "muc_mam": "muc",                # the room archive is part of the MUC service
     "announce": "admin_adhoc",       # XEP-0133 announcements to online users
     "motd": "admin_adhoc",           # the message of the day (motd_text, XEP-0133 set-motd)
+    "invites_groups": "invites_register",   # groups from invitations are invites_register's
 }
 # Prosody module names whose job is done by xmppd's core: accepted silently.
 BUILTIN = frozenset({

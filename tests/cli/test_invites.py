@@ -98,6 +98,7 @@ async def test_bad_input(tmp_path, cert_files):
          "xmppctl: unknown domain 'nowhere.test': no VirtualHost for it in"),
         (("invite", "create", DOMAIN, "--expires", "soon"),
          "xmppctl: --expires: expected a duration like"),
+        (("invite", "create", DOMAIN, "--expires", "never"), "xmppctl: --expires: invitations must expire"),
         (("invite", "create", "a@b@c"), "xmppctl: invalid JID 'a@b@c'"),
         (("invite", "contact", DOMAIN), f"xmppctl: expected an account (user@domain), got '{DOMAIN}'"),
         (("invite", "revoke", DOMAIN, "nosuchtoken"), f"xmppctl: no invitation 'nosuchtoken' on {DOMAIN}"),

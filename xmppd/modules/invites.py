@@ -289,11 +289,15 @@ class InviteStore:
 
 # -- the module on a running server --------------------------------------------------
 
-def _ttl(value, what: str = "invite_expiry") -> float | None:
+def _ttl(value, what: str = "invite_expiry") -> float:
+    """A validity period in seconds; invitations always expire ("never" is refused)."""
     try:
-        return parse_period(value)
+        ttl = parse_period(value)
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
+    if ttl is None:
+        raise ValueError(f"{what}: invitations must expire; expected a duration like \"1w\", got {value!r}")
+    return ttl
 
 
 def store_for(m) -> InviteStore:
