@@ -111,10 +111,17 @@ async def test_bad_input(tmp_path, cert_files):
     assert r.returncode == 2 and "ACTION" in r.stderr
     r = await ctl("invite", "contact", f"ghost@{DOMAIN}")
     assert (r.returncode, r.stderr.strip()) == (1, f"xmppctl: no account ghost@{DOMAIN}")
+    r = await ctl("invite", "reset", f"ghost@{DOMAIN}")
+    assert (r.returncode, r.stderr.strip()) == (1, f"xmppctl: no account ghost@{DOMAIN}")
     r = await ctl("adduser", f"carol@{DOMAIN}", "--password-stdin", input="pw\n")
     assert r.returncode == 0, r.stderr
     r = await ctl("invite", "create", f"carol@{DOMAIN}")
     assert (r.returncode, r.stderr.strip()) == (1, f"xmppctl: the account carol@{DOMAIN} already exists")
+    r = await ctl("invite", "reset", f"carol@{DOMAIN}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"xmpp:carol@{DOMAIN}?register;preauth=")
+    assert f"new password for carol@{DOMAIN}; single-use" in r.stdout
+    assert (await ctl("invite", "revoke", DOMAIN, token_of(r.stdout))).returncode == 0
     r = await ctl("invite", "contact", f"carol@{DOMAIN}")
     assert r.returncode == 0, r.stderr
     assert f"1 pending invitation(s) on {DOMAIN}" in (await ctl("invite", "list", DOMAIN)).stdout

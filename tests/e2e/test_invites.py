@@ -202,6 +202,31 @@ async def test_admin_invitation_and_groups(srv):
     assert not host.is_admin(f"boss@{DOMAIN}")
 
 
+async def test_password_reset_invitation(srv):
+    await srv.adduser(f"admin@{DOMAIN}")
+    await srv.adduser(f"alice@{DOMAIN}", "forgotten")
+    async with logged_in(srv, f"admin@{DOMAIN}", plugins=PLUGINS) as adm:
+        adhoc = adm.plugin["xep_0050"]
+        node = "xmpp:prosody.im/mod_invites_adhoc#password-reset"
+        first = (await adhoc.send_command(JID(DOMAIN), node, timeout=TIMEOUT))["command"]
+        assert first["status"] == "executing"
+        form = adm.plugin["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="accountjid", value=f"alice@{DOMAIN}")
+        iq = await adhoc.send_command(JID(DOMAIN), node, action="complete",
+                                      sessionid=first["sessionid"], payload=form, timeout=TIMEOUT)
+        uri = iq["command"]["form"].get_values()["uri"]
+    assert uri.startswith(f"xmpp:alice@{DOMAIN}?register;preauth=")
+    token = re.search(r"preauth=([\w-]+)", uri).group(1)
+    # only alice's account, and it exists: the registration sets her password
+    assert await try_register(srv, f"mallory@{DOMAIN}", token) == ["token accepted", "not-acceptable"]
+    assert await try_register(srv, f"alice@{DOMAIN}", token) == ["token accepted", "registered", "logged in"]
+    assert await srv.server.accounts.verify_password(DOMAIN, "alice", "secret")
+    # spent: refused (her account still logs in with the new password)
+    assert await try_register(srv, f"alice@{DOMAIN}", token) == [
+        "item-not-found", "not-acceptable", "logged in"]
+    assert await srv.server.accounts.verify_password(DOMAIN, "alice", "secret")
+
+
 # -- contact invitations ---------------------------------------------------------------
 
 async def test_contact_invitation_preapproves_mutual_subscription(srv):

@@ -10,6 +10,8 @@ default) and an ``xmpp:`` URI that carries it:
   (nobody else may register that name while the invitation is pending, XEP-0445);
   it may make the new account an administrator (``--admin``) and put it in groups
   (``--group``: the members of a group are each other's contacts);
+* a **password reset** (``xmppctl invite reset``) lets the owner of an existing
+  account set a new password by registering it again with the token (one day);
 * a **contact invitation** from a user pre-approves a mutual presence
   subscription with whoever presents the token (XEP-0379):
   ``xmpp:joe@falcot.com?roster;preauth=TOKEN``, plus ``;ibr=y`` when it also allows
@@ -46,6 +48,7 @@ ACCOUNTS_STORE = "accounts"      # the server's accounts (xmppctl, with xmppd st
 DEFAULT_EXPIRY = "1w"
 PURGE_INTERVAL = 3600
 ADMIN_ROLE = "prosody:admin"
+RESET_TTL = 86400
 OPTIONS = [
     Option("invite_expiry", "any", DEFAULT_EXPIRY, "both",
            "How long an invitation is valid: \"1d\", \"1w\", a number of seconds."),
@@ -54,7 +57,7 @@ OPTIONS = [
            "default: the invites_page module's own page when it is loaded."),
     Option("invites_page_supports", "list", ["account", "contact", "account-and-contact"], "both",
            "Kinds of invitation the web page handles: account, contact, account-and-contact, "
-           "contact-only."),
+           "contact-only, password-reset."),
 ]
 
 
@@ -95,7 +98,7 @@ def render_template(template: str, host: str, invite: dict) -> str:
 
 def page_kind(invite: dict) -> str:
     if invite["type"] == "register":
-        return "account"
+        return "password-reset" if (invite.get("additional_data") or {}).get("allow_reset") else "account"
     return "account-and-contact" if invite.get("allow_registration") else "contact-only"
 
 
@@ -106,6 +109,8 @@ def describe(invite: dict) -> str:
         text = f"contact with {invite['jid']}"
         if invite.get("allow_registration"):
             text += " (may register)"
+    elif data.get("allow_reset"):
+        text = f"new password for {invite['jid']}"
     else:
         node, _, domain = invite["jid"].rpartition("@")
         text = f"register on {domain or invite['jid']}" + (f" as {node}" if node else "")
@@ -184,6 +189,17 @@ class InviteStore:
         jid = f"{username}@{self.host}" if username else self.host
         return await self.create("register", jid, allow_registration=True, additional_data=data,
                                  ttl=ttl, reusable=reusable, creator=creator)
+
+    async def create_reset(self, username: str, *, ttl: float | None = None,
+                           creator: str | None = None) -> dict:
+        """An invitation to set a new password on the existing account ``username``
+        (valid one day unless told otherwise), as Prosody's ``create_reset``."""
+        data = {"allow_reset": username}
+        if creator:
+            data["source"] = creator
+        return await self.create("register", f"{username}@{self.host}", allow_registration=True,
+                                 additional_data=data, ttl=RESET_TTL if ttl is None else ttl,
+                                 creator=creator)
 
     async def create_contact(self, username: str, *, allow_registration: bool = False,
                              ttl: float | None = None, creator: str | None = None) -> dict:
@@ -266,7 +282,8 @@ class InviteStore:
         """Tokens of pending invitations for the account name ``username`` (XEP-0445:
         the name is kept for them)."""
         jid = f"{username}@{self.host}"
-        return {i["token"] for i in await self.pending() if i["type"] == "register" and i["jid"] == jid}
+        return {i["token"] for i in await self.pending() if i["type"] == "register" and i["jid"] == jid
+                and not (i.get("additional_data") or {}).get("allow_reset")}
 
     async def revoke_by(self, username: str) -> int:
         """Revoke every invitation ``username`` made (their account is gone)."""
@@ -350,6 +367,10 @@ async def create_command(ctx, args: dict) -> dict:
     groups = args.get("groups") or []
     if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
         raise ctx.Error("groups must be a list of names")
+    if args.get("kind") == "reset":
+        if not user or not await ctx.server.accounts.exists(domain, user):
+            raise ctx.Error(f"no account {user}@{domain}")
+        return await invites.create_reset(user, ttl=ttl)
     if args.get("kind", "account") == "contact":
         if not user:
             raise ctx.Error("a contact invitation needs the inviting account")
@@ -478,7 +499,11 @@ async def _create(ctx, args: dict, running_args: dict) -> int:
     try:
         invites = _offline_store(ctx, storage, args["domain"])
         user = args["user"]
-        if args["kind"] == "contact":
+        if args["kind"] == "reset":
+            if not await invites.account_exists(user):
+                raise ctx.Error(f"no account {user}@{args['domain']}")
+            invite = await invites.create_reset(user, ttl=args.get("ttl"))
+        elif args["kind"] == "contact":
             if not await invites.account_exists(user):
                 raise ctx.Error(f"no account {user}@{args['domain']}")
             invite = await invites.create_contact(user, allow_registration=args["allow_registration"],
@@ -513,6 +538,14 @@ async def cmd_contact(args, ctx) -> int:
          "reusable": False, "expires": args.expires, "allow_registration": args.allow_registration}
     return await _create(ctx, a, {"host": domain, "user": user, "kind": "contact",
                                   "allow_registration": args.allow_registration,
+                                  "expires": args.expires})
+
+
+async def cmd_reset(args, ctx) -> int:
+    user, domain = _target(ctx, args.jid, need_user=True)
+    a = {"domain": domain, "user": user, "kind": "reset", "groups": [], "admin": False,
+         "reusable": False, "expires": args.expires, "allow_registration": True}
+    return await _create(ctx, a, {"host": domain, "user": user, "kind": "reset",
                                   "expires": args.expires})
 
 
@@ -587,6 +620,11 @@ def register(subparsers, common_parser):
                     help="the invitee may also register an account here with it")
     pk.add_argument("--expires", default=None, metavar="PERIOD", help="valid for PERIOD")
     pk.set_defaults(func=cmd_contact)
+    pz = sub.add_parser("reset", parents=[common_parser],
+                        help="an invitation to set a new password on the account USER@DOMAIN")
+    pz.add_argument("jid", metavar="USER@DOMAIN")
+    pz.add_argument("--expires", default=None, metavar="PERIOD", help="valid for PERIOD (default: 1d)")
+    pz.set_defaults(func=cmd_reset)
     pl = sub.add_parser("list", parents=[common_parser], help="the pending invitations of DOMAIN")
     pl.add_argument("domain", metavar="DOMAIN")
     pl.add_argument("--json", action="store_true", help="print JSON")

@@ -7,6 +7,9 @@ create them from their client, over the [invites](invites.md) store.
   ``allow_user_invites`` is true or the requester is an administrator.
 * ``urn:xmpp:invite#create-account`` "Create new account invite": the
   administrators get an account invitation.
+* ``xmpp:prosody.im/mod_invites_adhoc#password-reset`` "Create password reset
+  invite" (Prosody's node): the administrators get a password reset invitation
+  for an account (``accountjid``).
 
 Both complete at once with a result form: ``uri`` (the ``xmpp:`` URI),
 ``landing-url`` (the web page, when there is one) and ``expire`` (XEP-0082).
@@ -16,6 +19,7 @@ from __future__ import annotations
 from xmppd.moduleapi import AdhocCommand, Option
 from xmppd.xmpp import commands, forms
 from xmppd.xmpp.forms import Field
+from xmppd.xmpp.jid import InvalidJID, split
 from xmppd.xmpp.time import utc_stamp
 
 PROTOCOLS = ["XEP-0401"]
@@ -29,6 +33,7 @@ OPTIONS = [
 ]
 NODE_CONTACT = "urn:xmpp:invite#invite"
 NODE_ACCOUNT = "urn:xmpp:invite#create-account"
+NODE_RESET = "xmpp:prosody.im/mod_invites_adhoc#password-reset"   # Prosody's node
 
 
 def result(invite: dict) -> commands.Reply:
@@ -66,7 +71,26 @@ def setup(m) -> None:
         creator = request.from_bare if local_user(request) else None
         return result(await invites.create_account(creator=creator))
 
+    async def reset_invite(request):
+        if request.form is None:
+            return commands.ask(forms.build(None, [
+                Field("accountjid", "jid-single", required=True,
+                      label="The XMPP ID for the account to generate a password reset invite for")],
+                title="Generate Password Reset Invite"))
+        jid = forms.read(request.form).get("accountjid") or ""
+        try:
+            node, domain, resource = split(jid)
+        except InvalidJID:
+            node, domain, resource = "", "", ""
+        if not node or resource or domain != host.name:
+            return commands.completed(error=f"Not an account of {host.name}: {jid!r}")
+        if not await m.server.accounts.exists(host.name, node):
+            return commands.completed(error=f"No account {node}@{host.name}")
+        return result(await invites.create_reset(node, creator=request.from_bare))
+
     m.add_item("adhoc", AdhocCommand(NODE_CONTACT, "Create new contact invite", contact_invite,
                                      admin_only=not m.get_option("allow_contact_invites")))
     m.add_item("adhoc", AdhocCommand(NODE_ACCOUNT, "Create new account invite", account_invite,
+                                     admin_only=True))
+    m.add_item("adhoc", AdhocCommand(NODE_RESET, "Create password reset invite", reset_invite,
                                      admin_only=True))

@@ -16,6 +16,9 @@ Subscription, over the [invites](invites.md) store.
   ``not-acceptable``. An invitation for a given username accepts no other
   (``not-acceptable``), and nobody may take that name while it is pending
   (``conflict``).
+* A password reset invitation (``xmppctl invite reset``, the ad-hoc command)
+  lets the owner register their existing account again with it: the request
+  sets the new password (another username: ``not-acceptable``).
 * After registering: with a contact invitation (``ibr=y``) the inviter and the
   new account are each other's contacts at once; an administrator's invitation
   (``xmppctl invite create --admin``) makes the account an administrator (kept in
@@ -116,9 +119,14 @@ class InviteRegistration:
         node = invite["jid"].rpartition("@")[0] if invite["type"] == "register" else ""
         if node and node != username:
             raise StanzaError("not-acceptable", "The chosen username is not valid with this invitation")
+        reset = (invite.get("additional_data") or {}).get("allow_reset")
+        if reset and reset != username:
+            raise StanzaError("not-acceptable", "Incorrect username for password reset")
         if reserved and invite["token"] not in reserved:
             raise StanzaError("conflict", "This username is reserved for an invitation")
-        if await self.m.server.accounts.exists(self.host.name, username):
+        if reset:
+            event["allow_reset"] = reset
+        elif await self.m.server.accounts.exists(self.host.name, username):
             raise StanzaError("conflict", "the requested username already exists")
         token = invite["token"]
         if not invite.get("reusable"):
@@ -132,6 +140,9 @@ class InviteRegistration:
             finally:
                 self.spending.discard(token)
         event["invite"] = invite
+
+    def reset_done(self, event) -> None:
+        self.slot.pop(event["session"])
 
     async def registered(self, event) -> None:
         invite = event.get("invite")
@@ -238,6 +249,7 @@ def setup(m) -> None:
     m.hook(element_event(ns.CLIENT, "iq", bound=False), reg.preauth)
     m.hook("user-registering", reg.registering)
     m.hook("user-registered-in-band", reg.registered)
+    m.hook("user-password-reset", reg.reset_done)
     m.hook(stanza_event("presence", "bare"), reg.subscribe, EARLY)
     m.hook("user-deleted", reg.forget)
     m.add_item("admin-check", lambda jid: jid in reg.admins)

@@ -11,7 +11,9 @@
   ``<remove/>`` before logging in → ``registration-required``.
 * Other modules take part through events and items: ``user-registering`` (fired
   with ``{"username", "session", "ip", "host"}`` before the account is created; a
-  handler refuses by raising ``StanzaError``), ``user-registered-in-band`` (the
+  handler refuses by raising ``StanzaError``, or sets ``allow_reset`` to the
+  username to let the request set a new password on that existing account,
+  ``user-password-reset`` follows), ``user-registered-in-band`` (the
   same, once it exists; ``user-registered`` gets the username), and
   ``registration-gate`` items: while one is there, registration is offered even
   with ``allow_registration = false``, for whom a ``user-registering`` handler
@@ -153,6 +155,12 @@ class Registration:
             raise StanzaError("resource-constraint", "too many registrations; try again later")
         event = {"username": user, "session": session, "ip": ip, "host": self.host}
         await self.host.events.fire("user-registering", event)
+        if event.get("allow_reset") == user and await self.accounts.exists(self.host.name, user):
+            # a handler let this registration set a new password (a reset invitation)
+            await self.accounts.set_password(self.host.name, user, password)
+            self.m.log.info("account %s@%s: new password set in-band (reset)", user, self.host.name)
+            await self.host.events.notify("user-password-reset", event)
+            return
         try:
             await self.accounts.create(self.host.name, user, password)
         except AccountExists:
