@@ -129,16 +129,20 @@ class InviteRegistration:
         elif await self.m.server.accounts.exists(self.host.name, username):
             raise StanzaError("conflict", "the requested username already exists")
         token = invite["token"]
-        if not invite.get("reusable"):
-            # spent now, once: a second session holding the same token is refused
-            if token in self.spending or await self.invites.store.get(None, token) is None:
+        single = not invite.get("reusable")
+        if token in self.spending:
+            raise StanzaError("not-acceptable", "The invitation is no longer valid")
+        if single:
+            self.spending.add(token)   # before any await: one session spends it
+        try:
+            if await self.invites.store.get(None, token) is None:
+                # spent by another session holding the same token, or revoked meanwhile
                 self.slot.pop(session)
-                raise StanzaError("not-acceptable", "The invitation has already been used")
-            self.spending.add(token)
-            try:
+                raise StanzaError("not-acceptable", "The invitation is no longer valid")
+            if single:
                 await self.invites.use(invite)
-            finally:
-                self.spending.discard(token)
+        finally:
+            self.spending.discard(token)
         event["invite"] = invite
 
     def reset_done(self, event) -> None:
