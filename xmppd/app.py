@@ -25,6 +25,7 @@ ALIASES = {
     "announce": "admin_adhoc",       # XEP-0133 announcements to online users
     "motd": "admin_adhoc",           # the message of the day (motd_text, XEP-0133 set-motd)
     "sasl2_fast": "fast",            # XEP-0484 tokens (prosody-modules' mod_sasl2_fast)
+    "invites_groups": "invites_register",   # groups from invitations are invites_register's
 }
 # Prosody module names whose job is done by xmppd's core: accepted silently.
 BUILTIN = frozenset({

@@ -45,6 +45,9 @@ ADMIN = "http://jabber.org/protocol/admin"               # XEP-0133 (FORM_TYPE, 
 # -- account services -------------------------------------------------------------------
 REGISTER = "jabber:iq:register"                          # XEP-0077
 REGISTER_FEATURE = "http://jabber.org/features/iq-register"
+PARS = "urn:xmpp:pars:0"                                 # XEP-0379 (and XEP-0445 tokens)
+IBR_TOKEN = "urn:xmpp:ibr-token:0"                       # XEP-0445 stream feature
+INVITE = "urn:xmpp:invite"                               # XEP-0401 (older stream feature)
 PRIVATE = "jabber:iq:private"                            # XEP-0049
 VCARD = "vcard-temp"                                     # XEP-0054
 VCARD_UPDATE = "vcard-temp:x:update"                     # XEP-0153
