@@ -40,7 +40,8 @@ CATEGORIES = [
     ("A/V", "A/V Calling Compliance Suite"),
     ("Future", "Future development, and beyond the suite"),
 ]
-OPT_IN_MODULES = ("websocket", "bosh", "server_contact_info", "external_services", "fast")
+OPT_IN_MODULES = ("websocket", "bosh", "server_contact_info", "external_services", "fast",
+                  "invites", "invites_register", "invites_adhoc")
 COMPONENTS = {"muc": "conference.example.com", "http_file_share": "upload.example.com",
               "pubsub": "pubsub.example.com"}
 STATUS_DONE = "done"
