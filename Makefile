@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= xmppd.cfg.lua
 
-.PHONY: run test install deps system-deps browser-deps check docs bench bench-micro fuzz soak deb deb-test clean distclean
+.PHONY: run test install deps system-deps browser-deps node-deps check docs bench bench-micro fuzz soak deb deb-test clean distclean
 
 # A virtualenv with xmppd and its test dependencies, rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -96,6 +96,19 @@ var/npm/node_modules/converse.js/package.json:
 	  echo "note: npm is not installed (apt-get install npm); the browser tests will be skipped"; \
 	fi
 
+# xmpp.js (npm @xmpp/client), the Node client library the SASL2/Bind 2/FAST test
+# drives (tests/e2e/test_sasl2_xmppjs.py), into var/npm-xmppjs; it needs Node >= 20.10.
+XMPPJS_VERSION ?= 0.14.0
+node-deps: var/npm-xmppjs/node_modules/@xmpp/client/package.json
+var/npm-xmppjs/node_modules/@xmpp/client/package.json:
+	@if command -v npm >/dev/null 2>&1; then \
+	  mkdir -p var/npm-xmppjs && npm install -q --prefix var/npm-xmppjs --no-audit --no-fund --ignore-scripts \
+	    @xmpp/client@$(XMPPJS_VERSION) >/dev/null \
+	    || echo "warning: could not install @xmpp/client from npm; the xmpp.js test will be skipped"; \
+	else \
+	  echo "note: npm is not installed (apt-get install npm); the xmpp.js test will be skipped"; \
+	fi
+
 # The server on this checkout's configuration, on loopback unless told otherwise:
 # `make run RUN_INTERFACES='"*", "::"' RUN_C2S_PORT=15222`. The log's "listening on"
 # line says what it really listens on.
@@ -112,15 +125,17 @@ run: $(BIN)/.installed
 	  --set 'c2s_ports = { $(RUN_C2S_PORT) }' --set 'c2s_direct_tls_ports = { $(RUN_TLS_PORT) }' \
 	  --set 's2s_ports = { $(RUN_S2S_PORT) }'
 
-test: $(BIN)/.installed system-deps browser-deps
+test: $(BIN)/.installed system-deps browser-deps node-deps
 	$(BIN)/pytest -q
 
 check: $(BIN)/.installed
 	$(BIN)/xmppctl --config $(CONFIG) check config
 
-# Regenerate the option tables in docs/ from the option declarations in the code.
+# Regenerate the option tables in docs/ from the option declarations in the code, and
+# docs/compliance.md (XEP-0479) from tools/compliance.toml and what the code advertises.
 docs: $(BIN)/.installed
 	$(BIN)/python tools/gen_option_docs.py
+	$(BIN)/python tools/gen_compliance.py
 
 # xmppd against Prosody (and ejabberd when installed), each pinned to CPU 0, the load
 # generator on CPU 1; `make bench BENCH_ARGS="--quick --scenarios msg100"` for a short run.

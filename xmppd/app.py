@@ -17,12 +17,15 @@ from .core.server import Server
 ALIASES = {
     "register_ibr": "register",      # Prosody 0.12 split in-band registration out
     "csi_simple": "csi",             # client state indication
-    "vcard_legacy": "vcard",         # vcard-temp (the vCard4 bridge is vcard's job)
+    "vcard_legacy": "vcard",         # vcard-temp (the vCard4 bridge is pep's job)
     "bookmarks": "pep",              # bookmarks 2 with the private-storage bridge
+    "vcard4": "pep",                 # XEP-0292 profiles in PEP (and their IQs)
     "uptime": "lastactivity",        # the server's uptime through XEP-0012
     "muc_mam": "muc",                # the room archive is part of the MUC service
     "announce": "admin_adhoc",       # XEP-0133 announcements to online users
     "motd": "admin_adhoc",           # the message of the day (motd_text, XEP-0133 set-motd)
+    "sasl2_fast": "fast",            # XEP-0484 tokens (prosody-modules' mod_sasl2_fast)
+    "invites_groups": "invites_register",   # groups from invitations are invites_register's
 }
 # Prosody module names whose job is done by xmppd's core: accepted silently.
 BUILTIN = frozenset({
@@ -30,6 +33,7 @@ BUILTIN = frozenset({
     "storage_internal", "storage_sql", "iq", "message", "presence", "bind", "session",
     "limits",                        # the limits table (core/limits.py)
     "http",                          # the HTTP service (xmppd/http), started by what uses it
+    "sasl2", "sasl2_bind2", "sasl2_sm",  # prosody-modules' XEP-0388/0386: protocol/sasl2.py
 })
 # Modules every VirtualHost loads, whatever modules_enabled says: RFC 6120/6121.
 AUTOLOAD = ("message", "presence")

@@ -22,8 +22,9 @@ from .core import roster
 from .core.accounts import AccountError, AccountExists, NoSuchAccount
 from .core.events import (EARLY, FIRST, HANDLED, LAST, LATE, NORMAL, element_event, iq_event,
                           item_event, s2s_element_event, stanza_event)
-from .core.modules import (AdhocCommand, CliCommand, ControlCommand, HttpRoute, IQEvent,
-                           Listener, ModuleAPI, ModuleError, SessionSlot, SoftDependency)
+from .core.modules import (AdhocCommand, CliCommand, ControlCommand, HttpRoute, InlineFeature,
+                           IQEvent, Listener, ModuleAPI, ModuleError, SaslMechanism, SessionSlot,
+                           SoftDependency)
 from .core.metrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE, MetricFamily
 from .net.tls import write_private
 from .storage.api import ItemNotFound, StorageError
@@ -31,7 +32,7 @@ from .stream import SharedContent, copy_of, serialize
 
 __all__ = [
     "ModuleAPI", "IQEvent", "SessionSlot", "SoftDependency", "ModuleError", "ControlCommand",
-    "CliCommand", "Listener", "HttpRoute", "AdhocCommand", "Option", "parse_period", "core_option", "HANDLED", "FIRST", "EARLY", "NORMAL",
+    "CliCommand", "Listener", "HttpRoute", "AdhocCommand", "InlineFeature", "SaslMechanism", "Option", "parse_period", "core_option", "HANDLED", "FIRST", "EARLY", "NORMAL",
     "LATE", "LAST", "stanza_event", "iq_event", "element_event", "item_event",
     "s2s_element_event", "roster", "AccountError", "AccountExists", "NoSuchAccount",
     "ItemNotFound", "StorageError", "SharedContent", "copy_of", "serialize", "MetricFamily",

@@ -261,3 +261,37 @@ async def test_presence_access_with_roster(tmp_path, certs):
             assert msg["from"] == A and msg.xml.find(f".//{{{MOOD}}}sad") is not None
     finally:
         await s.server.stop()
+
+
+async def test_explicit_subscription_options_and_owner_management(srv):
+    """The XEP-0060 handlers PEP shares with the pubsub component: an explicit
+    subscriber turns delivery off with its subscription options; the account
+    removes a subscriber (owner subscriptions) and the subscriber is told."""
+    from slixmpp.plugins.xep_0004 import Form
+    async with logged_in(srv, A, B, connect=pep_connect) as (a, b):
+        await publish(a, MOOD, mood("happy"), id="1",
+                      opts=options(access_model="open", send_last_published_item="never"))
+        ps = b.plugin["xep_0060"]
+        await ps.subscribe(A, MOOD, bare=False, timeout=10)
+        await publish(a, MOOD, mood("sad"), id="2")
+        name, msg = await next_event(b)
+        assert name == "pubsub_publish" and msg["pubsub_event"]["items"]["item"]["id"] == "2"
+        off = Form()
+        off["type"] = "submit"
+        off.add_field(var="FORM_TYPE", ftype="hidden",
+                      value="http://jabber.org/protocol/pubsub#subscribe_options")
+        off.add_field(var="pubsub#deliver", value="0")
+        iq = b.make_iq_set(ito=A)
+        iq["pubsub"]["options"]["node"] = MOOD
+        iq["pubsub"]["options"]["jid"] = b.boundjid.full
+        iq["pubsub"]["options"].append(off)
+        await iq.send(timeout=10)
+        await publish(a, MOOD, mood("calm"), id="3")
+        await no_event(b)
+        r = await a.plugin["xep_0060"].get_node_subscriptions(None, MOOD, timeout=10)
+        assert [(str(s["jid"]), s["subscription"]) for s in r["pubsub_owner"]["subscriptions"]] == [
+            (b.boundjid.full, "subscribed")]
+        await a.plugin["xep_0060"].modify_subscriptions(None, MOOD, [(b.boundjid.full, "none")],
+                                                        timeout=10)
+        r = await ps.get_subscriptions(A, timeout=10)
+        assert list(r["pubsub"]["subscriptions"]) == []

@@ -24,7 +24,9 @@ async def tls_stream(srv) -> tuple[Raw, str]:
 
 
 def mechanisms(feats: str) -> list[str]:
-    return re.findall(r"<mechanism>([^<]+)</mechanism>", feats)
+    """The classic profile's mechanisms (those of SASL2's <authentication/> are its own)."""
+    m = re.search(r"<mechanisms[^>]*>(.*?)</mechanisms>", feats)
+    return re.findall(r"<mechanism>([^<]+)</mechanism>", m.group(1)) if m else []
 
 
 def end_point(raw: Raw) -> bytes:

@@ -238,8 +238,8 @@ async def test_the_node_configuration_form():
         bob = await h.client(BOB + "/pc")
         reply = await bob.iq("get", pubsub("<configure node='urn:n'/>", ns.PUBSUB_OWNER), to=ALICE)
         assert error_of(reply) == ("forbidden", None)
-        # an action PEP does not implement
-        reply = await alice.iq("set", pubsub("<subscriptions node='urn:n'/>", ns.PUBSUB_OWNER))
+        # an action no pubsub service implements
+        reply = await alice.iq("set", pubsub("<frobnicate node='urn:n'/>", ns.PUBSUB_OWNER))
         assert error_of(reply) == ("feature-not-implemented", "unsupported")
 
 

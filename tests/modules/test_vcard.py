@@ -104,10 +104,11 @@ async def test_a_vcard_photo_becomes_the_pep_avatar():
         alice = await h.client(ALICE + "/phone", available=True)
         assert (await alice.iq("set", vcard("<FN>Alice</FN>" + photo()))).get("type") == "result"
         nodes = []
-        for _ in range(2):
+        for _ in range(3):
             msg = await alice.next("message", match=lambda e: e.find(EVENT) is not None)
             nodes.append(msg.find(f"{EVENT}/{ns.q(ns.PUBSUB_EVENT, 'items')}").get("node"))
-        assert nodes == [ns.AVATAR_DATA, ns.AVATAR_METADATA]
+        # the photo, then the rest of the card as vCard4 (XEP-0292), as Prosody's vcard_legacy
+        assert nodes == [ns.AVATAR_DATA, ns.AVATAR_METADATA, "urn:xmpp:vcard4"]
         reply = await alice.iq("get", f"<pubsub xmlns='{ns.PUBSUB}'>"
                                       f"<items node='{ns.AVATAR_METADATA}'/></pubsub>")
         info = reply.find(f".//{ns.q(ns.AVATAR_METADATA, 'info')}")
@@ -160,3 +161,46 @@ async def test_pep_without_vcard_keeps_the_avatar_hash():
         assert await presence_hash(alice) == SHA1
         # there is no vCard service to write to
         assert error_of(await alice.iq("get", vcard())) == "service-unavailable"
+
+
+async def test_a_stored_vcard_is_upgraded_to_pep_when_its_account_logs_in():
+    """Prosody's upgrade_legacy_vcards: a vCard stored before the conversions (or
+    imported) gets its vCard4, nickname and avatar in PEP at the next login."""
+    from xmppd.xmpp.stanza import from_xml
+    items = "<pubsub xmlns='{}'><items node='{}'/></pubsub>".format
+    async with Harness(modules=("pep", "vcard")) as h:
+        await h.adduser(ALICE)
+        await h.host().modules["vcard"].provided.set(
+            "alice", from_xml(vcard("<FN>Alice</FN><NICKNAME>Ally</NICKNAME>" + photo())))
+        alice = await h.client(ALICE + "/phone")
+        await alice.server_tasks()
+        reply = await alice.iq("get", items(ns.PUBSUB, "urn:xmpp:vcard4"))
+        v4 = "{urn:ietf:params:xml:ns:vcard-4.0}"
+        assert reply.findtext(f".//{v4}fn/{v4}text") == "Alice"
+        reply = await alice.iq("get", items(ns.PUBSUB, ns.NICK))
+        assert reply.findtext(f".//{ns.q(ns.NICK, 'nick')}") == "Ally"
+        reply = await alice.iq("get", items(ns.PUBSUB, ns.AVATAR_METADATA))
+        assert reply.find(f".//{ns.q(ns.AVATAR_METADATA, 'info')}").get("id") == SHA1
+        # the vCard stays as it was
+        reply = await alice.iq("get", vcard())
+        assert reply.find(VCARD).findtext(ns.q(ns.VCARD, "NICKNAME")) == "Ally"
+
+
+async def test_no_upgrade_when_switched_off_or_pep_has_a_profile():
+    from xmppd.xmpp.stanza import from_xml
+    items = f"<pubsub xmlns='{ns.PUBSUB}'><items node='urn:xmpp:vcard4'/></pubsub>"
+    async with Harness(modules=("pep", "vcard"), host_extra="upgrade_legacy_vcards = false\n") as h:
+        await h.adduser(ALICE)
+        await h.host().modules["vcard"].provided.set("alice", from_xml(vcard("<FN>Alice</FN>")))
+        alice = await h.client(ALICE + "/phone")
+        await alice.server_tasks()
+        assert error_of(await alice.iq("get", items)) == "item-not-found"
+    async with Harness(modules=("pep", "vcard")) as h:
+        alice = await h.client(ALICE + "/phone")
+        v4 = "<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'><fn><text>PEP Alice</text></fn></vcard>"
+        assert (await alice.iq("set", v4)).get("type") == "result"
+        await h.host().modules["vcard"].provided.set("alice", from_xml(vcard("<FN>Old</FN>")))
+        phone2 = await h.client(ALICE + "/laptop")
+        await phone2.server_tasks()
+        reply = await phone2.iq("get", items)
+        assert reply.findtext(".//{urn:ietf:params:xml:ns:vcard-4.0}text") == "PEP Alice"

@@ -1,4 +1,4 @@
-"""The sans-I/O PubSub service behind PEP (xmppd.modules.pep.pubsub)."""
+"""The sans-I/O PubSub core (xmppd.xmpp.pubsub), as PEP uses it."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from xmppd.modules.pep import caps as capsmod
-from xmppd.modules.pep.pubsub import (
+from xmppd.xmpp.pubsub import (
     Node, PubSubError, PubSubService, Requester, parse_options,
 )
 
@@ -235,3 +235,117 @@ def test_caps_parse_and_notify_nodes():
     assert iq.get("to") == "a@b/c" and iq[0].get("node") == "http://x#abc="
     assert cache.request(c, "a@b/d", "b") is None       # one request per ver
     assert cache.take(iq.get("id")) == (c, "a@b/c") and cache.take(iq.get("id")) is None
+
+
+# -- the same core as a pubsub service (the pubsub component's policy) ----------------------
+
+from xmppd.xmpp.pubsub import (ACCESS_MODELS, SERVICE_CONFIG_FIELDS,  # noqa: E402
+                               SERVICE_DEFAULT_CONFIG, Policy,
+                               items_event, publish_request, to_stanza_error)
+
+ADMIN = Requester("admin@falcot.com", service_affiliation="owner", may_create=True)
+JOE = Requester("joe@falcot.com")
+ANN = Requester("ann@falcot.com")
+
+
+def service(**policy) -> PubSubService:
+    return PubSubService(None, max_items_limit=10, policy=Policy(
+        fields=SERVICE_CONFIG_FIELDS, defaults=SERVICE_DEFAULT_CONFIG, access_models=ACCESS_MODELS,
+        **{"autocreate_on_publish": False, "instant_nodes": True, **policy}))
+
+
+def test_service_creation_ownership_and_defaults():
+    s = service()
+    node = s.create(ADMIN, "news")
+    assert node.affiliations == {"admin@falcot.com": "owner"}
+    assert node.access_model == "open" and node.config["pubsub#max_items"] == 20
+    assert node.config["pubsub#send_last_published_item"] == "never"
+    with pytest.raises(PubSubError) as e:
+        s.create(JOE, "mine")
+    assert e.value.condition == "forbidden"
+    instant = s.create(ADMIN, None)
+    assert instant.name in s.nodes and len(instant.name) == 32
+    with pytest.raises(PubSubError) as e:
+        s.publish(ADMIN, "missing", None, "<x/>")
+    assert e.value.condition == "item-not-found"      # no autocreate_on_publish
+
+
+def test_service_owners_publishers_and_the_last_owner():
+    s = service()
+    s.create(ADMIN, "n")
+    s.set_affiliations(ADMIN, "n", {"joe@falcot.com": "owner", "ann@falcot.com": "publisher"})
+    s.configure(JOE, "n", {"pubsub#title": "Joe's"})
+    s.publish(ANN, "n", "1", "<x/>")
+    s.set_affiliations(JOE, "n", {"admin@falcot.com": "none"})
+    assert s.affiliation(s.nodes["n"], ADMIN) == "owner"     # service-wide, as admin
+    with pytest.raises(PubSubError) as e:
+        s.set_affiliations(JOE, "n", {"joe@falcot.com": "member"})
+    assert e.value.condition == "not-acceptable"
+    with pytest.raises(PubSubError) as e:
+        s.configure(ANN, "n", {"pubsub#title": "x"})
+    assert e.value.condition == "forbidden"
+
+
+def test_service_authorize_pending_and_approval():
+    s = service()
+    s.create(ADMIN, "p", {"pubsub#access_model": "authorize"})
+    node, state = s.subscribe(JOE, "p", "joe@falcot.com")
+    assert state == "pending"
+    for call, pubsub in ((lambda: s.get_items(JOE, "p"), "pending-subscription"),
+                         (lambda: s.get_items(ANN, "p"), "not-subscribed")):
+        with pytest.raises(PubSubError) as e:
+            call()
+        assert (e.value.condition, e.value.pubsub) == ("not-authorized", pubsub)
+    with pytest.raises(PubSubError) as e:
+        s.subscription_for_options(JOE, "p", "joe@falcot.com")
+    assert (e.value.condition, e.value.pubsub) == ("forbidden", "pending-subscription")
+    _, changed = s.set_subscriptions(ADMIN, "p", {"joe@falcot.com": "subscribed"})
+    assert changed == {"joe@falcot.com": "subscribed"}
+    assert s.get_items(JOE, "p") == []
+    # an outcast loses its subscription
+    s.set_affiliations(ADMIN, "p", {"joe@falcot.com": "outcast"})
+    assert "joe@falcot.com" not in node.subscriptions
+
+
+def test_service_publish_models_and_autocreate_on_subscribe():
+    s = service(autocreate_on_subscribe=True)
+    s.create(ADMIN, "wall", {"pubsub#publish_model": "subscribers"})
+    with pytest.raises(PubSubError):
+        s.publish(JOE, "wall", None, "<x/>")
+    s.subscribe(JOE, "wall", "joe@falcot.com/phone")
+    assert s.publish(JOE, "wall", None, "<x/>").item.publisher == "joe@falcot.com"
+    node, state = s.subscribe(ADMIN, "fresh", "admin@falcot.com")
+    assert state == "subscribed" and node.affiliations == {"admin@falcot.com": "owner"}
+    with pytest.raises(PubSubError) as e:
+        s.subscribe(JOE, "other", "joe@falcot.com")
+    assert e.value.condition == "item-not-found"
+
+
+def test_service_records_round_trip():
+    s = service()
+    node = s.create(ADMIN, "n", {"pubsub#max_items": 3})
+    s.subscribe(JOE, "n", "joe@falcot.com")
+    node.sub_options["joe@falcot.com"] = {"pubsub#deliver": False}
+    s.publish(ADMIN, "n", "a", "<x xmlns='u'/>")
+    back = Node.from_record("n", node.record(), node.item_records())
+    assert back.config == node.config and back.subscriptions == node.subscriptions
+    assert back.sub_options == node.sub_options and list(back.items) == ["a"]
+    assert not back.deliver_to("joe@falcot.com") and back.subscribed("joe@falcot.com")
+
+
+def test_wire_helpers():
+    err = to_stanza_error(PubSubError("feature-not-implemented", "unsupported", feature="purge-nodes"))
+    assert err.condition == "feature-not-implemented"
+    app = err.app
+    assert app.tag.endswith("}unsupported") and app.get("feature") == "purge-nodes"
+    ps_el = ET.fromstring("<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'>"
+                          "<item id='1'><x xmlns='u'/></item></publish></pubsub>")
+    pr = publish_request(ps_el, ps_el[0])
+    assert pr.item_id == "1" and pr.payload.tag == "{u}x" and pr.options is None
+    s = service()
+    node = s.create(ADMIN, "n", {"pubsub#deliver_payloads": False})
+    res = s.publish(ADMIN, "n", "1", "<x xmlns='u'/>")
+    ev = items_event(node, [res.item], publisher=True)
+    item = ev.find("{http://jabber.org/protocol/pubsub#event}items/"
+                   "{http://jabber.org/protocol/pubsub#event}item")
+    assert len(item) == 0 and item.get("publisher") == "admin@falcot.com"

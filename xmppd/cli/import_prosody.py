@@ -44,6 +44,7 @@ from pathlib import Path
 from .luadata import FALSE, LuaError, Table, parse_dat, parse_list, to_element
 from . import userdata
 from .userdata import Tally
+from ..xmpp.vcard4 import vcard4_to_temp
 
 STORES = ("accounts", "roster", "vcard", "private", "offline", "archive", "blocklist", "pep")
 MARKER = "prosody_import"
@@ -594,69 +595,6 @@ def pep_node(name: str, rec, items: list):
             float(when) if isinstance(when, (int, float)) else 0.0)
     node.items = list(by_id.values())[-pepstore.limit(node):]
     return node
-
-
-V4 = "{urn:ietf:params:xml:ns:vcard-4.0}"
-_SIMPLE = {"nickname": "text", "title": "text", "role": "text", "categories": "text",
-           "note": "text", "url": "uri", "bday": "date"}
-
-
-def vcard4_to_temp(v4: ET.Element, photo: tuple[str | None, str] | None) -> ET.Element:
-    """vcard-temp from a vCard4 (XEP-0292) element, the mapping of Prosody's
-    ``vcard_legacy`` (which is how Prosody's users' vcard-temp clients saw it)."""
-    vt = "{vcard-temp}"
-    out = ET.Element(f"{vt}vCard")
-
-    def text_tag(parent, name, text):
-        if text:
-            ET.SubElement(parent, vt + name).text = text
-
-    def child_text(el, name):
-        return el.findtext(V4 + name) if el is not None else None
-
-    def kind(el, parent):
-        t = el.findtext(f"{V4}parameters/{V4}type/{V4}text")
-        if t in ("home", "work"):
-            ET.SubElement(parent, vt + t.upper())
-
-    text_tag(out, "FN", child_text(v4.find(V4 + "fn"), "text"))
-    n = v4.find(V4 + "n")
-    if n is not None:
-        nn = ET.SubElement(out, vt + "N")
-        for a, b in (("FAMILY", "surname"), ("GIVEN", "given"), ("MIDDLE", "additional"),
-                     ("PREFIX", "prefix"), ("SUFFIX", "suffix")):
-            text_tag(nn, a, child_text(n, b))
-    for tag in v4:
-        name = tag.tag[len(V4):] if tag.tag.startswith(V4) else None
-        if name in _SIMPLE:
-            text_tag(out, name.upper(), child_text(tag, _SIMPLE[name]))
-        elif name == "email" and child_text(tag, "text"):
-            e = ET.SubElement(out, vt + "EMAIL")
-            text_tag(e, "USERID", child_text(tag, "text"))
-            ET.SubElement(e, vt + "INTERNET")
-            kind(tag, e)
-        elif name == "tel" and child_text(tag, "uri"):
-            uri = child_text(tag, "uri")
-            e = ET.SubElement(out, vt + "TEL")
-            text_tag(e, "NUMBER", uri[4:] if uri.startswith("tel:") else uri)
-            kind(tag, e)
-        elif name == "adr":
-            e = ET.SubElement(out, vt + "ADR")
-            for a, b in (("POBOX", "pobox"), ("EXTADD", "ext"), ("STREET", "street"),
-                         ("LOCALITY", "locality"), ("REGION", "region"), ("PCODE", "code"),
-                         ("CTRY", "country")):
-                text_tag(e, a, child_text(tag, b))
-            kind(tag, e)
-        elif name == "impp" and (child_text(tag, "uri") or "").startswith("xmpp:"):
-            text_tag(out, "JABBERID", child_text(tag, "uri")[5:])
-        elif name == "org":
-            e = ET.SubElement(out, vt + "ORG")
-            text_tag(e, "ORGNAME", child_text(tag, "text"))
-    if photo is not None:
-        p = ET.SubElement(out, vt + "PHOTO")
-        text_tag(p, "TYPE", photo[0])
-        text_tag(p, "BINVAL", photo[1])
-    return out
 
 
 def scram_credentials(rec: Table) -> dict:

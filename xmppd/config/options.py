@@ -410,7 +410,7 @@ IGNORED_PROSODY_OPTIONS: list[str] = [
     "log_auth_failures",
     "registration_whitelist", "registration_blacklist",
     "allow_unencrypted_plain_auth", "sasl_backend", "auth_append_host", "groups_file",
-    "storage_path", "invites_page", "server_contact_info",
+    "storage_path", "server_contact_info",
 ]
 _IGNORED = frozenset(IGNORED_PROSODY_OPTIONS)
 

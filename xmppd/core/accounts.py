@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Callable, Awaitable
 
-from .credentials import make_credentials_async, verify_password_async
+from .credentials import keys_from_salted_password, make_credentials_async, verify_password_async
 
 if TYPE_CHECKING:
     from ..storage import Storage
@@ -74,6 +74,18 @@ class Accounts:
         await self._kv(host).set(user, creds)
         await self._unmark_sha1_only(host, user)
         log.info("password of %s@%s changed", user, host)
+
+    async def add_hash(self, host: str, user: str, hash_key: str, salted_password: bytes) -> None:
+        """Give the record keys for one more hash (*hash_key*, e.g. ``scram-sha-256``),
+        made from the SaltedPassword the client derived with the record's salt and
+        iteration count; the other keys stay. ValueError for a bad SaltedPassword."""
+        creds = await self.get_credentials(host, user)
+        if creds is None:
+            raise NoSuchAccount(f"{user}@{host} does not exist")
+        keys = keys_from_salted_password(hash_key, salted_password)
+        await self._kv(host).set(user, {**creds, hash_key: keys})
+        await self._unmark_sha1_only(host, user)
+        log.info("%s@%s has %s keys now", user, host, hash_key)
 
     # -- accounts with SCRAM-SHA-1 keys only (imported) ------------------------------
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import hmac
 import secrets
 
@@ -32,7 +33,7 @@ from scramp.utils import saslprep
 __all__ = [
     "DEFAULT_ITERATIONS", "MIN_ITERATIONS", "HASHES", "SCRAM_KEYS",
     "make_credentials", "make_credentials_async",
-    "verify_password", "verify_password_async", "scram_auth_info",
+    "verify_password", "verify_password_async", "scram_auth_info", "keys_from_salted_password",
 ]
 
 # Prosody (mod_auth_internal_hashed, 0.12 and later) creates accounts with
@@ -102,6 +103,24 @@ def scram_auth_info(creds: dict, hash_key: str) -> tuple[bytes, bytes, bytes, in
                 _unb64(keys["server_key"]), int(creds["iterations"]))
     except (KeyError, TypeError, ValueError, binascii.Error):
         return None
+
+
+_DIGESTS = {"scram-sha-1": hashlib.sha1, "scram-sha-256": hashlib.sha256}
+
+
+def keys_from_salted_password(hash_key: str, salted_password: bytes) -> dict:
+    """The record's keys for *hash_key* from a client's SaltedPassword (RFC 5802
+    §3: ``StoredKey = H(HMAC(SP, "Client Key"))``, ``ServerKey = HMAC(SP, "Server
+    Key")``), for a record gaining a hash without the password being sent.
+    ValueError for an unknown hash or a SaltedPassword of the wrong length."""
+    digest = _DIGESTS.get(hash_key)
+    if digest is None:
+        raise ValueError(f"unknown hash {hash_key!r}")
+    if not isinstance(salted_password, bytes) or len(salted_password) != digest().digest_size:
+        raise ValueError("a SaltedPassword has the hash's length")
+    client_key = hmac.new(salted_password, b"Client Key", digest).digest()
+    server_key = hmac.new(salted_password, b"Server Key", digest).digest()
+    return {"stored_key": _b64(digest(client_key).digest()), "server_key": _b64(server_key)}
 
 
 def verify_password(creds: dict | None, password: str) -> bool:

@@ -61,7 +61,9 @@ class Host:
 
     def is_admin(self, jid: str | None) -> bool:
         """Whether ``jid`` (full or bare) is an administrator of this host: listed in
-        the global ``admins`` or in this host's own."""
+        the global ``admins`` or in this host's own, or made one by a module (an
+        ``admin-check`` item: ``func(bare_jid) -> bool``, e.g. an account registered
+        with an administrator's invitation)."""
         from ..xmpp.jid import bare
         b = bare(jid)
         if not b or "@" not in b:
@@ -71,7 +73,7 @@ class Host:
             for a in listed or ():
                 if isinstance(a, str) and bare(a) == b:
                     return True
-        return False
+        return any(check(b) for check in self._items.values("admin-check"))
 
     # -- items (the module contract) ---------------------------------------------
     def add_item(self, kind: str, value: Any, module: str = "") -> modmgr.Item:

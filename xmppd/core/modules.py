@@ -222,6 +222,39 @@ class AdhocCommand:
     admin_only: bool = True
 
 
+@dataclass
+class InlineFeature:
+    """Something a client asks for inside its authentication request, so that it
+    needs no round trip of its own (``m.add_item("inline-feature", ...)``).
+
+    ``stage`` says where: ``"auth"``, a child of the authentication request
+    itself, handled once the client is authenticated and before a resource is
+    bound (``advertise(session)`` gives the element announced with the
+    authentication feature); ``"bind"``, a child of the binding request made
+    there, handled once the resource is bound (announced by ``namespace``);
+    ``"bound"``, nothing the client asks for: called at every such binding.
+    ``handle(session, element)`` (``element`` None for ``"bound"``; it may be a
+    coroutine function) returns None, an element for the answer, or
+    ``(element, after)``: ``after()`` runs once the answer is sent."""
+    namespace: str
+    stage: str
+    handle: Callable
+    advertise: Callable | None = None
+
+
+@dataclass
+class SaslMechanism:
+    """A SASL mechanism a module adds (``m.add_item("sasl-mechanism", ...)``),
+    offered in the extensible profile only and done in one round trip:
+    ``offered(session)`` says whether this stream may use it;
+    ``await authenticate(session, data, request)`` gets the decoded initial
+    response and the whole request element, and returns ``(username,
+    additional_data)`` or raises ``SASLFailure``."""
+    name: str
+    authenticate: Callable
+    offered: Callable | None = None
+
+
 class SoftDependency:
     """A module this one uses when it is loaded: ``get()`` gives what it provides
     (or None while it is not loaded)."""

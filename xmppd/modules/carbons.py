@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmppd.moduleapi import LATE, SessionSlot, stanza_event
+from xmppd.moduleapi import LATE, InlineFeature, SessionSlot, stanza_event
 from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.stanza import has_body, namespace_of
@@ -135,6 +135,12 @@ class Carbons:
                        "enabled" if event.payload.tag == ENABLE else "disabled")
         return None
 
+    def enable_inline(self, session, el):
+        if el.tag == ENABLE:
+            self.slot.set(session, True)
+            self.log.debug("%s enabled carbons at binding", session.full_jid)
+        return None
+
     def toggle_at_host(self, event):
         """To the server's JID: from one of this host's clients only."""
         session = event.session
@@ -216,3 +222,5 @@ def setup(m) -> None:
         m.hook(stanza_event("message", to_type), carbons.inbound, LATE)
     for to_type in ("bare", "full", "host"):
         m.hook(stanza_event("message", to_type, pre=True), carbons.outbound, LATE)
+    # <enable/> inside a binding request (XEP-0386): nothing to answer
+    m.add_item("inline-feature", InlineFeature(ns.CARBONS, "bind", carbons.enable_inline))

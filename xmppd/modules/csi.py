@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import xml.etree.ElementTree as ET
 
-from xmppd.moduleapi import HANDLED, Option, SessionSlot, element_event
+from xmppd.moduleapi import HANDLED, InlineFeature, Option, SessionSlot, element_event
 from xmppd.xmpp import ns, stanza as st
 
 PROTOCOLS = ["XEP-0352"]
@@ -122,3 +122,12 @@ def setup(m) -> None:
     m.hook(element_event(ns.CSI, "inactive"), lambda arg: on_inactive(slot, limit, arg))
     m.hook(element_event(ns.CSI, "active"), lambda arg: on_active(slot, arg))
     m.on_unload(lambda: all_active(slot, m.host))
+    # <inactive/> inside a binding request (XEP-0386): the session starts inactive
+    m.add_item("inline-feature", InlineFeature(ns.CSI, "bind", lambda session, el: inline(slot, limit, session, el)))
+
+
+def inline(slot: SessionSlot, limit: int, session, el) -> None:
+    if el.tag == f"{{{ns.CSI}}}inactive":
+        inactive(slot, limit, session)
+    elif el.tag == f"{{{ns.CSI}}}active":
+        active(slot, session)

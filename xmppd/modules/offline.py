@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 
-from xmppd.moduleapi import EARLY, HANDLED, Option, stanza_event
+from xmppd.moduleapi import EARLY, HANDLED, InlineFeature, Option, stanza_event
 from xmppd.xmpp import ns
 from xmppd.xmpp.stanza import add_delay, copy as copy_element, from_xml, has_body, parse_priority, to_xml
 
@@ -95,6 +95,26 @@ class Offline:
         # Everything read is older than anything appended from now on.
         await store.delete(user, before_when=math.nextafter(items[-1].when, math.inf))
 
+    async def bound(self, session, _el) -> None:
+        """A Bind 2 binding (XEP-0386): the client catches up from the archive, so
+        the stored messages the archive has (those stamped with the account's
+        ``<stanza-id/>``) go without being sent; the others wait for presence."""
+        user = session.username
+        items = await self.store.query(user)
+        archived = f"{{{ns.SID}}}stanza-id"
+        gone = 0
+        for item in items:
+            try:
+                el = from_xml(item.value)
+            except Exception:
+                continue
+            if any(sid.get("by") == session.bare_jid for sid in el.iter(archived)):
+                await self.store.delete(user, key=item.key)
+                gone += 1
+        if gone:
+            self.log.debug("%s: %d offline messages left to the archive", session.bare_jid, gone)
+        return None
+
     def priority_raised(self, sev):
         """An available resource going from a negative to a non-negative priority
         gets the stored messages too (as at an initial presence)."""
@@ -114,3 +134,4 @@ def setup(m) -> None:
     m.hook("message/offline", offline.store_message)
     m.hook("resource-available", offline.deliver)
     m.hook(stanza_event("presence", "broadcast"), offline.priority_raised, EARLY)
+    m.add_item("inline-feature", InlineFeature(ns.MSGOFFLINE, "bound", offline.bound))

@@ -9,6 +9,15 @@
   username/password → ``not-acceptable``; a second registration from the same
   IP address within ``min_seconds_between_registrations`` → ``resource-constraint``;
   ``<remove/>`` before logging in → ``registration-required``.
+* Other modules take part through events and items: ``user-registering`` (fired
+  with ``{"username", "session", "ip", "host"}`` before the account is created; a
+  handler refuses by raising ``StanzaError``, or sets ``allow_reset`` to the
+  username to let the request set a new password on that existing account,
+  ``user-password-reset`` follows), ``user-registered-in-band`` (the
+  same, once it exists; ``user-registered`` gets the username), and
+  ``registration-gate`` items: while one is there, registration is offered even
+  with ``allow_registration = false``, for whom a ``user-registering`` handler
+  lets through ([invites_register](invites_register.md): invitations).
 * Logged-in accounts can always change their password
   (``<username/><password/>``) and remove their account (``<remove/>``): the
   removal is acknowledged, then the account and every stored item of it are
@@ -90,7 +99,8 @@ class Registration:
         self.last_by_ip: dict[str, float] = {}
 
     def allowed(self) -> bool:
-        return bool(self.host.get_option("allow_registration", False, ALLOW_REGISTRATION))
+        return (bool(self.host.get_option("allow_registration", False, ALLOW_REGISTRATION))
+                or bool(self.m.items("registration-gate")))
 
     def secure_enough(self, session) -> bool:
         return session.tls or not self.m.server.c2s_require_encryption(self.host)
@@ -143,6 +153,14 @@ class Registration:
         last_by_ip = self.last_by_ip
         if wait and now - last_by_ip.get(ip, -wait) < wait:
             raise StanzaError("resource-constraint", "too many registrations; try again later")
+        event = {"username": user, "session": session, "ip": ip, "host": self.host}
+        await self.host.events.fire("user-registering", event)
+        if event.get("allow_reset") == user and await self.accounts.exists(self.host.name, user):
+            # a handler let this registration set a new password (a reset invitation)
+            await self.accounts.set_password(self.host.name, user, password)
+            self.m.log.info("account %s@%s: new password set in-band (reset)", user, self.host.name)
+            await self.host.events.notify("user-password-reset", event)
+            return
         try:
             await self.accounts.create(self.host.name, user, password)
         except AccountExists:
@@ -153,6 +171,7 @@ class Registration:
                 del last_by_ip[k]
         self.m.log.info("account %s@%s registered in-band from %s", user, self.host.name, ip)
         await self.host.events.notify("user-registered", user)
+        await self.host.events.notify("user-registered-in-band", event)
 
     # -- logged in: password change and account removal -----------------------
     def registered_info(self, event):

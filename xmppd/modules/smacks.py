@@ -21,7 +21,7 @@ import secrets
 import time
 import xml.etree.ElementTree as ET
 
-from xmppd.moduleapi import EARLY, HANDLED, Option, SessionSlot, element_event
+from xmppd.moduleapi import EARLY, HANDLED, InlineFeature, Option, SessionSlot, element_event
 from xmppd.xmpp import ns
 from xmppd.xmpp.errors import StreamError
 
@@ -145,9 +145,13 @@ class StreamManagement:
     # -- the elements a bound client sends ---------------------------------------
     def enable(self, arg):
         session, el = arg
+        session.send_nonza(self.enabled(session, el))
+        return HANDLED
+
+    def enabled(self, session, el) -> ET.Element:
+        """``<enable/>`` (alone, or inside a binding request: XEP-0386): the answer."""
         if self.slot.get(session) is not None:
-            session.send_nonza(failed("unexpected-request"))
-            return HANDLED
+            return failed("unexpected-request")
         resume = el.get("resume") in ("true", "1")
         sm = SMState(resume, self.option("smacks_max_queue_size"), self)
         self.slot.set(session, sm)
@@ -157,9 +161,8 @@ class StreamManagement:
         session.lost_hooks.append(sm.lost)
         if resume:
             self.resumable[sm.id] = session
-        session.send_nonza(element("enabled", id=sm.id, resume="true" if resume else None,
-                                   max=self.option("smacks_hibernation_time") if resume else None))
-        return HANDLED
+        return element("enabled", id=sm.id, resume="true" if resume else None,
+                       max=self.option("smacks_hibernation_time") if resume else None)
 
     def request(self, arg):
         """``<r/>``: answer with what we handled."""
@@ -191,33 +194,47 @@ class StreamManagement:
     # -- before binding ------------------------------------------------------------
     def resume(self, arg):
         session, el = arg
+        answer, pending = self.resumed(session, el)
+        session.send_nonza(answer)
+        for stanza in pending:
+            session.deliver(stanza)
+        return HANDLED
+
+    def resume_inline(self, session, el):
+        """``<resume/>`` inside an authentication request (XEP-0198 §5 with XEP-0388):
+        the answer goes in the success, what was unacknowledged right after it."""
+        if el.tag != f"{{{ns.SM}}}resume":
+            return None
+        answer, pending = self.resumed(session, el)
+
+        def resend():
+            for stanza in pending:
+                session.deliver(stanza)
+        return answer, resend
+
+    def resumed(self, session, el) -> tuple[ET.Element, list]:
+        """The answer to ``<resume/>`` and the stanzas to send again after it."""
         previd = el.get("previd", "")
         h = parse_h(el)
         if h is None:
-            session.send_nonza(failed("bad-request"))
-            return HANDLED
+            return failed("bad-request"), []
         old = self.resumable.get(previd)
         if old is None or old.bare_jid != session.bare_jid or old.host is not session.host:
-            session.send_nonza(failed("item-not-found", self.expired.get(previd)))
-            return HANDLED
+            return failed("item-not-found", self.expired.get(previd)), []
         sm = self.slot.get(old)
         if sm.timer:
             sm.timer.cancel()
             sm.timer = None
         if not sm.acknowledge(h):
-            session.send_nonza(failed("unexpected-request", sm.handled_in))
-            return HANDLED
+            return failed("unexpected-request", sm.handled_in), []
         session.adopt(old)
         self.resumable[previd] = session
         sm.hibernated_at = None
         sm.ack_requested = False
         log.info("%s resumed (%d stanzas to resend)", session.full_jid, len(sm.queue))
-        session.send_nonza(element("resumed", previd=previd, h=sm.handled_in))
         pending = list(sm.queue)
         sm.queue.clear()
-        for stanza in pending:
-            session.deliver(stanza)
-        return HANDLED
+        return element("resumed", previd=previd, h=sm.handled_in), pending
 
     # -- hibernation ------------------------------------------------------------------
     def hibernate(self, session, sm: SMState) -> None:
@@ -296,7 +313,9 @@ def refuse_unbound(arg):
 
 def setup(m) -> None:
     sm = StreamManagement(m.host, m.session_slot(), m.get_option)
-    m.add_stream_feature(lambda session: element("sm"), stage="bound")
+    # not once enabled (inside a Bind 2 request): a client would take it as an offer to resume
+    m.add_stream_feature(lambda session: element("sm") if sm.slot.get(session) is None else None,
+                         stage="bound")
     m.describe_session(sm.describe)
     m.hook(element_event(ns.SM, "enable"), sm.enable)
     m.hook(element_event(ns.SM, "enable", bound=False), refuse_unbound)
@@ -304,4 +323,10 @@ def setup(m) -> None:
     m.hook(element_event(ns.SM, "a"), sm.answer)
     m.hook(element_event(ns.SM, "resume", bound=False), sm.resume)
     m.hook("resource-unbind", sm.unbound, EARLY)
+    # inside an authentication request (XEP-0388) and its binding (XEP-0386)
+    m.add_item("inline-feature", InlineFeature(ns.SM, "auth", sm.resume_inline,
+                                               advertise=lambda session: element("sm")))
+    m.add_item("inline-feature", InlineFeature(
+        ns.SM, "bind", lambda session, el: sm.enabled(session, el)
+        if el.tag == f"{{{ns.SM}}}enable" else None))
     m.on_unload(sm.detach_all)

@@ -14,7 +14,10 @@ What other modules use (``m.depends("vcard", soft=True).get()``) is a
 :class:`VCards`: the accounts' vCards as elements. A module that wants to see
 a vCard an account sets before it is stored (pep publishes its photo as the
 avatar) adds an item of kind :data:`BEFORE_SET`: ``func(user, vcard)``,
-awaited once the vCard has been accepted.
+awaited once the vCard has been accepted. An account with no stored vCard
+may still have a profile elsewhere (pep's vCard4, nickname and avatar, as
+Prosody's ``vcard_legacy`` keeps them): items of kind :data:`FALLBACK`,
+``func(user, requester_jid)`` → a ``<vCard/>`` or None, answer the get then.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ OPTIONS = [
 STORE = "vcard"
 VCARD = ns.q(ns.VCARD, "vCard")
 BEFORE_SET = "vcard-before-set"
+FALLBACK = "vcard-fallback"
 
 
 def is_empty(vcard: ET.Element) -> bool:
@@ -67,6 +71,10 @@ async def get_vcard(vcards: VCards, event):
     vcard = await vcards.get(event.user)
     if vcard is not None:
         return vcard
+    for fallback in vcards.m.items(FALLBACK):
+        vcard = await fallback(event.user, event.from_bare)
+        if vcard is not None:
+            return vcard
     if event.own:
         return ET.Element(VCARD)
     raise StanzaError("item-not-found")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import inspect
 import logging
 import secrets
 import xml.etree.ElementTree as ET
@@ -22,6 +23,7 @@ from ..core import trace as _trace
 from ..xmpp import stanza as st
 from ..stream import StanzaEvent, StreamClose, StreamOpen, StreamParser, serialize, stream_header
 from .base import XMLStreamProtocol
+from . import sasl2 as _sasl2
 
 if TYPE_CHECKING:
     from ..core.host import Host
@@ -63,7 +65,7 @@ class C2SSession(XMLStreamProtocol):
         "closed_by_server", "_queue", "_drainer", "_out", "_flush_scheduled", "_paused",
         "_timeout", "address", "_bucket", "_held", "_counted", "_out_size", "_written",
         "_write_paused", "_send_limit", "_track", "_prune_handle", "_since_check", "_over_since",
-        "delivery_tracked", "trace", "counts",
+        "delivery_tracked", "trace", "counts", "sasl2", "user_agent", "_holding",
         "_gone", "_untaken_stanzas", "__weakref__",
     )
 
@@ -85,6 +87,9 @@ class C2SSession(XMLStreamProtocol):
         self.sasl = None
         self.sasl_mechanism: str | None = None
         self.sasl_failures = 0
+        self.sasl2 = None          # an exchange of the extensible profile (protocol/sasl2.py)
+        self.user_agent: dict | None = None   # what the client said it is (XEP-0388)
+        self._holding: list | None = None     # stanzas held while a SASL2 success is built
         self.closed = False
         # presence state (RFC 6121), set by the presence module
         self.available = False
@@ -233,6 +238,9 @@ class C2SSession(XMLStreamProtocol):
 
     def deliver(self, el: ET.Element) -> None:
         """Send a stanza past the filters (what a filter calls to release one)."""
+        if self._holding is not None:
+            self._holding.append(el)
+            return
         if self.delivery_hooks:
             for hook in self.delivery_hooks:
                 hook(self, el)
@@ -375,14 +383,18 @@ class C2SSession(XMLStreamProtocol):
                 mechs = ET.SubElement(feats, f"{{{ns.SASL}}}mechanisms")
                 for m in self._mechanisms():
                     ET.SubElement(mechs, f"{{{ns.SASL}}}mechanism").text = m
+                authentication = _sasl2.feature(self, self._mechanisms())
+                if authentication is not None:
+                    feats.append(authentication)
                 if self.tls and self._end_point() is not None:
                     cb = ET.SubElement(feats, "{urn:xmpp:sasl-cb:0}sasl-channel-binding")
                     ET.SubElement(cb, "{urn:xmpp:sasl-cb:0}channel-binding", {"type": "tls-server-end-point"})
             stage = "pre-auth"
         else:
-            ET.SubElement(feats, f"{{{ns.BIND}}}bind")
-            sess = ET.SubElement(feats, f"{{{ns.SESSION}}}session")
-            ET.SubElement(sess, f"{{{ns.SESSION}}}optional")
+            if self.resource is None:   # not bound inside the authentication (XEP-0386)
+                ET.SubElement(feats, f"{{{ns.BIND}}}bind")
+                sess = ET.SubElement(feats, f"{{{ns.SESSION}}}session")
+                ET.SubElement(sess, f"{{{ns.SESSION}}}optional")
             stage = "bound"
         for func in host.stream_features.get(stage, ()):
             el = func(self)
@@ -396,6 +408,11 @@ class C2SSession(XMLStreamProtocol):
         return offered_mechanisms(tls=self.tls, channel_binding_available=self.tls and self._end_point() is not None,
                                   sha256=accounts is None or self.host is None
                                   or accounts.offers_sha256(self.host.name))
+
+    def channel_binding(self, kind: str) -> bytes | None:
+        """This TLS connection's channel-binding data of *kind* (RFC 5929), or None:
+        ``tls-server-end-point`` only."""
+        return self._end_point() if kind == "tls-server-end-point" else None
 
     def _end_point(self) -> bytes | None:
         if not self.tls or self.host is None:
@@ -417,7 +434,11 @@ class C2SSession(XMLStreamProtocol):
             return
         tag = el.tag
         if not self.authenticated:
-            if tag == f"{{{ns.TLS}}}starttls":
+            if tag in _sasl2.ELEMENTS:
+                await _sasl2.on_element(self, el)
+            elif self.sasl2 is not None:
+                _sasl2.out_of_turn(self, el)
+            elif tag == f"{{{ns.TLS}}}starttls":
                 await self._starttls()
             elif tag == f"{{{ns.SASL}}}auth":
                 await self._sasl_auth(el)
@@ -544,10 +565,17 @@ class C2SSession(XMLStreamProtocol):
         log.info("%s: authenticated as %s", self.id, self.bare_jid)
         self.server.tracer.attach(self)   # after <success/>: SASL is never traced
 
-    async def _sasl_failed(self, f: SASLFailure) -> None:
-        tried = self.sasl.tried() if self.sasl is not None else None
+    async def _sasl_failed(self, f: SASLFailure, *, tried: str | None = None,
+                           mechanism: str | None = None, element: ET.Element | None = None) -> None:
+        """A failed exchange: logged, counted, answered with ``f`` (``element``: its
+        form in the extensible profile, whose caller names the account and mechanism)."""
+        if element is None:
+            tried = self.sasl.tried() if self.sasl is not None else None
+            mechanism = self.sasl.mechanism if self.sasl is not None else None
+        else:
+            self.sasl_mechanism = None
         account = f"{tried}@{self.host.name}" if tried else None
-        mech = self.sasl.mechanism if self.sasl is not None else None
+        mech = mechanism
         self.sasl = None
         self.sasl_failures += 1
         # one line per failure, with the account and the address (fail2ban reads it)
@@ -559,7 +587,7 @@ class C2SSession(XMLStreamProtocol):
                 await asyncio.sleep(delay)   # the session waits too: nothing else is read
                 if self.closing:
                     return
-        self.send(f.to_element())
+        self.send(f.to_element() if element is None else element)
         if self.sasl_failures >= MAX_SASL_FAILURES:
             self.stream_error(StreamError("policy-violation", "too many failed authentication attempts"))
 
@@ -575,9 +603,19 @@ class C2SSession(XMLStreamProtocol):
                 return
         else:
             resource = secrets.token_urlsafe(6)
+        self._take_resource(resource)
+        self.server.tracer.attach(self)   # a trace of this resource starts here
+        payload = ET.Element(f"{{{ns.BIND}}}bind")
+        ET.SubElement(payload, f"{{{ns.BIND}}}jid").text = self.full_jid
+        self.send(st.iq_result(iq, payload))
+        log.info("%s: bound %s", self.id, self.full_jid)
+        await self.host.events.notify("resource-bind", self)
+
+    def _take_resource(self, resource: str) -> None:
+        """This session becomes ``resource`` of its account (an existing session of
+        that resource is replaced: RFC 6120 §7.7.2.2, the new session wins)."""
         old = self.host.get_session(self.username, resource)
-        if old is not None:
-            # RFC 6120 §7.7.2.2: the new session wins, the old one is told why
+        if old is not None and old is not self:
             log.info("%s: resource conflict for %s/%s; closing %s", self.id, self.username, resource, old.id)
             self.host.remove_session(old)
             old.resource_conflict()
@@ -587,12 +625,103 @@ class C2SSession(XMLStreamProtocol):
         if self._timeout:
             self._timeout.cancel()
             self._timeout = None
-        self.server.tracer.attach(self)   # a trace of this resource starts here
-        payload = ET.Element(f"{{{ns.BIND}}}bind")
-        ET.SubElement(payload, f"{{{ns.BIND}}}jid").text = self.full_jid
-        self.send(st.iq_result(iq, payload))
-        log.info("%s: bound %s", self.id, self.full_jid)
-        await self.host.events.notify("resource-bind", self)
+
+    # -- success of the extensible profile (XEP-0388), binding inside it (XEP-0386) --
+    async def _sasl2_success(self, exchange) -> None:
+        """Authenticated: the ``inline-feature`` items answer what the request asked
+        (stage ``auth``; one may resume a resource), a resource is bound if asked and
+        none was resumed (stage ``bind`` and ``bound``), then ``<success/>`` and the
+        features of the authenticated stream, with no stream restart."""
+        q = _sasl2.q
+        request = exchange.request
+        self.sasl2 = None
+        self.sasl = None
+        self.authenticated = True
+        self.username = exchange.username
+        self.bare_jid = f"{exchange.username}@{self.host.name}"
+        limits = self.server.limits
+        limits.authenticated(self.kind, self.address)
+        limits.auth_succeeded(self.address, self.bare_jid)
+        self._holding = []
+        success = ET.Element(q(ns.SASL2, "success"))
+        if exchange.additional:
+            ET.SubElement(success, q(ns.SASL2, "additional-data")).text = \
+                base64.b64encode(exchange.additional).decode("ascii")
+        aid = ET.SubElement(success, q(ns.SASL2, "authorization-identifier"))
+        after: list = []
+        items = self.host.items("inline-feature")
+        for item in items:
+            if item.stage == "auth":
+                for child in _children_in(request, item.namespace):
+                    await self._inline(item, child, success, after)
+        bind = request.find(q(ns.BIND2, "bind"))
+        new_resource = None
+        if self.resource is None and bind is not None:
+            new_resource = _sasl2.resource_for(bind.findtext(q(ns.BIND2, "tag")),
+                                               (self.user_agent or {}).get("id"), self.bare_jid)
+            # the features are enabled before the resource exists (nobody can reach
+            # it yet; ``resource`` stays None until it is registered)
+            self.full_jid = f"{self.bare_jid}/{new_resource}"
+            bound = ET.SubElement(success, q(ns.BIND2, "bound"))
+            for item in items:
+                if item.stage == "bind":
+                    for child in _children_in(bind, item.namespace):
+                        await self._inline(item, child, bound, after)
+                elif item.stage == "bound":
+                    await self._inline(item, None, bound, after)
+            if self.closed:     # gone meanwhile: what the features set up ends here
+                self._holding = None
+                self.resource = new_resource
+                self._gone = True
+                await self.host.events.notify("resource-unbind", (self, None))
+                self.resource = None
+                return
+            self._take_resource(new_resource)
+            self._replace_same_client()
+        if self.closed:     # a resumed resource hibernates again: its hooks keep these
+            held, self._holding = self._holding, None
+            for el in held:
+                self.deliver(el)
+            return
+        aid.text = self.full_jid or self.bare_jid
+        self.send_nonza(success)
+        held, self._holding = self._holding, None
+        for func in after:
+            func()
+        for el in held:
+            self.deliver(el)
+        log.info("%s: authenticated as %s%s", self.id, self.bare_jid,
+                 f", bound {self.full_jid}" if new_resource else "")
+        self.server.tracer.attach(self)   # after <success/>: SASL is never traced
+        self.send_nonza(await self._features())
+        if new_resource is not None:
+            await self.host.events.notify("resource-bind", self)
+
+    def _replace_same_client(self) -> None:
+        """XEP-0386 §3.2: a binding ends the earlier sessions of the same client (the
+        same user-agent id), whatever resource they have."""
+        ua_id = (self.user_agent or {}).get("id")
+        if not ua_id:
+            return
+        for other in list(self.host.sessions_of(self.username).values()):
+            if other is not self and (other.user_agent or {}).get("id") == ua_id:
+                log.info("%s: %s is the same client again; closing %s", self.id, self.full_jid, other.id)
+                self.host.remove_session(other)
+                other.resource_conflict()
+
+    async def _inline(self, item, child, parent: ET.Element, after: list) -> None:
+        try:
+            result = item.handle(self, child)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            log.exception("%s: inline feature %s failed", self.id, item.namespace)
+            return
+        if isinstance(result, tuple):
+            result, func = result
+            after.append(func)
+        if result is not None:
+            parent.append(result)
 
     def resource_conflict(self) -> None:
         """Another session took this resource (RFC 6120 §7.7.2.2)."""
@@ -646,6 +775,11 @@ class C2SSession(XMLStreamProtocol):
                 self.send(st.iq_result(el))
                 return
         await self.server.router.route(el, self)
+
+
+def _children_in(el: ET.Element, namespace: str) -> list:
+    prefix = f"{{{namespace}}}"
+    return [child for child in el if child.tag.startswith(prefix)]
 
 
 def register(server: "Server") -> None:

@@ -106,3 +106,12 @@ class SASLFailure(XMPPError):
             t = ET.SubElement(el, f"{{{ns.SASL}}}text")
             t.text = self.text
         return el
+
+    def to_sasl2_element(self) -> ET.Element:
+        """The extensible profile's ``<failure/>`` (XEP-0388): the same condition
+        (RFC 6120's namespace), the text in the profile's namespace."""
+        el = ET.Element(f"{{{ns.SASL2}}}failure")
+        ET.SubElement(el, f"{{{ns.SASL}}}{self.condition}")
+        if self.text:
+            ET.SubElement(el, f"{{{ns.SASL2}}}text").text = self.text
+        return el

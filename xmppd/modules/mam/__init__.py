@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from xmppd.moduleapi import NORMAL, ModuleAPI, Option, stanza_event
+from xmppd.moduleapi import NORMAL, InlineFeature, ModuleAPI, Option, stanza_event
 from xmppd.xmpp import ns
 
 from . import archiving, prefs, query, retention
@@ -95,6 +95,8 @@ def setup(m: ModuleAPI) -> None:
     iq("get", "query", query.form_get)
     iq("set", "query", query.query_set)
     iq("get", "metadata", query.metadata)
+    # a Bind 2 binding (XEP-0386) tells the client where its archive stands
+    m.add_item("inline-feature", InlineFeature(ns.MAM, "bound", partial(query.bound_metadata, svc)))
 
     if svc.expires is not None:
         m.add_timer(retention.FIRST_RUN, svc.cleanup)  # soon after start, then periodically

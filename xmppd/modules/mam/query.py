@@ -46,10 +46,19 @@ async def query_set(svc: "MamService", event: IQEvent) -> ET.Element:
 
 
 async def metadata(svc: "MamService", event: IQEvent) -> ET.Element:
+    return await metadata_of(svc, event.user)
+
+
+async def bound_metadata(svc: "MamService", session, _el) -> ET.Element:
+    """In a Bind 2 ``<bound/>`` (XEP-0386): the archive as the resource is bound."""
+    return await metadata_of(svc, session.username)
+
+
+async def metadata_of(svc: "MamService", user: str) -> ET.Element:
     md = ET.Element(f"{{{ns.MAM}}}metadata")
-    first = await svc.archive.query(event.user, limit=1)
+    first = await svc.archive.query(user, limit=1)
     if first:
-        last = await svc.archive.query(event.user, limit=1, reverse=True)
+        last = await svc.archive.query(user, limit=1, reverse=True)
         for name, item in (("start", first[0]), ("end", last[0])):
             ET.SubElement(md, f"{{{ns.MAM}}}{name}", {"id": item.key,
                                                       "timestamp": utc_stamp_ms(item.when)})

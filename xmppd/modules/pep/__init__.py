@@ -11,10 +11,12 @@
 * the last item of each node is sent to such an entity when it becomes
   available (and to the owner's resources when they log in);
 * conversions: XEP-0084 avatars ↔ vCard photo (when the vcard module is loaded)
-  and the XEP-0153 hash in presence (XEP-0398); XEP-0402 bookmarks ↔
+  and the XEP-0153 hash in presence (XEP-0398); vcard-temp ↔ vCard4 (XEP-0292)
+  and nickname (XEP-0172), as Prosody's ``vcard_legacy``; XEP-0402 bookmarks ↔
   private-storage bookmarks.
 
-The package: :mod:`.pubsub` (the sans-I/O PubSub core, one service per
+The package: the sans-I/O PubSub core is the server's one
+(:mod:`xmppd.xmpp.pubsub`, shared with the ``pubsub`` component; one service per
 account), :mod:`.service` (the host's services, their stores, the operations
 that notify; what this module provides), :mod:`.iq` (the IQs), :mod:`.notify`
 (notifications, presence and caps), :mod:`.caps` (XEP-0115),
@@ -26,12 +28,13 @@ from functools import partial
 
 from xmppd.moduleapi import EARLY, Option, iq_event, stanza_event
 from xmppd.xmpp import ns
+from xmppd.xmpp.vcard4 import VCARD4
 
 from . import iq
 from .service import PEP
 
 PROTOCOLS = ["XEP-0163", "XEP-0060", "XEP-0223", "XEP-0115", "XEP-0084", "XEP-0153",
-             "XEP-0398", "XEP-0172", "XEP-0402", "XEP-0048"]
+             "XEP-0398", "XEP-0172", "XEP-0292", "XEP-0402", "XEP-0048"]
 OPTIONS = [
     Option("pep_max_items", "integer", 256, "both",
            "Most items one PEP node keeps: the ceiling of pubsub#max_items, and what 'max' means.",
@@ -41,6 +44,15 @@ OPTIONS = [
     Option("pep_vcard_avatar", "boolean", True, "both",
            "XEP-0398: mirror PEP avatars into the vCard photo and back, and put the avatar "
            "hash (XEP-0153) in the account's presence."),
+    Option("pep_vcard4_conversion", "boolean", True, "both",
+           "As Prosody's vcard_legacy: a vcard-temp the account sets is published as its "
+           "vCard4 (urn:xmpp:vcard4, XEP-0292) and nickname (XEP-0172), a vCard4 or nickname "
+           "it publishes goes into its vcard-temp, and vcard-temp readers of an account "
+           "without one see its vCard4 and avatar."),
+    Option("upgrade_legacy_vcards", "boolean", True, "both",
+           "When a client logs in, a stored vcard-temp whose account has no vCard4 (or no "
+           "avatar) in PEP yet is published there (as Prosody's vcard_legacy; the vcard-temp "
+           "stays stored)."),
     Option("pep_bookmarks_compat", "boolean", True, "both",
            "XEP-0402 #compat: private-storage (XEP-0048) bookmarks read and write the "
            "PEP bookmarks (urn:xmpp:bookmarks:1)."),
@@ -50,15 +62,17 @@ OPTIONS = [
 ]
 
 VCARD_BEFORE_SET = "vcard-before-set"   # the item kind the vcard module calls before a set
+VCARD_FALLBACK = "vcard-fallback"       # ... and asks when it has no vCard stored
 
 FEATURES = ("access-open", "access-presence", "access-roster", "access-whitelist",
             "auto-create", "auto-subscribe", "config-node", "create-and-configure",
             "create-nodes", "delete-items", "delete-nodes", "filtered-notifications",
-            "item-ids", "last-published", "manage-affiliations", "modify-affiliations",
-            "multi-items", "outcast-affiliation", "persistent-items", "presence-notifications",
-            "presence-subscribe", "publish", "publish-options", "purge-nodes", "retract-items",
-            "retrieve-affiliations", "retrieve-default", "retrieve-items",
-            "retrieve-subscriptions", "subscribe")
+            "item-ids", "last-published", "manage-affiliations", "manage-subscriptions",
+            "modify-affiliations", "multi-items", "outcast-affiliation", "persistent-items",
+            "presence-notifications", "presence-subscribe", "publish", "publish-options",
+            "purge-nodes", "retract-items", "retrieve-affiliations", "retrieve-default",
+            "retrieve-default-sub", "retrieve-items", "retrieve-subscriptions", "subscribe",
+            "subscription-options")
 
 
 def setup(m) -> None:
@@ -83,9 +97,15 @@ def setup(m) -> None:
     compat = pep.compat
     if compat.avatars_on():
         m.add_feature(ns.VCARD_CONVERSION, to="account")
+    if compat.profiles_on():
+        m.add_feature(VCARD4, to="account")
+        m.hook_iq("get", VCARD4, "vcard", compat.vcard4_get, to=("bare",))
+        m.hook_iq("set", VCARD4, "vcard", compat.vcard4_set, to=("bare",), own_account=True)
     if compat.bookmarks_on():
         m.add_feature(f"{ns.BOOKMARKS}#compat", to="account")
     m.add_item(VCARD_BEFORE_SET, compat.vcard_set)
+    m.add_item(VCARD_FALLBACK, compat.vcard_from_pep)
+    m.hook("resource-bind", compat.on_bind)
     m.hook(stanza_event("presence", "broadcast"), compat.on_own_presence, EARLY)
     for to_type in ("bare", "full"):
         m.hook(stanza_event("presence", to_type, pre=True), compat.on_directed_presence, EARLY)

@@ -7,6 +7,14 @@
   an item of its kind ``vcard-before-set``); the avatar's SHA-1 goes into the
   account's outgoing presence as ``<x xmlns='vcard-temp:x:update'><photo/></x>``
   (XEP-0153).
+* **Profiles (vCard4, XEP-0292; nickname, XEP-0172)**, as Prosody's
+  ``vcard_legacy`` converts them: a vCard the account sets is published as the
+  ``urn:xmpp:vcard4`` node (the mapped fields of the vCard4 there replaced, the
+  others kept; created ``open``) and its ``NICKNAME`` as the nickname; a vCard4
+  or a nickname the account publishes is merged into its stored vCard; an
+  account with no stored vCard is shown to vcard-temp readers from its vCard4
+  (else its nickname) and avatar, as far as their access to those nodes goes.
+  The field mapping is :mod:`xmppd.xmpp.vcard4`.
 * **Bookmarks (XEP-0402 ``#compat``)**: a private-storage (XEP-0049) get of
   ``storage:bookmarks`` answers from the ``urn:xmpp:bookmarks:1`` node
   (when it exists, or when the private module is not loaded), and a set
@@ -23,10 +31,11 @@ from typing import TYPE_CHECKING
 from xmppd.moduleapi import HANDLED
 from xmppd.xmpp import ns
 from xmppd.xmpp import stanza as st
+from xmppd.xmpp import vcard4 as v4
 from xmppd.xmpp.errors import StanzaError
 from xmppd.xmpp.stanza import from_xml, to_xml
 
-from .pubsub import PubSubError, Requester
+from xmppd.xmpp.pubsub import PubSubError, Requester
 
 if TYPE_CHECKING:
     from .service import PEP
@@ -125,6 +134,9 @@ class Compat:
     def avatars_on(self) -> bool:
         return bool(self.m.get_option("pep_vcard_avatar"))
 
+    def profiles_on(self) -> bool:
+        return bool(self.m.get_option("pep_vcard4_conversion"))
+
     def bookmarks_on(self) -> bool:
         return bool(self.m.get_option("pep_bookmarks_compat"))
 
@@ -141,11 +153,21 @@ class Compat:
 
     # -- events from the PEP service ----------------------------------------
     async def published(self, user: str, node, item, origin: str) -> None:
+        vcards = self.vcards()
         if node.name == ns.AVATAR_METADATA:
             self.hashes.pop(user, None)
-            vcards = self.vcards()
             if origin != "vcard" and self.avatars_on() and vcards is not None:
                 await self.metadata_to_vcard(vcards, user, item.xml)
+        elif origin != "vcard" and node.name in (v4.NODE, ns.NICK) and item.xml \
+                and self.profiles_on() and vcards is not None:
+            try:
+                payload = from_xml(item.xml)
+            except ET.ParseError:
+                return
+            if node.name == v4.NODE:
+                await self.vcard4_to_vcard(vcards, user, payload)
+            else:
+                await self.nick_to_vcard(vcards, user, payload)
 
     async def retracted(self, user: str, node, item_id: str) -> None:
         if node.name == ns.AVATAR_METADATA:
@@ -196,7 +218,7 @@ class Compat:
         if info is None:
             return
         h, typ = info
-        vcard = await vcards.get(user)
+        vcard = await self.current_vcard(vcards, user)
         if vcard is None:
             vcard = ET.Element(ns.q(ns.VCARD, "vCard"))
         for old in vcard.findall(ns.q(ns.VCARD, "PHOTO")):
@@ -218,17 +240,26 @@ class Compat:
 
     async def vcard_set(self, user: str, vcard: ET.Element) -> None:
         """The account sets its vCard (the vcard module calls this before storing
-        it): its ``PHOTO`` becomes the PEP avatar."""
-        if not self.avatars_on():
-            return
+        it): its ``PHOTO`` becomes the PEP avatar, the rest its vCard4 and nickname
+        (in that order, as Prosody's ``vcard_legacy``)."""
+        if self.avatars_on():
+            await self.photo_to_avatar(user, vcard)
+        if self.profiles_on():
+            await self.vcard_to_pep(user, vcard)
+
+    async def photo_to_avatar(self, user: str, vcard: ET.Element) -> None:
         photo = vcard_photo(vcard)
         if photo is None:
             self.hashes.pop(user, None)
             return
         typ, data = photo
         h = hashlib.sha1(data).hexdigest()
-        if await self.avatar_hash(user) == h:
-            return
+        svc = await self.pep.service(user)
+        meta = svc.nodes.get(ns.AVATAR_METADATA)
+        last = meta.last_item() if meta is not None else None
+        if last is not None and (avatar_info(last.xml) or ("",))[0] == h:
+            self.hashes[user] = h
+            return      # PEP has that avatar already
         owner = self.owner(user)
         d = ET.Element(ns.q(ns.AVATAR_DATA, "data"))
         d.text = base64.b64encode(data).decode("ascii")
@@ -241,6 +272,179 @@ class Compat:
         except PubSubError as err:
             self.m.log.info("vCard photo of %s not published to PEP: %s", user, err)
         self.hashes[user] = h
+
+    # -- profiles (vCard4, nickname) --------------------------------------------
+    async def last_payload(self, user: str, node_name: str,
+                           req: Requester | None = None) -> ET.Element | None:
+        """The payload of the last item of one of ``user``'s nodes, if ``req`` (default
+        the owner) may see it."""
+        svc = await self.pep.service(user)
+        node = svc.nodes.get(node_name)
+        last = node.last_item() if node is not None else None
+        if last is None or not last.xml or not svc.may_access(node, req or self.owner(user)):
+            return None
+        try:
+            return from_xml(last.xml)
+        except ET.ParseError:
+            return None
+
+    async def publish_derived(self, user: str, node_name: str, item_id: str | None,
+                              payload: ET.Element, options: dict | None = None) -> None:
+        """Publish what a conversion made (``origin`` "vcard": not converted back),
+        unless the node's last item is that already."""
+        old = await self.last_payload(user, node_name)
+        if old is not None and to_xml(old) == to_xml(payload):
+            return
+        svc = await self.pep.service(user)
+        try:
+            await self.pep.publish(user, self.owner(user), node_name, item_id, payload,
+                                   options if node_name not in svc.nodes else None,
+                                   origin="vcard")
+        except PubSubError as err:
+            self.m.log.info("%s of %s not published to PEP: %s", node_name, user, err)
+
+    async def vcard_to_pep(self, user: str, vcard: ET.Element) -> None:
+        """A vcard-temp the account sets → its vCard4 node and nickname."""
+        card = v4.merge_temp_into_vcard4(await self.last_payload(user, v4.NODE), vcard)
+        await self.publish_derived(user, v4.NODE, "current", card,
+                                   {"pubsub#access_model": "open"})
+        nick = v4.nickname(vcard)
+        if nick:
+            el = ET.Element(ns.q(ns.NICK, "nick"))
+            el.text = nick
+            await self.publish_derived(user, ns.NICK, "current", el)
+
+    async def on_bind(self, session) -> None:
+        """A client logs in: a vCard stored before the conversions existed (or while
+        they were off) gets its vCard4, nickname and avatar in PEP, unless PEP has
+        them already (Prosody's ``upgrade_legacy_vcards``; the vCard stays stored
+        here, it is the vcard-temp answer)."""
+        user = session.username
+        vcards = self.vcards()
+        if not user or vcards is None or not self.m.get_option("upgrade_legacy_vcards"):
+            return
+        svc = await self.pep.service(user)
+        want_profile = self.profiles_on() and v4.NODE not in svc.nodes
+        want_avatar = self.avatars_on() and ns.AVATAR_METADATA not in svc.nodes \
+            and ns.AVATAR_DATA not in svc.nodes
+        if not (want_profile or want_avatar):
+            return
+        vcard = await vcards.get(user)
+        if vcard is None:
+            return
+        if want_avatar and vcard_photo(vcard) is not None:
+            await self.photo_to_avatar(user, vcard)
+        if want_profile and len(vcard):
+            await self.vcard_to_pep(user, vcard)
+
+    async def current_vcard(self, vcards, user: str) -> ET.Element | None:
+        """The account's vcard-temp: the stored one, else the one built from PEP."""
+        vcard = await vcards.get(user)
+        return vcard if vcard is not None else await self.vcard_from_pep(user, None)
+
+    async def vcard4_to_vcard(self, vcards, user: str, card: ET.Element) -> None:
+        """A vCard4 the account publishes → its stored vCard (and nickname)."""
+        if card.tag != ns.q(v4.VCARD4, "vcard"):
+            return
+        stored = await vcards.get(user)
+        old = stored if stored is not None else await self.vcard_from_pep(user, None)
+        new = v4.merge_vcard4_into_temp(old, card)
+        if stored is None or to_xml(stored) != to_xml(new):
+            await vcards.set(user, new)
+        nick = v4.nickname(new)
+        if nick:
+            el = ET.Element(ns.q(ns.NICK, "nick"))
+            el.text = nick
+            await self.publish_derived(user, ns.NICK, "current", el)
+
+    async def nick_to_vcard(self, vcards, user: str, payload: ET.Element) -> None:
+        """A nickname the account publishes → the ``NICKNAME`` of its vCard (and vCard4)."""
+        nick = (payload.text or "").strip() if payload.tag == ns.q(ns.NICK, "nick") else ""
+        if not nick:
+            return
+        stored = await vcards.get(user)
+        old = stored if stored is not None else await self.vcard_from_pep(user, None)
+        if stored is not None and v4.nickname(stored) == nick:
+            return
+        new = v4.with_nickname(old, nick)
+        await vcards.set(user, new)
+        card = v4.merge_temp_into_vcard4(await self.last_payload(user, v4.NODE), new)
+        await self.publish_derived(user, v4.NODE, "current", card,
+                                   {"pubsub#access_model": "open"})
+
+    async def vcard_from_pep(self, user: str, jid: str | None) -> ET.Element | None:
+        """A vcard-temp from the account's vCard4 (else nickname) and avatar, as
+        ``jid`` (None: the account) may see them; None when there is none of them
+        (the vcard module's fallback when no vCard is stored)."""
+        if not self.profiles_on() and not self.avatars_on():
+            return None
+        if not await self.pep.account_exists(user):
+            return None
+        req = await self.pep.requester(user, jid) if jid else self.owner(user)
+        out = ET.Element(ns.q(ns.VCARD, "vCard"))
+        found = False
+        if self.profiles_on():
+            card = await self.last_payload(user, v4.NODE, req)
+            if card is not None and card.tag == ns.q(v4.VCARD4, "vcard"):
+                out = v4.vcard4_to_temp(card)
+                found = True
+            else:
+                nick = await self.last_payload(user, ns.NICK, req)
+                if nick is not None and (nick.text or "").strip():
+                    ET.SubElement(out, ns.q(ns.VCARD, "NICKNAME")).text = nick.text.strip()
+                    found = True
+        if self.avatars_on():
+            meta = await self.last_payload(user, ns.AVATAR_METADATA, req)
+            infos = meta.findall(ns.q(ns.AVATAR_METADATA, "info")) if meta is not None else []
+            info = next((i for i in infos if not i.get("url")), infos[0] if infos else None)
+            if info is not None:
+                photo = ET.SubElement(out, ns.q(ns.VCARD, "PHOTO"))
+                if info.get("type"):
+                    ET.SubElement(photo, ns.q(ns.VCARD, "TYPE")).text = info.get("type")
+                if info.get("url"):
+                    ET.SubElement(photo, ns.q(ns.VCARD, "EXTVAL")).text = info.get("url")
+                else:
+                    svc = await self.pep.service(user)
+                    data_node = svc.nodes.get(ns.AVATAR_DATA)
+                    item = data_node.items.get(info.get("id") or "") \
+                        if data_node is not None and svc.may_access(data_node, req) else None
+                    if item is not None and item.xml:
+                        ET.SubElement(photo, ns.q(ns.VCARD, "BINVAL")).text = \
+                            "".join((from_xml(item.xml).text or "").split())
+                found = True
+        return out if found else None
+
+    # -- the XEP-0292 IQs (Prosody's mod_vcard4) ---------------------------------
+    async def vcard4_get(self, event):
+        """``<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'/>`` get: the last item of the
+        account's vCard4 node, as the requester may see it."""
+        if not await self.pep.account_exists(event.user):
+            raise StanzaError("item-not-found")
+        svc = await self.pep.service(event.user)
+        node = svc.nodes.get(v4.NODE)
+        last = node.last_item() if node is not None else None
+        if last is None or not last.xml:
+            raise StanzaError("item-not-found")
+        req = await self.pep.requester(event.user, event.from_bare) if event.from_bare \
+            else self.owner(event.user)
+        try:
+            svc.check_access(node, req)
+        except PubSubError:
+            raise StanzaError("forbidden") from None
+        return from_xml(last.xml)
+
+    async def vcard4_set(self, event):
+        """Set: the account publishes its vCard4 node (converted to vcard-temp as any
+        publish is)."""
+        card = event.payload
+        try:
+            await self.pep.publish(event.user, self.owner(event.user), v4.NODE, "current", card,
+                                   {"pubsub#access_model": "open"}
+                                   if v4.NODE not in (await self.pep.service(event.user)).nodes
+                                   else None)
+        except PubSubError as err:
+            raise StanzaError(err.condition, err.text) from None
+        return None
 
     async def on_own_presence(self, sev):
         """A presence broadcast by one of the host's clients: the avatar hash."""

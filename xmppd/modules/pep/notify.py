@@ -26,49 +26,14 @@ from xmppd.moduleapi import HANDLED
 from xmppd.xmpp import ns
 from xmppd.xmpp import stanza as st
 from xmppd.xmpp.jid import bare as jid_bare
-from xmppd.xmpp.stanza import from_xml
 
 from . import caps as capsmod
-from .pubsub import Node
+from xmppd.xmpp.pubsub import Node, items_event
 
 if TYPE_CHECKING:
     from .service import PEP
 
 CAPS_TIMEOUT = 30      # seconds to wait for an entity's disco#info answer
-
-
-# -- the events ------------------------------------------------------------------------
-
-def _event(*children: ET.Element) -> ET.Element:
-    ev_el = ET.Element(ns.q(ns.PUBSUB_EVENT, "event"))
-    ev_el.extend(children)
-    return ev_el
-
-
-def items_event(node: Node, items) -> ET.Element:
-    """``<event><items node=…><item id=…>payload</item>…</items></event>`` (the
-    payloads unless the node is configured without them)."""
-    its = ET.Element(ns.q(ns.PUBSUB_EVENT, "items"), {"node": node.name})
-    payloads = node.config["pubsub#deliver_payloads"]
-    for it in items:
-        item = ET.SubElement(its, ns.q(ns.PUBSUB_EVENT, "item"), {"id": it.id})
-        if payloads and it.xml:
-            item.append(from_xml(it.xml))
-    return _event(its)
-
-
-def retract_event(node: Node, item_id: str) -> ET.Element:
-    its = ET.Element(ns.q(ns.PUBSUB_EVENT, "items"), {"node": node.name})
-    ET.SubElement(its, ns.q(ns.PUBSUB_EVENT, "retract"), {"id": item_id})
-    return _event(its)
-
-
-def delete_event(node: Node) -> ET.Element:
-    return _event(ET.Element(ns.q(ns.PUBSUB_EVENT, "delete"), {"node": node.name}))
-
-
-def purge_event(node: Node) -> ET.Element:
-    return _event(ET.Element(ns.q(ns.PUBSUB_EVENT, "purge"), {"node": node.name}))
 
 
 class Notifier:
@@ -132,7 +97,7 @@ class Notifier:
                 out.append(full)
                 seen.add(full)
         for jid in list(node.subscriptions):
-            if jid not in seen and await allowed(jid_bare(jid)):
+            if jid not in seen and node.deliver_to(jid) and await allowed(jid_bare(jid)):
                 out.append(jid)
                 seen.add(jid)
         return out

@@ -1,4 +1,4 @@
-"""The PEP service of one host: every account's PubSub service (:mod:`.pubsub`)
+"""The PEP service of one host: every account's PubSub service (:mod:`xmppd.xmpp.pubsub`)
 loaded from and saved to the stores, and the operations that change nodes and
 tell others (publish, retract, delete, purge), shared by the IQs (:mod:`.iq`)
 and the conversions (:mod:`.compat`). It is what the module provides.
@@ -8,13 +8,61 @@ from __future__ import annotations
 import collections
 import xml.etree.ElementTree as ET
 
+from xmppd.xmpp import pubsub as ps
 from xmppd.xmpp.jid import bare as jid_bare
+from xmppd.xmpp.pubsub import Node, PubSubService, Requester, subscription_answer
 from xmppd.xmpp.stanza import to_xml
 
-from . import notify
 from .compat import Compat
 from .notify import Notifier
-from .pubsub import Node, PubSubService, Requester
+
+
+class AccountService:
+    """One account's PubSub service as the shared XEP-0060 handlers
+    (:mod:`xmppd.xmpp.pubsub_iq`) see it: its nodes, and the host's PEP for what
+    touches the world."""
+    max_payload_size = 0
+
+    def __init__(self, pep: "PEP", user: str, svc: PubSubService):
+        self.pep = pep
+        self.user = user
+        self.svc = svc
+
+    async def send(self, stanza: ET.Element) -> None:
+        await self.pep.m.send(stanza)
+
+    async def save(self, node: Node, *, items: bool = True, config: bool = True) -> None:
+        await self.pep.save(self.user, node, items=items, config=config)
+
+    async def publish(self, req, name, item_id, payload, options):
+        return await self.pep.publish(self.user, req, name, item_id, payload, options)
+
+    async def retract(self, req, name, item_id, notify: bool) -> None:
+        await self.pep.retract(self.user, req, name, item_id, notify)
+
+    async def delete(self, req, name, redirect=None) -> Node:
+        return await self.pep.delete(self.user, req, name, redirect)
+
+    async def purge(self, req, name) -> Node:
+        return await self.pep.purge(self.user, req, name)
+
+    async def configure(self, req, name, options: dict) -> Node:
+        node, evicted = self.svc.configure(req, name, options)
+        await self.save(node, items=bool(evicted))
+        return node
+
+    async def after_subscribe(self, node: Node, jid: str, state: str, before) -> None:
+        last = node.last_item()
+        if state == "subscribed" and last is not None and \
+                node.config["pubsub#send_last_published_item"] != "never":
+            await self.pep.notify.send_event(self.user, jid, ps.items_event(node, [last]),
+                                             last.when)
+
+    async def subscription_changed(self, node: Node, jid: str, state: str) -> None:
+        await self.pep.notify.send_event(self.user, jid, subscription_answer(node, jid, state))
+
+    def show_publisher(self, node: Node) -> bool:
+        return False
 
 
 class PEP:
@@ -96,7 +144,7 @@ class PEP:
         res = svc.publish(req, node_name, item_id, xml, options)
         await self.save(user, res.node, config=res.created)
         if res.node.config["pubsub#deliver_notifications"]:
-            await self.notify.broadcast(user, res.node, notify.items_event(res.node, [res.item]))
+            await self.notify.broadcast(user, res.node, ps.items_event(res.node, [res.item]))
         await self.compat.published(user, res.node, res.item, origin)
         return res
 
@@ -106,10 +154,14 @@ class PEP:
         node = svc.retract(req, node_name, item_id)
         await self.save(user, node, config=False)
         if notify_ or node.config["pubsub#notify_retract"]:
-            await self.notify.broadcast(user, node, notify.retract_event(node, item_id))
+            await self.notify.broadcast(user, node, ps.retract_event(node, item_id))
         await self.compat.retracted(user, node, item_id)
 
-    async def delete(self, user: str, req: Requester, name: str | None) -> Node:
+    async def account(self, user: str) -> AccountService:
+        return AccountService(self, user, await self.service(user))
+
+    async def delete(self, user: str, req: Requester, name: str | None,
+                     redirect: str | None = None) -> Node:
         svc = await self.service(user)
         node = svc.nodes.get(name) if name else None
         # who was told of the node while it existed
@@ -117,7 +169,7 @@ class PEP:
         node = svc.delete(req, name)
         await self.forget_node(user, node.name)
         if node.config["pubsub#notify_delete"]:
-            await self.notify.broadcast(user, node, notify.delete_event(node), targets)
+            await self.notify.broadcast(user, node, ps.delete_event(node, redirect), targets)
         await self.compat.deleted(user, node)
         return node
 
@@ -126,7 +178,7 @@ class PEP:
         node = svc.purge(req, name)
         targets = await self.notify.targets(user, node)
         await self.save(user, node, config=False)
-        await self.notify.broadcast(user, node, notify.purge_event(node), targets)
+        await self.notify.broadcast(user, node, ps.purge_event(node), targets)
         return node
 
     def close(self) -> None:
