@@ -20,9 +20,10 @@ install: $(BIN)/.installed
 
 # Debian packages the test suite uses: Prosody (its default config is a test input,
 # and its server a federation peer; with lua-dbi-sqlite3 its SQL storage is an import
-# source), ejabberd (a federation peer and an export source), coturn (the TURN server that must accept turn_external's credentials), fail2ban and logrotate (they
-# read and rotate the daemon's log), pebble (the ACME CA the acme module gets its
-# certificates from). Installed when we are root.
+# source), ejabberd (a federation peer and an export source), coturn (the TURN server
+# that must accept turn_external's credentials), fail2ban and logrotate (they read and
+# rotate the daemon's log), pebble (the ACME CA the acme module gets its certificates
+# from). Installed when we are root.
 system-deps:
 	@if ! command -v prosody >/dev/null 2>&1 && [ ! -f /etc/prosody/prosody.cfg.lua ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
