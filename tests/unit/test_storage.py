@@ -1,4 +1,4 @@
-"""The storage API, run against every backend (memory and SQLite)."""
+"""The storage API, run against every backend (memory, SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,10 +16,15 @@ HOST = "falcot.com"
 OTHER = "debian.org"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+POSTGRES = pytest.param("postgres", marks=pytest.mark.external("postgres"))
+
+
+@pytest.fixture(params=["memory", "sqlite", POSTGRES])
 async def storage(request, tmp_path):
     if request.param == "memory":
         s = await open_storage("memory")
+    elif request.param == "postgres":
+        s = await open_storage("postgres", **request.getfixturevalue("pg_database"))
     else:
         s = await open_storage("sqlite", path=tmp_path / "var" / "xmppd.sqlite")
     assert s.kind == request.param
@@ -347,6 +352,27 @@ async def test_delete_user(storage):
     await storage.delete_user(HOST, "nobody")  # no error
 
 
+async def test_enumeration(storage):
+    assert await storage.stores() == []
+    await storage.keyval(HOST, "accounts").set("joe", 1)
+    await storage.keyval(HOST, "accounts").set("", 2)
+    await storage.keyval(OTHER, "vcard").set("joe", 1)
+    await storage.map(HOST, "roster").set("raphael", "joe@x", {})
+    await storage.map(HOST, "roster").set_many("joe", {"a": 1, "b": 2})
+    a = storage.archive(HOST, "archive")
+    for user in ("zoe", "joe", "é", "joe", ""):
+        await a.append(user, {"x": 1})
+    await storage.archive(OTHER, "muc_log").append("room", "m")
+    assert await storage.stores() == [
+        (OTHER, "archive", "muc_log"), (OTHER, "keyval", "vcard"),
+        (HOST, "archive", "archive"), (HOST, "keyval", "accounts"), (HOST, "map", "roster")]
+    assert await a.users() == ["", "joe", "zoe", "é"]
+    assert await storage.map(HOST, "roster").users() == ["joe", "raphael"]
+    assert await storage.archive(HOST, "muc_log").users() == []
+    await a.delete("zoe")
+    assert await a.users() == ["", "joe", "é"]
+
+
 async def test_closed_storage_refuses(storage):
     await storage.close()
     with pytest.raises(StorageError):
@@ -356,7 +382,7 @@ async def test_closed_storage_refuses(storage):
 
 async def test_open_storage_errors(tmp_path):
     with pytest.raises(StorageError, match="unknown storage kind"):
-        await open_storage("postgres")
+        await open_storage("oracle")
     with pytest.raises(StorageError, match="path"):
         await open_storage("sqlite")
     with pytest.raises(StorageError, match="bogus"):

@@ -19,7 +19,12 @@ and returned as ``""`` (so ``keyval.users()`` lists ``""`` when a host-wide
 value is set).
 
 Every write has reached the backend's durable state before its coroutine
-returns, so a caller may acknowledge to the client right after ``await``.
+returns, so a caller may acknowledge to the client right after ``await``. A write
+that cannot be made durable (the database is gone, the disk is full) raises
+StorageError: never acknowledged, then dropped.
+
+To walk everything a backend holds (``xmppctl storage migrate``), ``Storage.stores()``
+lists the ``(host, kind, store)`` that have data and each store's ``users()`` its users.
 """
 from __future__ import annotations
 
@@ -187,6 +192,10 @@ class ArchiveStore(abc.ABC):
         lower; both given means both conditions; neither means all the user's items.
         """
 
+    @abc.abstractmethod
+    async def users(self) -> list[str]:
+        """Users with at least one item in this archive, sorted."""
+
 
 class Storage(abc.ABC):
     """A storage backend: hands out stores, deletes users, closes."""
@@ -201,6 +210,12 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def archive(self, host: str, store: str) -> ArchiveStore: ...
+
+    @abc.abstractmethod
+    async def stores(self) -> list[tuple[str, str, str]]:
+        """Every store holding data, as sorted ``(host, kind, store)`` tuples, ``kind``
+        being ``"keyval"``, ``"map"`` or ``"archive"``: what ``xmppctl storage
+        migrate`` copies. A store whose last value was deleted may be left out."""
 
     @abc.abstractmethod
     async def delete_user(self, host: str, user: str | None) -> None:

@@ -82,6 +82,13 @@ class MemoryStorage(Storage):
     def archive(self, host: str, store: str) -> ArchiveStore:
         return _ArchiveStore(self, check_name("host", host), check_name("store", store))
 
+    async def stores(self) -> list[tuple[str, str, str]]:
+        self._check_open()
+        return sorted((host, kind, store)
+                      for kind, table in (("keyval", self._kv), ("map", self._map),
+                                          ("archive", self._arc))
+                      for (host, store), users in table.items() if users)
+
     async def delete_user(self, host: str, user: str | None) -> None:
         self._check_open()
         user = norm_user(user)
@@ -256,3 +263,6 @@ class _ArchiveStore(ArchiveStore):
         if not arc.items:
             del users[user]
         return len(doomed)
+
+    async def users(self) -> list[str]:
+        return sorted(self._users())

@@ -288,6 +288,25 @@ class SQLiteStorage(Storage):
     def archive(self, host: str, store: str) -> ArchiveStore:
         return _Archive(self, check_name("host", host), check_name("store", store))
 
+    async def stores(self) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        for table in ("keyval", "map", "archive"):
+            # a walk of the primary key / unique index, one seek per (host, store)
+            host = store = None
+            while True:
+                if host is None:
+                    rows = await self.fetchall(
+                        f"SELECT host, store FROM {table} ORDER BY host, store LIMIT 1")
+                else:
+                    rows = await self.fetchall(
+                        f"SELECT host, store FROM {table} WHERE (host, store) > (?, ?) "
+                        "ORDER BY host, store LIMIT 1", (host, store))
+                if not rows:
+                    break
+                host, store = rows[0]
+                out.append((host, table, store))
+        return sorted(out)
+
     async def delete_user(self, host: str, user: str | None) -> None:
         check_name("host", host)
         user = norm_user(user)
@@ -536,3 +555,20 @@ class _Archive(_Store, ArchiveStore):
             params.append(float(before_when))
         return await self._s.write(f"DELETE FROM archive WHERE {' AND '.join(where)}",
                                    tuple(params))
+
+    async def users(self) -> list[str]:
+        out: list[str] = []
+        user = None
+        while True:   # one index seek per user, not a scan of their items
+            if user is None:
+                rows = await self._s.fetchall(
+                    "SELECT min(user) FROM archive WHERE host = ? AND store = ?",
+                    (self.host, self.store))
+            else:
+                rows = await self._s.fetchall(
+                    "SELECT min(user) FROM archive WHERE host = ? AND store = ? AND user > ?",
+                    (self.host, self.store, user))
+            user = rows[0][0]
+            if user is None:
+                return out
+            out.append(user)
