@@ -103,6 +103,8 @@ def _transient(exc: BaseException) -> bool:
                         asyncpg.exceptions.CrashShutdownError,
                         asyncpg.exceptions.TooManyConnectionsError)):
         return True
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return True   # the protocol state after a connection broke mid-operation
     if isinstance(exc, asyncpg.exceptions.InterfaceError):
         msg = str(exc)
         return "connection" in msg and ("closed" in msg or "lost" in msg)
@@ -157,7 +159,7 @@ async def open_postgres(*, database: str = "xmppd", host: str | None = None,
         pool = await asyncpg.create_pool(
             database=database, host=host or None, port=int(port) if port else None,
             user=username or None, password=password or None,
-            min_size=1, max_size=max(1, int(pool_size)), timeout=connect_timeout,
+            min_size=0, max_size=max(1, int(pool_size)), timeout=connect_timeout,
             server_settings={"application_name": "xmppd"})
     except StorageError:
         raise
@@ -226,7 +228,14 @@ class PostgresStorage(Storage):
             while True:
                 try:
                     async with self._pool.acquire() as conn:
-                        return await fn(conn)
+                        try:
+                            return await fn(conn)
+                        except Exception as exc:
+                            # a connection that broke, or whose protocol state is
+                            # confused by it, never goes back into the pool
+                            if _transient(exc) and not conn.is_closed():
+                                conn.terminate()
+                            raise
                 except StorageError:
                     raise
                 except Exception as exc:
