@@ -16,7 +16,7 @@ from xmppd.modules.mam.retention import parse_expiry
 from xmppd.xmpp.time import parse_stamp, utc_stamp_ms as stamp
 
 from .clients import logged_in, slix_close
-from .conftest import start_server
+from .conftest import STORAGE, start_server
 
 PLUGINS = ("xep_0030", "xep_0313", "xep_0280", "xep_0359")
 NS = "urn:xmpp:mam:2"
@@ -487,6 +487,8 @@ def test_option_and_stamp_parsing():
 BIG = 200_000
 
 
+@pytest.mark.skipif(STORAGE != "sqlite", reason="SQLite's query plans (PostgreSQL's: "
+                    "tests/unit/test_storage_postgres.py)")
 async def test_large_archive_uses_the_index(srv):
     """200,000 items for one user, written in one transaction: the with/start paged
     query is an index range scan (no table scan, no sort) and pages are right."""
