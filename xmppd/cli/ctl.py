@@ -869,6 +869,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print each line as xmppd sends it (JSON)")
     from .import_prosody import register as register_import
     register_import(sub, common, add)
+    from .storage_migrate import register as register_storage
+    register_storage(sub, common, add)
     add("reload", cmd_reload, "apply the configuration files to the running xmppd (hosts, "
         "modules, options; what needs a restart is said) and reload the certificates")
     register_feature_commands(sub, common)
