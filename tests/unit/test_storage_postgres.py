@@ -5,6 +5,7 @@ backend in test_storage.py. A real PostgreSQL: tests/pg.py."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 
 import pytest
@@ -180,3 +181,56 @@ async def test_gives_up_with_an_error_when_the_server_stays_down(pg_database):
         assert await s.keyval(HOST, "accounts").get("joe") == 1   # back, reconnected
     finally:
         await s.close()
+
+
+@pytest.fixture
+def small_disk():
+    """A 1 MB tmpfs for a tablespace (root only: it mounts), unmounted afterwards."""
+    import os
+    import subprocess
+    import tempfile
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    d = tempfile.mkdtemp(prefix="xmppd-pg-full-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", d],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
+    try:
+        user = pg.cluster().run_as
+        if user is not None:
+            os.chown(d, user.pw_uid, user.pw_gid)
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", d], capture_output=True)
+        os.rmdir(d)
+
+
+async def test_full_disk_is_a_clear_error_and_nothing_half_written(pg_database, small_disk):
+    """The archive's disk fills up: the write that does not fit raises StorageError
+    saying the disk is full (at once: it is not retried), and what was stored is
+    still there; once the disk has room, writes work again."""
+    cluster = pg.cluster()
+    db = pg_database["database"]
+    name = db.replace("xmppd_test", "ts")
+    cluster.psql(f"CREATE TABLESPACE {name} LOCATION '{small_disk}'")
+    s = await open_storage("postgres", **pg_database)
+    try:
+        cluster.psql(f"ALTER TABLE archive SET TABLESPACE {name}", database=db)
+        a = s.archive(HOST, "archive")
+        stored = 0
+        with pytest.raises(StorageError, match="disk is full") as e:
+            for i in range(100000):
+                await a.append("joe", secrets.token_urlsafe(3000), key=f"k{i}", with_jid="a@x")
+                stored += 1
+        assert "No space left on device" in str(e.value)
+        assert await a.count("joe") == stored
+        await s.keyval(HOST, "accounts").set("joe", 1)   # other tables live elsewhere
+        import subprocess   # the admin grows the file system
+        subprocess.run(["mount", "-o", "remount,size=8m", small_disk], check=True)
+        await a.append("joe", "again", key="again")
+        assert await a.count("joe") == stored + 1
+    finally:
+        await s.close()
+        cluster.psql(f"DROP DATABASE {db} WITH (FORCE)")
+        cluster.psql(f"DROP TABLESPACE {name}")
