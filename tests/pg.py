@@ -49,7 +49,7 @@ def _free_port() -> int:
 
 
 class Cluster:
-    def __init__(self) -> None:
+    def __init__(self, fsync: bool = False) -> None:
         self.bin = bindir()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -71,10 +71,11 @@ class Cluster:
         with open(self.data / "postgresql.conf", "a") as f:
             f.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
                     f"unix_socket_directories = '{self.dir}'\n"
-                    # a test cluster: no fsync (the tests kill xmppd and restart
-                    # PostgreSQL, never the machine), little memory
-                    "fsync = off\nfull_page_writes = off\nshared_buffers = 16MB\n"
                     "max_connections = 200\n")
+            if fsync:   # as installed (the benchmark): durable, 128 MB of buffers
+                f.write("shared_buffers = 128MB\n")
+            else:       # the tests kill xmppd and restart PostgreSQL, never the machine
+                f.write("fsync = off\nfull_page_writes = off\nshared_buffers = 16MB\n")
         self.start()
         self.psql("CREATE ROLE xmppd LOGIN PASSWORD '%s' CREATEDB" % PASSWORD)
 
@@ -130,11 +131,13 @@ class Cluster:
 _cluster: Cluster | None = None
 
 
-def cluster() -> Cluster:
-    """The process's cluster, started on first use (a few seconds), stopped at exit."""
+def cluster(fsync: bool = False) -> Cluster:
+    """The process's cluster, started on first use (a few seconds), stopped at exit
+    (``fsync``: PostgreSQL's default durability, for the benchmark; the tests'
+    cluster skips fsyncs)."""
     global _cluster
     if _cluster is None:
-        _cluster = Cluster()
+        _cluster = Cluster(fsync)
         atexit.register(_cluster.destroy)
     return _cluster
 
