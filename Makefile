@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= xmppd.cfg.lua
 
-.PHONY: run test install deps system-deps browser-deps check docs bench bench-micro fuzz soak deb deb-test clean distclean
+.PHONY: run test install deps system-deps browser-deps check docs bench bench-storage bench-micro fuzz soak deb deb-test clean distclean
 
 # A virtualenv with xmppd and its test dependencies, rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -136,6 +136,12 @@ docs: $(BIN)/.installed
 BENCH_ARGS ?=
 bench: $(BIN)/.installed system-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# SQLite and PostgreSQL side by side (and SQLite with an fsync per commit, PostgreSQL's
+# durability): routing, a MUC room with its archive, MAM queries over a large archive.
+# `make bench-storage BENCH_ARGS=` for the full sizes (10 million archived messages).
+bench-storage: $(BIN)/.installed system-deps
+	$(BIN)/python bench/run.py --scenarios storage --servers xmppd,xmppd_safe,xmppd_pg $(or $(BENCH_ARGS),--quick)
 
 # Parse/serialize micro-benchmark of xmppd.stream alone.
 bench-micro: $(BIN)/.installed

@@ -840,7 +840,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes and 3 s windows")
     ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--scenarios", help="comma-separated (default: all): "
+    ap.add_argument("--scenarios", help="comma-separated, or \"storage\" (msg100, muc50 and the "
+                    "MAM queries over a large archive) (default: all): "
                     + ",".join(s.name for s in scenarios("full")))
     ap.add_argument("--servers", default="xmppd,prosody,ejabberd",
                     help="comma-separated (default: xmppd,prosody,ejabberd; missing ones are skipped)")
@@ -854,6 +855,8 @@ def main(argv=None) -> int:
     all_sc = scenarios(mode)
     if args.scenarios:
         want = args.scenarios.split(",")
+        if want == ["storage"]:   # make bench-storage: what the storage backends change
+            want = ["msg100", "muc50"] + [s.name for s in all_sc if s.kind == "mam"]
         unknown = [w for w in want if w not in {s.name for s in all_sc}]
         if unknown:
             ap.error(f"unknown scenario(s): {', '.join(unknown)}")

@@ -234,3 +234,44 @@ async def test_full_disk_is_a_clear_error_and_nothing_half_written(pg_database, 
         await s.close()
         cluster.psql(f"DROP DATABASE {db} WITH (FORCE)")
         cluster.psql(f"DROP TABLESPACE {name}")
+
+
+async def test_per_store_backends_from_the_configuration(pg_database, tmp_path):
+    """Prosody's storage table: the stores it names go to PostgreSQL, the others to
+    default_storage (SQLite); delete_user and stores() see both."""
+    from xmppd.config import parse_config_text
+    from xmppd.core.server import open_configured_storage
+    from xmppd.storage.routed import RoutedStorage
+    cluster = pg.cluster()
+    cfg = parse_config_text('storage = { archive = "sql"; muc_log = "sql" }\n'
+                            'default_storage = "sqlite"\n'
+                            + cluster.sql_table(pg_database["database"]) + "\n",
+                            filename="x.cfg.lua")
+    s = await open_configured_storage(cfg, tmp_path)
+    try:
+        assert isinstance(s, RoutedStorage)
+        assert {b.kind for b in s.backends} == {"sqlite", "postgres"}
+        await s.archive(HOST, "archive").append("joe", "m", key="k1")
+        await s.map(HOST, "roster").set("joe", "a@x", {})
+        assert await s.stores() == [(HOST, "archive", "archive"), (HOST, "map", "roster")]
+        assert s.backend("archive").kind == "postgres" and s.backend("roster").kind == "sqlite"
+        # where the data really is
+        assert (await s.backend("archive").fetch("SELECT key FROM archive"))[0][0] == "k1"
+        assert (tmp_path / "xmppd.sqlite").exists()
+        assert await s.backend("roster").fetchall("SELECT key FROM archive") == []
+        await s.delete_user(HOST, "joe")
+        assert await s.stores() == []
+    finally:
+        await s.close()
+
+
+async def test_storage_sql_without_postgresql_driver_is_sqlite(tmp_path):
+    # Prosody's default sql (no table, or driver = "SQLite3"): xmppd's SQLite database
+    from xmppd.config import parse_config_text
+    from xmppd.core.server import open_configured_storage
+    for text in ('storage = "sql"\n', 'storage = "sql"\nsql = { driver = "SQLite3" }\n'):
+        s = await open_configured_storage(parse_config_text(text, filename="x.cfg.lua"), tmp_path)
+        try:
+            assert s.kind == "sqlite"
+        finally:
+            await s.close()
