@@ -236,6 +236,30 @@ async def test_with_start_end_filters(srv, pair):
         assert fin_info(fin)["first"] is None
 
 
+async def test_fulltext_search(pair):
+    """XEP-0431's field: the messages whose text contains the words (ASCII letters
+    in any case), paged and counted like any other query, with the other fields."""
+    a, b = pair
+    for body in ("Lunch at noon?", "no", "lunch & learn at 1", "see you at LUNCH", "<b>lunch</b>"):
+        await chat(b, a, body)
+    await chat(a, b, "lunch it is")
+    ft = "{urn:xmpp:fulltext:0}fulltext"
+    bodies, _, fin = await query(a, extra={ft: "lunch"})
+    assert bodies == ["Lunch at noon?", "lunch & learn at 1", "see you at LUNCH", "<b>lunch</b>",
+                      "lunch it is"]
+    assert fin_info(fin)["count"] == 5
+    bodies, _, _ = await query(a, extra={ft: "lunch & learn"})   # escaped as stored
+    assert bodies == ["lunch & learn at 1"]
+    bodies, _, _ = await query(a, extra={ft: "<b>"})
+    assert bodies == ["<b>lunch</b>"]
+    bodies, _, fin = await query(a, with_jid="bob@xmppd.test", extra={ft: "LUNCH"},
+                                 rsm={"max": "2", "before": ""})
+    assert bodies == ["<b>lunch</b>", "lunch it is"]
+    assert fin_info(fin)["count"] == 5 and fin_info(fin)["complete"] != "true"
+    bodies, _, fin = await query(a, extra={ft: "dinner"})
+    assert bodies == [] and fin_info(fin)["count"] == 0
+
+
 async def test_rsm_paging_forward_and_backward(pair):
     a, b = pair
     for i in range(7):
@@ -334,7 +358,8 @@ async def test_form_and_metadata(pair):
     a, b = pair
     form = await a.plugin["xep_0313"].get_fields()
     fields = set(form.get_fields())
-    assert {"FORM_TYPE", "with", "start", "end", "before-id", "after-id", "ids"} <= fields
+    assert {"FORM_TYPE", "with", "start", "end", "before-id", "after-id", "ids",
+            "{urn:xmpp:fulltext:0}fulltext"} <= fields
     md = await a.plugin["xep_0313"].get_archive_metadata()
     assert md.xml.find(f"{{{NS}}}metadata/{{{NS}}}start") is None
     await chat(b, a, "first")

@@ -545,3 +545,32 @@ async def test_closing_a_large_database_analyses_a_sample(tmp_path):
             assert (await cur.fetchone())[0] == sqlite_backend.ANALYSIS_LIMIT
     finally:
         await s.close()
+
+
+async def test_archive_text_search(storage):
+    """``text``: the items whose stored value contains the string, ASCII letters
+    compared case-insensitively; LIKE's wildcards are plain characters."""
+    a = storage.archive(HOST, "archive")
+    bodies = ["Hello World", "hello there", "100% sure", "a_b", "nothing", "say \"hi\"",
+              "back\\slash", "Ünïcode café"]
+    for i, b in enumerate(bodies):
+        await a.append("joe", {"xml": f"<message><body>{b}</body></message>"},
+                       with_jid="a@x" if i % 2 == 0 else "b@x", when=1000.0 + i, key=f"k{i}")
+    await a.append("raphael", {"xml": "<message><body>hello</body></message>"}, when=1.0)
+
+    async def keys(text, **kw):
+        return [it.key for it in await a.query("joe", text=text, **kw)]
+    assert await keys("hello") == ["k0", "k1"]
+    assert await keys("HELLO") == ["k0", "k1"]
+    assert await a.count("joe", text="hello") == 2
+    assert await a.count("joe", text="hello", with_jid="b@x") == 1
+    assert await keys("hello", reverse=True, limit=1) == ["k1"]
+    assert await keys("hello", after="k0") == ["k1"]
+    assert await keys("hello", start=1000.5) == ["k1"]
+    assert await keys("%") == ["k2"]
+    assert await keys("_") == ["k3"]
+    assert await keys('"hi"') == ["k5"]
+    assert await keys("\\") == ["k6"]
+    assert await keys("café") == ["k7"]
+    assert await keys("zzz") == []
+    assert await a.count("joe", text="zzz") == 0

@@ -24,6 +24,10 @@ async def test_schema_version_and_reopen(pg_database):
     try:
         await s.keyval(HOST, "accounts").set("joe", {"a": 1})
         assert (await s.fetch("SELECT version FROM xmppd_schema"))[0][0] == pg_backend.SCHEMA_VERSION
+        # full-text search has its trigram index (Debian's postgresql has pg_trgm)
+        indexes = {r[0] for r in await s.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'archive'")}
+        assert {"archive_when", "archive_with", "archive_value_trgm"} <= indexes
     finally:
         await s.close()
     s = await open_storage("postgres", **pg_database)   # a second open migrates nothing

@@ -155,7 +155,14 @@ class ArchiveStore(abc.ABC):
       :class:`ItemNotFound`;
     * results come in ascending order, or descending with ``reverse=True``;
       ``limit`` keeps the first ``limit`` items *in that order* — so "the last
-      10 items before X" is ``query(before=X, limit=10, reverse=True)``.
+      10 items before X" is ``query(before=X, limit=10, reverse=True)``;
+    * ``text`` (full-text search, MAM's ``{urn:xmpp:fulltext:0}fulltext``, as
+      Prosody's SQL storage does it) keeps the items whose stored value contains
+      that string, ASCII letters compared case-insensitively (PostgreSQL folds the
+      case of other letters too, SQLite and memory do not); the value is
+      compared in its JSON text, so an XML string is searched as written (a caller
+      searching the text of an element escapes ``&`` and ``<`` as XML does).
+      PostgreSQL answers it from a trigram index when ``pg_trgm`` is available.
     """
 
     host: str
@@ -174,11 +181,13 @@ class ArchiveStore(abc.ABC):
     async def query(self, user: str | None, *, with_jid: str | None = None,
                     start: float | None = None, end: float | None = None,
                     after: str | None = None, before: str | None = None,
-                    limit: int | None = None, reverse: bool = False) -> list[ArchiveItem]: ...
+                    limit: int | None = None, reverse: bool = False,
+                    text: str | None = None) -> list[ArchiveItem]: ...
 
     @abc.abstractmethod
     async def count(self, user: str | None, *, with_jid: str | None = None,
-                    start: float | None = None, end: float | None = None) -> int: ...
+                    start: float | None = None, end: float | None = None,
+                    text: str | None = None) -> int: ...
 
     @abc.abstractmethod
     async def get(self, user: str | None, key: str) -> ArchiveItem | None: ...
@@ -232,6 +241,27 @@ def check_limit(limit: int | None) -> int | None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ValueError("limit must be a non-negative int or None")
     return limit
+
+
+def search_pattern(text: str) -> str:
+    """A LIKE pattern (escape character ``\\``) for stored values containing
+    ``text``: the string as JSON writes it inside a value, ``%``/``_`` escaped."""
+    check_name("text", text)
+    inner = encode(text)[1:-1]
+    return "%" + inner.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def contains_text(stored: str, text: str) -> bool:
+    """What ``search_pattern`` matches, for a backend without SQL: ASCII letters
+    compared case-insensitively."""
+    return _ascii_lower(encode(text)[1:-1]) in _ascii_lower(stored)
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
+
+def _ascii_lower(s: str) -> str:
+    return s.translate(_ASCII_LOWER)
 
 
 def check_key(key: str) -> str:

@@ -44,6 +44,7 @@ from typing import Any, Awaitable, Callable, Mapping, TypeVar
 from .api import (
     ArchiveItem, ArchiveStore, ItemNotFound, KeyValStore, MapStore, Storage, StorageError,
     check_key, check_keys, check_limit, check_name, check_when, decode, encode, norm_user,
+    search_pattern,
 )
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
             UNIQUE (host, store, "user", key))""",
         'CREATE INDEX archive_when ON archive (host, store, "user", "when", id)',
         'CREATE INDEX archive_with ON archive (host, store, "user", with_jid, "when", id)',
+    ),
+    # 2: full-text search (ILIKE '%...%') from a trigram index, where the pg_trgm
+    # extension can be had (PostgreSQL's contrib, in Debian's postgresql package; a
+    # trusted extension, which the database's owner may create); without it the
+    # search still works, filtering the user's items
+    (
+        """DO $$ BEGIN
+            CREATE EXTENSION IF NOT EXISTS pg_trgm;
+            CREATE INDEX archive_value_trgm ON archive USING gin (value gin_trgm_ops);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'pg_trgm unavailable (%): full-text search without an index', SQLERRM;
+        END $$""",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -441,9 +454,12 @@ class _Archive(_Store, ArchiveStore):
         return key
 
     def _where(self, user: str | None, with_jid: str | None, start: float | None,
-               end: float | None) -> tuple[list[str], list[Any]]:
+               end: float | None, text: str | None = None) -> tuple[list[str], list[Any]]:
         where = ["host = $1", "store = $2", '"user" = $3']
         params: list[Any] = [self.host, self.store, norm_user(user)]
+        if text is not None:   # the archive_value_trgm index, where pg_trgm is there
+            params.append(search_pattern(text))
+            where.append(f"value ILIKE ${len(params)}")
         if with_jid is not None:
             params.append(with_jid)
             where.append(f"with_jid = ${len(params)}")
@@ -467,9 +483,10 @@ class _Archive(_Store, ArchiveStore):
                   start: float | None = None, end: float | None = None,
                   after_pos: tuple[float, int] | None = None,
                   before_pos: tuple[float, int] | None = None,
-                  limit: int | None = None, reverse: bool = False) -> tuple[str, list[Any]]:
+                  limit: int | None = None, reverse: bool = False,
+                  text: str | None = None) -> tuple[str, list[Any]]:
         """The SELECT behind ``query`` (public so tests can EXPLAIN it)."""
-        where, params = self._where(user, with_jid, start, end)
+        where, params = self._where(user, with_jid, start, end, text)
         if after_pos is not None:
             params.extend(after_pos)
             where.append(f'("when", id) > (${len(params) - 1}, ${len(params)})')
@@ -492,19 +509,21 @@ class _Archive(_Store, ArchiveStore):
     async def query(self, user: str | None, *, with_jid: str | None = None,
                     start: float | None = None, end: float | None = None,
                     after: str | None = None, before: str | None = None,
-                    limit: int | None = None, reverse: bool = False) -> list[ArchiveItem]:
+                    limit: int | None = None, reverse: bool = False,
+                    text: str | None = None) -> list[ArchiveItem]:
         limit = check_limit(limit)
         after_pos = await self._position(user, after) if after is not None else None
         before_pos = await self._position(user, before) if before is not None else None
         sql, params = self.query_sql(user, with_jid=with_jid, start=start, end=end,
                                      after_pos=after_pos, before_pos=before_pos,
-                                     limit=limit, reverse=reverse)
+                                     limit=limit, reverse=reverse, text=text)
         rows = await self._s.fetch(sql, *params)
         return [ArchiveItem(k, w, j, decode(v)) for k, w, j, v in rows]
 
     async def count(self, user: str | None, *, with_jid: str | None = None,
-                    start: float | None = None, end: float | None = None) -> int:
-        where, params = self._where(user, with_jid, start, end)
+                    start: float | None = None, end: float | None = None,
+                    text: str | None = None) -> int:
+        where, params = self._where(user, with_jid, start, end, text)
         rows = await self._s.fetch(
             f"SELECT count(*) FROM archive WHERE {' AND '.join(where)}", *params)
         return rows[0][0]
