@@ -279,3 +279,25 @@ async def test_storage_sql_without_postgresql_driver_is_sqlite(tmp_path):
             assert s.kind == "sqlite"
         finally:
             await s.close()
+
+
+async def test_migrates_an_older_schema(pg_database):
+    """A database left at schema version 1 (before full-text search) is brought to
+    the current version at open, its data kept."""
+    import asyncpg
+    o = pg_database
+    conn = await asyncpg.connect(database=o["database"], host=o["host"], port=o["port"],
+                                 user=o["username"], password=o["password"])
+    try:
+        assert await pg_backend.migrate(conn, target=1) == 0
+        await conn.execute('INSERT INTO archive (host, store, "user", key, "when", value) '
+                           "VALUES ('falcot.com', 'archive', 'joe', 'k', 1.0, '\"hello\"')")
+    finally:
+        await conn.close()
+    s = await open_storage("postgres", **pg_database)
+    try:
+        assert (await s.fetch("SELECT version FROM xmppd_schema"))[0][0] == pg_backend.SCHEMA_VERSION
+        a = s.archive(HOST, "archive")
+        assert [it.key for it in await a.query("joe", text="HELLO")] == ["k"]
+    finally:
+        await s.close()
