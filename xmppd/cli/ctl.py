@@ -769,7 +769,7 @@ def cmd_about(args, cfg) -> int:
     print(f"data:   {data_path(cfg)} (storage: {storage_in_force(cfg)})")
     hosts = ", ".join(h.name for h in cfg.virtual_hosts()) or "none"
     print(f"hosts:  {hosts}")
-    for lib in ("slixmpp", "aiosqlite", "cryptography", "dnspython", "scramp", "uvloop"):
+    for lib in ("slixmpp", "aiosqlite", "asyncpg", "cryptography", "dnspython", "scramp", "uvloop"):
         try:
             print(f"  {lib} {md.version(lib)}")
         except md.PackageNotFoundError:
