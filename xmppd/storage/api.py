@@ -162,7 +162,8 @@ class ArchiveStore(abc.ABC):
       case of other letters too, SQLite and memory do not); the value is
       compared in its JSON text, so an XML string is searched as written (a caller
       searching the text of an element escapes ``&`` and ``<`` as XML does).
-      PostgreSQL answers it from a trigram index when ``pg_trgm`` is available.
+      A search filters the user's items (an index range); on PostgreSQL an admin
+      may add a trigram index (the admin guide says how, and what it costs).
     """
 
     host: str

@@ -75,18 +75,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
         'CREATE INDEX archive_when ON archive (host, store, "user", "when", id)',
         'CREATE INDEX archive_with ON archive (host, store, "user", with_jid, "when", id)',
     ),
-    # 2: full-text search (ILIKE '%...%') from a trigram index, where the pg_trgm
-    # extension can be had (PostgreSQL's contrib, in Debian's postgresql package; a
-    # trusted extension, which the database's owner may create); without it the
-    # search still works, filtering the user's items
-    (
-        """DO $$ BEGIN
-            CREATE EXTENSION IF NOT EXISTS pg_trgm;
-            CREATE INDEX archive_value_trgm ON archive USING gin (value gin_trgm_ops);
-        EXCEPTION WHEN OTHERS THEN
-            RAISE NOTICE 'pg_trgm unavailable (%): full-text search without an index', SQLERRM;
-        END $$""",
-    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -457,7 +445,7 @@ class _Archive(_Store, ArchiveStore):
                end: float | None, text: str | None = None) -> tuple[list[str], list[Any]]:
         where = ["host = $1", "store = $2", '"user" = $3']
         params: list[Any] = [self.host, self.store, norm_user(user)]
-        if text is not None:   # the archive_value_trgm index, where pg_trgm is there
+        if text is not None:   # filters the user's items (or an admin's trigram index)
             params.append(search_pattern(text))
             where.append(f"value ILIKE ${len(params)}")
         if with_jid is not None:
