@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= xmppd.cfg.lua
 
-.PHONY: run test install deps system-deps browser-deps node-deps check docs bench bench-micro fuzz soak deb deb-test clean distclean
+.PHONY: run test install deps system-deps browser-deps node-deps check docs bench bench-storage bench-micro fuzz soak deb deb-test clean distclean
 
 # A virtualenv with xmppd and its test dependencies, rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -23,7 +23,8 @@ install: $(BIN)/.installed
 # source), ejabberd (a federation peer and an export source), coturn (the TURN server
 # that must accept turn_external's credentials), fail2ban and logrotate (they read and
 # rotate the daemon's log), pebble (the ACME CA the acme module gets its certificates
-# from). Installed when we are root.
+# from), postgresql (the storage = "sql" backend: the tests initdb their own cluster,
+# its binaries are all they use). Installed when we are root.
 system-deps:
 	@if ! command -v prosody >/dev/null 2>&1 && [ ! -f /etc/prosody/prosody.cfg.lua ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -76,6 +77,15 @@ system-deps:
 	    echo "note: pebble is not installed (apt-get install pebble); the ACME tests will be skipped"; \
 	  fi; \
 	fi
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "warning: could not install postgresql; the PostgreSQL storage tests will be skipped"; \
+	    systemctl stop postgresql >/dev/null 2>&1 || service postgresql stop >/dev/null 2>&1 || true; \
+	  else \
+	    echo "note: postgresql is not installed (apt-get install postgresql); the PostgreSQL storage tests will be skipped"; \
+	  fi; \
+	fi
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
@@ -126,8 +136,15 @@ run: $(BIN)/.installed
 	  --set 'c2s_ports = { $(RUN_C2S_PORT) }' --set 'c2s_direct_tls_ports = { $(RUN_TLS_PORT) }' \
 	  --set 's2s_ports = { $(RUN_S2S_PORT) }'
 
+# The end-to-end tests that run a second time with the data in PostgreSQL (storage = "sql";
+# tests/pg.py starts a throwaway cluster): messages, roster, offline, archives, PEP, MUC.
+SQL_E2E ?= tests/e2e/test_c2s.py tests/e2e/test_roster.py tests/e2e/test_offline.py \
+  tests/e2e/test_mam.py tests/e2e/test_pep.py tests/e2e/test_smacks.py \
+  tests/e2e/muc/test_basic.py tests/e2e/muc/test_persistence.py
+
 test: $(BIN)/.installed system-deps browser-deps node-deps
 	$(BIN)/pytest -q
+	XMPPD_TEST_STORAGE=sql $(BIN)/pytest -q $(SQL_E2E)
 
 check: $(BIN)/.installed
 	$(BIN)/xmppctl --config $(CONFIG) check config
@@ -143,6 +160,12 @@ docs: $(BIN)/.installed
 BENCH_ARGS ?=
 bench: $(BIN)/.installed system-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# SQLite and PostgreSQL side by side (and SQLite with an fsync per commit, PostgreSQL's
+# durability): routing, a MUC room with its archive, MAM queries over a large archive.
+# `make bench-storage BENCH_ARGS=` for the full sizes (10 million archived messages).
+bench-storage: $(BIN)/.installed system-deps
+	$(BIN)/python bench/run.py --scenarios storage --servers xmppd,xmppd_safe,xmppd_pg $(or $(BENCH_ARGS),--quick)
 
 # Parse/serialize micro-benchmark of xmppd.stream alone.
 bench-micro: $(BIN)/.installed

@@ -878,6 +878,80 @@ async def scenario_upload(target: Target, size: int = 20, *, phase: Phase = Phas
             "uploads": ups, **acc}
 
 
+MAM_FORM = ("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>"
+            "<value>urn:xmpp:mam:2</value></field>{fields}</x>")
+
+
+def mam_query(n: int, peers: int, span: float, t0: float) -> str:
+    """The n-th query of a client: in turn the last page of the whole archive, the
+    last page with one correspondent, and a page from a time on (XEP-0313 with
+    XEP-0059: 50 items), as a client opening a conversation or scrolling does."""
+    kind = n % 3
+    fields = ""
+    rsm = "<max>50</max>"
+    if kind == 0:
+        rsm += "<before/>"
+    elif kind == 1:
+        fields = f"<field var='with'><value>peer{n % peers}@example.org</value></field>"
+        rsm += "<before/>"
+    else:
+        # spread over the archive's time span, in whole seconds
+        import datetime
+        at = t0 + (n * 7919) % int(span)
+        stamp = datetime.datetime.fromtimestamp(at, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        fields = f"<field var='start'><value>{stamp}</value></field>"
+    return (f"<iq type='set' id='mam{n}'><query xmlns='urn:xmpp:mam:2' queryid='q{n}'>"
+            f"{MAM_FORM.format(fields=fields)}<set xmlns='http://jabber.org/protocol/rsm'>{rsm}"
+            "</set></query></iq>")
+
+
+async def scenario_mam(target: Target, size: int = 10, *, phase: Phase = Phase(), peers: int = 10,
+                       span: float = 1e6, t0: float = 1.7e9, **_) -> dict:
+    """Archive queries (XEP-0313): *size* clients, each with a large archive, each
+    sending one query at a time (the next when the last ``<fin/>`` came back).
+    Latency is from the query to its IQ result, the 50 messages before it included."""
+    ctx = client_ssl_context(target.cafile)
+    clients = await connect_many(target, ctx, [target.user(i) for i in range(size)], presence=False)
+    lat: list[int] = []
+    done = 0
+    recording = False
+    stop = False
+
+    async def loop(i: int, c) -> None:
+        nonlocal done
+        n = i * 1000
+        while not stop:
+            t = time.monotonic_ns()
+            c.send(mam_query(n, peers, span, t0))
+            got = await c.read_until(f"id='mam{n}'".encode(), f'id="mam{n}"'.encode(), timeout=60)
+            got = got[-300:] + await c.read_until(b"</iq>", timeout=60)
+            if b"type='error'" in got or b'type="error"' in got or b"<fin" not in got:
+                raise BenchError(f"MAM query failed: {got[-400:]!r}")
+            if recording:
+                lat.append(time.monotonic_ns() - t)
+                done += 1
+            n += 1
+            c.buf.clear()
+
+    tasks = [asyncio.create_task(loop(i, c)) for i, c in enumerate(clients)]
+    await asyncio.sleep(phase.warmup)
+    recording = True
+    w = Window(target.server_pid)
+    await asyncio.sleep(phase.duration)
+    acc = w.close()
+    recording = False
+    stop = True
+    await asyncio.gather(*tasks)
+    for c in clients:
+        c.close()
+    if not done:
+        raise BenchError("no query was answered in the measured window")
+    lat.sort()
+    return {"queries_per_s": done / acc["wall_s"], "queries": done,
+            "p50_query_ms": percentile(lat, 0.5) / 1e6, "p99_query_ms": percentile(lat, 0.99) / 1e6,
+            **acc}
+
+
 SCENARIOS = {
     "login": scenario_login,
     "msg": scenario_msg,
@@ -886,6 +960,7 @@ SCENARIOS = {
     "roster": scenario_roster,
     "idle_mem": scenario_idle_mem,
     "upload": scenario_upload,
+    "mam": scenario_mam,
 }
 
 

@@ -45,6 +45,8 @@ PASSWORD = "secret"
 ITERATIONS = 10000            # both servers' default for new accounts
 SERVER_CPU = "0"
 CLIENT_CPU = 1
+MAM_T0 = 1_700_000_000.0     # the seeded archives' first message
+MAM_SPAN = 1_000_000.0       # and the seconds they cover
 
 
 # ------------------------------------------------------------------ scenarios
@@ -60,6 +62,7 @@ class Scenario:
     archive: bool = False         # message archiving (MAM) on: every message is written to storage
     websocket: bool = False       # the clients use XMPP over WebSocket (RFC 7395, wss://)
     upload: bool = False          # an HTTP File Upload component (XEP-0363) at UPLOAD
+    seed_archive: int = 0         # items archived beforehand per user (xmppd only: its storage)
 
 
 MSG_METRICS = [("msgs_per_s", "messages routed/s", True),
@@ -107,6 +110,19 @@ def scenarios(mode: str) -> list[Scenario]:
                                                 ("changed_p50_ms", "fetch after a change p50 ms", False)], 1,
                  {"fetches": 10 if tiny else 200}, needs="roster"),
     ]
+    # MAM queries (last page, last page with one correspondent, a page from a date)
+    # over a large archive: 10 users with 1,000,000 archived messages each (10 million
+    # rows; --quick: 100,000 each): the storage backends' indexes, xmppd only
+    mam_users = 10
+    per_user = 1000 if tiny else (1_000_000 if full else 100_000)
+    rows = mam_users * per_user
+    out.append(Scenario(f"mam{rows // 1_000_000}M" if rows >= 1_000_000 else f"mam{rows // 1000}k",
+                        "mam", mam_users,
+                        [("queries_per_s", "MAM queries/s", True),
+                         ("p50_query_ms", "MAM query p50 ms", False),
+                         ("p99_query_ms", "MAM query p99 ms", False)],
+                        mam_users, {"peers": 10, "span": MAM_SPAN, "t0": MAM_T0}, needs="mam",
+                        archive=True, seed_archive=per_user))
     for n in idle:
         out.append(Scenario(f"idle_mem{n}", "idle_mem", n, [("kib_per_conn", "KiB per idle connection", False)], n,
                             {"settle": 0.2 if tiny else 1.0}))
@@ -263,7 +279,7 @@ class Xmppd(Server):
             c2s_ports = {{ {self.port} }}
             data_path = "{d}/data"
             pidfile = "{d}/xmppd.pid"
-            storage = "sqlite"
+            {self.storage_config()}
             sqlite_tune = "{self.sqlite_tune}"
             control_socket = false
             log = {{ warn = "{d}/xmppd.log" }}
@@ -284,18 +300,110 @@ class Xmppd(Server):
                                      preexec_fn=_raise_nofile_child)
         wait_port(self.port, self.proc, what="xmppd")
 
-    async def _seed(self, users: int) -> None:
-        """Accounts through the storage API (one PBKDF2 for all: same password and salt)."""
-        from xmppd.core.credentials import make_credentials
+    seed_archive = 0
+
+    def storage_config(self) -> str:
+        return 'storage = "sqlite"'
+
+    async def open_storage(self):
         from xmppd.storage import open_storage
+        return await open_storage("sqlite", path=str(self.dir / "data" / "xmppd.sqlite"))
+
+    async def _seed(self, users: int) -> None:
+        """Accounts through the storage API (one PBKDF2 for all: same password and salt);
+        with ``seed_archive``, that many archived messages for each of the users."""
+        from xmppd.core.credentials import make_credentials
         creds = make_credentials(PASSWORD, ITERATIONS)
-        st = await open_storage("sqlite", path=str(self.dir / "data" / "xmppd.sqlite"))
+        st = await self.open_storage()
         try:
             kv = st.keyval(DOMAIN, "accounts")
             for i in range(users):
                 await kv.set(f"u{i}", creds)
+            if self.seed_archive:
+                t0 = time.monotonic()
+                for i in range(users):
+                    await self.seed_user_archive(st, f"u{i}", self.seed_archive)
+                await self.seeded(st)
+                print(f"    seeded {users} x {self.seed_archive:,} archived messages in "
+                      f"{time.monotonic() - t0:.0f} s ({self.name})", file=sys.stderr, flush=True)
         finally:
             await st.close()
+
+    async def seeded(self, st) -> None:
+        pass
+
+    @staticmethod
+    def archived(i: int) -> str:
+        return json.dumps(f"<message xmlns='jabber:client' type='chat'><body>{BODY_SEED} {i}"
+                          "</body></message>")
+
+    async def seed_user_archive(self, st, user: str, n: int) -> None:
+        step = MAM_SPAN / n
+        chunk = 50_000
+        for lo in range(0, n, chunk):
+            rows = [(DOMAIN, "archive", user, f"{user}-{i}", MAM_T0 + i * step,
+                     f"peer{i % 10}@example.org", self.archived(i)) for i in range(lo, min(n, lo + chunk))]
+
+            async def load(conn, rows=rows):
+                await conn.executemany(
+                    'INSERT INTO archive (host, store, "user", key, "when", with_jid, value) '
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            await st.transaction(load)
+
+
+BODY_SEED = "Art thou not Romeo, and a Montague?"
+
+
+class XmppdPostgres(Xmppd):
+    """xmppd with ``storage = "sql"``: PostgreSQL (Debian's, a cluster of its own made
+    with initdb, fsync on, pinned to the server's CPU with xmppd): the storage
+    comparison (``make bench-storage``)."""
+    name = "xmppd_pg"
+    _cluster = None
+
+    @classmethod
+    def available(cls):
+        from tests import pg
+        return None if pg.available() else "PostgreSQL is not installed (apt-get install postgresql)"
+
+    @classmethod
+    def cluster(cls, pin: bool):
+        if cls._cluster is None:
+            from tests import pg
+            cls._cluster = pg.cluster(fsync=True)
+            if pin:   # the postmaster's CPU is inherited by every backend it forks
+                pid = int((cls._cluster.data / "postmaster.pid").read_text().split()[0])
+                os.sched_setaffinity(pid, {int(SERVER_CPU)})
+        return cls._cluster
+
+    def storage_config(self) -> str:
+        c = self.cluster(self.pin)
+        if not getattr(self, "database", None):
+            self.database = c.new_database()["database"]
+        return 'storage = "sql"\n' + c.sql_table(self.database)
+
+    async def open_storage(self):
+        from xmppd.storage import open_storage
+        self.storage_config()
+        return await open_storage("postgres", **self.cluster(self.pin).options(self.database))
+
+    async def seed_user_archive(self, st, user: str, n: int) -> None:
+        body = json.dumps("<message xmlns='jabber:client' type='chat'><body>" + BODY_SEED + " ")[:-1]
+        await st.execute(
+            'INSERT INTO archive (host, store, "user", key, "when", with_jid, value) '
+            "SELECT $1, 'archive', $2, $2 || '-' || i, $3 + i * $4, "
+            "'peer' || (i % 10) || '@example.org', $5 || i || '</body></message>\"' "
+            "FROM generate_series(0, $6 - 1) i", DOMAIN, user, MAM_T0, MAM_SPAN / n, body, n)
+
+    async def seeded(self, st) -> None:
+        await st.execute("VACUUM ANALYZE archive")   # what autovacuum does after a bulk load
+
+    def stop(self) -> None:
+        super().stop()
+        db = getattr(self, "database", None)
+        if db and self._cluster is not None:
+            self._cluster.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            self.database = None
 
 
 class Prosody(Server):
@@ -574,7 +682,8 @@ class XmppdSafe(Xmppd):
     sqlite_tune = "safe"
 
 
-SERVERS = {"xmppd": Xmppd, "prosody": Prosody, "ejabberd": Ejabberd, "xmppd_safe": XmppdSafe}
+SERVERS = {"xmppd": Xmppd, "prosody": Prosody, "ejabberd": Ejabberd, "xmppd_safe": XmppdSafe,
+           "xmppd_pg": XmppdPostgres}
 
 
 def stop_system_prosody() -> None:
@@ -651,6 +760,10 @@ def run_one(server_cls, sc: Scenario, mode: str, certs: dict, base: Path, pin: b
     if not srv.has(sc.needs):
         return {"skipped": f"{sc.needs} module not available in {srv.name}"}
     try:
+        if sc.seed_archive and not isinstance(srv, Xmppd):
+            return {"skipped": "a seeded archive is written through xmppd's storage"}
+        if sc.seed_archive:
+            srv.seed_archive = sc.seed_archive
         srv.start(sc.users, archive=sc.archive, websocket=sc.websocket, upload=sc.upload)
         kw = dict(sc.kw, phase=phase_for(mode))
         p = procs if sc.kind in ("login", "msg", "msg_after_logins") else 1
@@ -688,7 +801,8 @@ def summarise(values: list[float]) -> dict:
 
 def table(results: dict, servers: list[str], scs: list[Scenario]) -> str:
     head = ["scenario"] + [f"{s} median (min–max)" for s in servers]
-    ratios = [(s, label) for s, label in (("prosody", "Prosody"), ("ejabberd", "ejabberd"))
+    ratios = [(s, label) for s, label in (("prosody", "Prosody"), ("ejabberd", "ejabberd"),
+                                          ("xmppd_pg", "xmppd_pg"))
               if "xmppd" in servers and s in servers]
     head += [f"xmppd/{label}" for _s, label in ratios]
     head.append("loadgen CPU% max")
@@ -732,7 +846,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes and 3 s windows")
     ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--scenarios", help="comma-separated (default: all): "
+    ap.add_argument("--scenarios", help="comma-separated, or \"storage\" (msg100, muc50 and the "
+                    "MAM queries over a large archive) (default: all): "
                     + ",".join(s.name for s in scenarios("full")))
     ap.add_argument("--servers", default="xmppd,prosody,ejabberd",
                     help="comma-separated (default: xmppd,prosody,ejabberd; missing ones are skipped)")
@@ -746,6 +861,8 @@ def main(argv=None) -> int:
     all_sc = scenarios(mode)
     if args.scenarios:
         want = args.scenarios.split(",")
+        if want == ["storage"]:   # make bench-storage: what the storage backends change
+            want = ["msg100", "muc50"] + [s.name for s in all_sc if s.kind == "mam"]
         unknown = [w for w in want if w not in {s.name for s in all_sc}]
         if unknown:
             ap.error(f"unknown scenario(s): {', '.join(unknown)}")

@@ -15,3 +15,14 @@ def pytest_runtest_makereport(item, call):
     if rep.skipped and os.environ.get("XMPPD_REQUIRE_EXTERNAL") and item.get_closest_marker("external"):
         rep.outcome = "failed"
         rep.longrepr = f"{item.nodeid}: a test that needs an external program was skipped in CI: {rep.longrepr}"
+
+
+@pytest.fixture
+def pg_database():
+    """A fresh database on the test suite's PostgreSQL (tests/pg.py): the options
+    of ``open_storage("postgres", **options)``. Mark the test
+    ``pytest.mark.external("postgres")``: it is skipped without PostgreSQL."""
+    from tests import pg
+    if not pg.available():
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    return pg.cluster().new_database()

@@ -189,7 +189,7 @@ def test_repository_config_serves_localhost():
 def test_unknown_storage_driver_is_a_clear_error(tmp_path, cert_files):
     cfg = write_tree(tmp_path, cert_files, extra='storage = "mongodb"\n')
     assert start_fails(cfg) == ("xmppd: cannot start: unknown storage driver 'mongodb' "
-                                f"(storage at {cfg}:8:1)")
+                                f"(xmppd has sqlite, internal, sql, memory) (storage at {cfg}:8:1)")
 
 
 def start_fails(cfg) -> str:

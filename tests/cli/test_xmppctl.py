@@ -229,14 +229,29 @@ def test_check_config_type_error_is_an_error(tmp_path, cert_files):
     assert f"error: {cfg}:8:1: c2s_ports: expected a port number" in r.stdout
 
 
-def test_check_config_says_sql_storage_is_not_used(tmp_path, cert_files):
+def test_check_config_sql_storage(tmp_path, cert_files):
+    # PostgreSQL: used, nothing to say (check config does not connect to it)
     cfg = write_tree(tmp_path, cert_files, extra='storage = "sql"\n'
                      'sql = { driver = "PostgreSQL", database = "prosody" }\n')
     r = run_ctl("--config", str(cfg), "check", "config")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (f"warning: {cfg}:8:1: storage names \"sql\": xmppd keeps all data in its own SQLite "
-            f"database (data_path/xmppd.sqlite); the SQL database of the sql option "
-            f"(sql.driver = 'PostgreSQL', database 'prosody') is not used") in r.stdout
+    assert "warning: " + str(cfg) + ":8:1: storage" not in r.stdout
+    assert "storage: postgresql database 'prosody' on local socket" in r.stdout
+    # Prosody's SQLite3 driver: xmppd's own SQLite database, not Prosody's file
+    cfg = write_tree(tmp_path, cert_files, extra='storage = "sql"\n'
+                     'sql = { driver = "SQLite3", database = "prosody.sqlite" }\n')
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (f"warning: {cfg}:8:1: storage names \"sql\" with SQLite (sql.driver = 'SQLite3'): "
+            "xmppd keeps that data in its own SQLite database (data_path/xmppd.sqlite), "
+            "not in the file of the sql option") in r.stdout
+    # a driver xmppd does not have: an error at the sql option
+    cfg = write_tree(tmp_path, cert_files, extra='storage = "sql"\n'
+                     'sql = { driver = "MySQL", database = "prosody" }\n')
+    r = run_ctl("--config", str(cfg), "check", "config")
+    assert r.returncode == 1
+    assert (f"error: {cfg}:9:1: sql: driver 'MySQL' is not supported (xmppd has PostgreSQL "
+            "and SQLite3)") in r.stdout
 
 
 def test_check_config_unknown_storage_backend_is_an_error(tmp_path, cert_files):

@@ -6,6 +6,7 @@ trustme CA; clients are real libraries (slixmpp, aioxmpp) that verify them.
 from __future__ import annotations
 
 import asyncio
+import os
 import textwrap
 
 import pytest
@@ -60,7 +61,40 @@ class RunningServer:
         return jid
 
 
-def make_config(tmp_path, certs, extra: str = "", host_extra: str = "") -> str:
+# XMPPD_TEST_STORAGE=sql: the servers keep their data in PostgreSQL (tests/pg.py),
+# one database per test directory (a test that restarts its server finds its data);
+# `make test` runs a representative subset once more so
+STORAGE = os.environ.get("XMPPD_TEST_STORAGE", "sqlite")
+_pg_databases: dict[str, str] = {}
+
+
+def storage_config(tmp_path, storage: str | None = None) -> str:
+    if (storage or STORAGE) != "sql":
+        return 'storage = "sqlite"'
+    from tests import pg
+    if not pg.available():
+        why = "XMPPD_TEST_STORAGE=sql needs PostgreSQL (apt-get install postgresql)"
+        if os.environ.get("XMPPD_REQUIRE_EXTERNAL"):
+            pytest.fail(why)
+        pytest.skip(why)
+    db = _pg_databases.get(str(tmp_path))
+    if db is None:
+        db = _pg_databases[str(tmp_path)] = pg.cluster().new_database()["database"]
+    return 'storage = "sql"\n        ' + pg.cluster().sql_table(db)
+
+
+async def open_test_storage(tmp_path):
+    """The storage a server started in ``tmp_path`` keeps its data in (for a test
+    that looks at it while the server is stopped)."""
+    from xmppd.storage import open_storage
+    if str(tmp_path) in _pg_databases:
+        from tests import pg
+        return await open_storage("postgres", **pg.cluster().options(_pg_databases[str(tmp_path)]))
+    return await open_storage("sqlite", path=str(tmp_path / "data" / "xmppd.sqlite"))
+
+
+def make_config(tmp_path, certs, extra: str = "", host_extra: str = "",
+                storage: str | None = None) -> str:
     text = textwrap.dedent(f"""
         admins = {{ "admin@{DOMAIN}" }}
         interfaces = {{ "127.0.0.1" }}
@@ -69,7 +103,7 @@ def make_config(tmp_path, certs, extra: str = "", host_extra: str = "") -> str:
         s2s_ports = {{ 0 }}
         data_path = "{tmp_path}/data"
         control_socket = false
-        storage = "sqlite"
+        {storage_config(tmp_path, storage)}
         modules_enabled = {{ "disco", "ping", "version", "time" }}
         -- Prosody's default read rate (10kb/s) would make the bulk tests slow (a
         -- 300 kB stanza takes 30 s); test_limits.py tests the limits themselves
@@ -95,8 +129,10 @@ async def xmppd(tmp_path, certs, request):
         await srv.server.stop()
 
 
-async def start_server(tmp_path, certs, extra: str = "", host_extra: str = "") -> RunningServer:
-    text = make_config(tmp_path, certs, extra, host_extra)
+async def start_server(tmp_path, certs, extra: str = "", host_extra: str = "",
+                       storage: str | None = None) -> RunningServer:
+    """``storage="sql"``: in PostgreSQL whatever XMPPD_TEST_STORAGE says."""
+    text = make_config(tmp_path, certs, extra, host_extra, storage)
     path = tmp_path / "xmppd.cfg.lua"
     path.write_text(text)
     cfg = parse_config_text(text, filename=str(path), base_dir=str(tmp_path))

@@ -16,7 +16,7 @@ from xmppd.modules.mam.retention import parse_expiry
 from xmppd.xmpp.time import parse_stamp, utc_stamp_ms as stamp
 
 from .clients import logged_in, slix_close
-from .conftest import start_server
+from .conftest import STORAGE, start_server
 
 PLUGINS = ("xep_0030", "xep_0313", "xep_0280", "xep_0359")
 NS = "urn:xmpp:mam:2"
@@ -236,6 +236,30 @@ async def test_with_start_end_filters(srv, pair):
         assert fin_info(fin)["first"] is None
 
 
+async def test_fulltext_search(pair):
+    """XEP-0431's field: the messages whose text contains the words (ASCII letters
+    in any case), paged and counted like any other query, with the other fields."""
+    a, b = pair
+    for body in ("Lunch at noon?", "no", "lunch & learn at 1", "see you at LUNCH", "<b>lunch</b>"):
+        await chat(b, a, body)
+    await chat(a, b, "lunch it is")
+    ft = "{urn:xmpp:fulltext:0}fulltext"
+    bodies, _, fin = await query(a, extra={ft: "lunch"})
+    assert bodies == ["Lunch at noon?", "lunch & learn at 1", "see you at LUNCH", "<b>lunch</b>",
+                      "lunch it is"]
+    assert fin_info(fin)["count"] == 5
+    bodies, _, _ = await query(a, extra={ft: "lunch & learn"})   # escaped as stored
+    assert bodies == ["lunch & learn at 1"]
+    bodies, _, _ = await query(a, extra={ft: "<b>"})
+    assert bodies == ["<b>lunch</b>"]
+    bodies, _, fin = await query(a, with_jid="bob@xmppd.test", extra={ft: "LUNCH"},
+                                 rsm={"max": "2", "before": ""})
+    assert bodies == ["<b>lunch</b>", "lunch it is"]
+    assert fin_info(fin)["count"] == 5 and fin_info(fin)["complete"] != "true"
+    bodies, _, fin = await query(a, extra={ft: "dinner"})
+    assert bodies == [] and fin_info(fin)["count"] == 0
+
+
 async def test_rsm_paging_forward_and_backward(pair):
     a, b = pair
     for i in range(7):
@@ -334,7 +358,8 @@ async def test_form_and_metadata(pair):
     a, b = pair
     form = await a.plugin["xep_0313"].get_fields()
     fields = set(form.get_fields())
-    assert {"FORM_TYPE", "with", "start", "end", "before-id", "after-id", "ids"} <= fields
+    assert {"FORM_TYPE", "with", "start", "end", "before-id", "after-id", "ids",
+            "{urn:xmpp:fulltext:0}fulltext"} <= fields
     md = await a.plugin["xep_0313"].get_archive_metadata()
     assert md.xml.find(f"{{{NS}}}metadata/{{{NS}}}start") is None
     await chat(b, a, "first")
@@ -487,6 +512,8 @@ def test_option_and_stamp_parsing():
 BIG = 200_000
 
 
+@pytest.mark.skipif(STORAGE != "sqlite", reason="SQLite's query plans (PostgreSQL's: "
+                    "tests/unit/test_storage_postgres.py)")
 async def test_large_archive_uses_the_index(srv):
     """200,000 items for one user, written in one transaction: the with/start paged
     query is an index range scan (no table scan, no sort) and pages are right."""

@@ -326,7 +326,7 @@ async def test_query_form_and_metadata():
         reply = await alice.iq("get", f"<query xmlns='{ns.MAM}'/>")
         x = reply.find(f"{{{ns.MAM}}}query/{{{ns.DATA}}}x")
         assert {f.get("var") for f in x} == {"FORM_TYPE", "with", "start", "end", "before-id",
-                                             "after-id", "ids"}
+                                             "after-id", "ids", "{urn:xmpp:fulltext:0}fulltext"}
 
 
 async def test_an_archived_chat_comes_back_through_a_query():

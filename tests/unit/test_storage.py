@@ -1,4 +1,4 @@
-"""The storage API, run against every backend (memory and SQLite)."""
+"""The storage API, run against every backend (memory, SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,10 +16,15 @@ HOST = "falcot.com"
 OTHER = "debian.org"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+POSTGRES = pytest.param("postgres", marks=pytest.mark.external("postgres"))
+
+
+@pytest.fixture(params=["memory", "sqlite", POSTGRES])
 async def storage(request, tmp_path):
     if request.param == "memory":
         s = await open_storage("memory")
+    elif request.param == "postgres":
+        s = await open_storage("postgres", **request.getfixturevalue("pg_database"))
     else:
         s = await open_storage("sqlite", path=tmp_path / "var" / "xmppd.sqlite")
     assert s.kind == request.param
@@ -347,6 +352,27 @@ async def test_delete_user(storage):
     await storage.delete_user(HOST, "nobody")  # no error
 
 
+async def test_enumeration(storage):
+    assert await storage.stores() == []
+    await storage.keyval(HOST, "accounts").set("joe", 1)
+    await storage.keyval(HOST, "accounts").set("", 2)
+    await storage.keyval(OTHER, "vcard").set("joe", 1)
+    await storage.map(HOST, "roster").set("raphael", "joe@x", {})
+    await storage.map(HOST, "roster").set_many("joe", {"a": 1, "b": 2})
+    a = storage.archive(HOST, "archive")
+    for user in ("zoe", "joe", "é", "joe", ""):
+        await a.append(user, {"x": 1})
+    await storage.archive(OTHER, "muc_log").append("room", "m")
+    assert await storage.stores() == [
+        (OTHER, "archive", "muc_log"), (OTHER, "keyval", "vcard"),
+        (HOST, "archive", "archive"), (HOST, "keyval", "accounts"), (HOST, "map", "roster")]
+    assert await a.users() == ["", "joe", "zoe", "é"]
+    assert await storage.map(HOST, "roster").users() == ["joe", "raphael"]
+    assert await storage.archive(HOST, "muc_log").users() == []
+    await a.delete("zoe")
+    assert await a.users() == ["", "joe", "é"]
+
+
 async def test_closed_storage_refuses(storage):
     await storage.close()
     with pytest.raises(StorageError):
@@ -356,7 +382,7 @@ async def test_closed_storage_refuses(storage):
 
 async def test_open_storage_errors(tmp_path):
     with pytest.raises(StorageError, match="unknown storage kind"):
-        await open_storage("postgres")
+        await open_storage("oracle")
     with pytest.raises(StorageError, match="path"):
         await open_storage("sqlite")
     with pytest.raises(StorageError, match="bogus"):
@@ -519,3 +545,32 @@ async def test_closing_a_large_database_analyses_a_sample(tmp_path):
             assert (await cur.fetchone())[0] == sqlite_backend.ANALYSIS_LIMIT
     finally:
         await s.close()
+
+
+async def test_archive_text_search(storage):
+    """``text``: the items whose stored value contains the string, ASCII letters
+    compared case-insensitively; LIKE's wildcards are plain characters."""
+    a = storage.archive(HOST, "archive")
+    bodies = ["Hello World", "hello there", "100% sure", "a_b", "nothing", "say \"hi\"",
+              "back\\slash", "Ünïcode café"]
+    for i, b in enumerate(bodies):
+        await a.append("joe", {"xml": f"<message><body>{b}</body></message>"},
+                       with_jid="a@x" if i % 2 == 0 else "b@x", when=1000.0 + i, key=f"k{i}")
+    await a.append("raphael", {"xml": "<message><body>hello</body></message>"}, when=1.0)
+
+    async def keys(text, **kw):
+        return [it.key for it in await a.query("joe", text=text, **kw)]
+    assert await keys("hello") == ["k0", "k1"]
+    assert await keys("HELLO") == ["k0", "k1"]
+    assert await a.count("joe", text="hello") == 2
+    assert await a.count("joe", text="hello", with_jid="b@x") == 1
+    assert await keys("hello", reverse=True, limit=1) == ["k1"]
+    assert await keys("hello", after="k0") == ["k1"]
+    assert await keys("hello", start=1000.5) == ["k1"]
+    assert await keys("%") == ["k2"]
+    assert await keys("_") == ["k3"]
+    assert await keys('"hi"') == ["k5"]
+    assert await keys("\\") == ["k6"]
+    assert await keys("café") == ["k7"]
+    assert await keys("zzz") == []
+    assert await a.count("joe", text="zzz") == 0

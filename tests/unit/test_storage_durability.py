@@ -1,4 +1,5 @@
-"""An acknowledged write survives ``kill -9`` of the server process (SQLite, WAL, NORMAL).
+"""An acknowledged write survives ``kill -9`` of the server process (SQLite in WAL
+mode with synchronous=NORMAL; PostgreSQL).
 
 A child process writes through the storage API and prints ``ok <kind> <i>`` after
 each awaited write, exactly as the server acknowledges a stanza after awaiting its
@@ -8,6 +9,7 @@ the child acknowledged to be there.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -20,7 +22,7 @@ from xmppd.storage import open_storage
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
-import asyncio, sys
+import asyncio, json, sys
 from xmppd.storage import open_storage
 
 async def writer(storage, kind, n):
@@ -38,7 +40,7 @@ async def writer(storage, kind, n):
         sys.stdout.flush()
 
 async def main():
-    storage = await open_storage("sqlite", path=sys.argv[1])
+    storage = await open_storage(sys.argv[1], **json.loads(sys.argv[2]))
     sys.stdout.write("ready\n"); sys.stdout.flush()
     await asyncio.gather(*(writer(storage, k, 1_000_000) for k in ("kv", "map", "arc")))
 
@@ -47,10 +49,15 @@ asyncio.run(main())
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
-async def test_acknowledged_writes_survive_kill_9(tmp_path):
-    path = tmp_path / "var" / "xmppd.sqlite"
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres",
+                                                         marks=pytest.mark.external("postgres"))])
+async def test_acknowledged_writes_survive_kill_9(tmp_path, kind, request):
+    if kind == "sqlite":
+        options = {"path": str(tmp_path / "var" / "xmppd.sqlite")}
+    else:
+        options = request.getfixturevalue("pg_database")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, str(path), cwd=ROOT,
+        sys.executable, "-c", CHILD, kind, json.dumps(options), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     acked: dict[str, set[int]] = {"kv": set(), "map": set(), "arc": set()}
     try:
@@ -77,7 +84,7 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert all(acked.values()), acked
 
-    storage = await open_storage("sqlite", path=path)
+    storage = await open_storage(kind, **options)
     try:
         kv = storage.keyval("falcot.com", "accounts")
         users = set(await kv.users())

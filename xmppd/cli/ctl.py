@@ -628,11 +628,32 @@ DURABILITY["default"] = DURABILITY["safe"]   # Prosody's name for SQLite's own F
 def storage_in_force(cfg) -> str:
     """The storage and the durability it promises (sqlite_tune)."""
     from ..config.options import CORE_OPTIONS, lookup
-    driver = cfg.get("storage", default="sqlite")
-    if driver == "memory":
-        return "memory (nothing survives a restart)"
-    tune = lookup(cfg, next(o for o in CORE_OPTIONS if o.name == "sqlite_tune"))
-    return f"sqlite {data_path(cfg) / 'xmppd.sqlite'} (sqlite_tune = {tune}: {DURABILITY[tune]})"
+    from ..core.storage_setup import StorageConfigError, postgres_options, routes
+    try:
+        default, per_store = routes(cfg)
+    except StorageConfigError as exc:
+        return str(exc)
+
+    def describe(kind: str) -> str:
+        if kind == "memory":
+            return "memory (nothing survives a restart)"
+        if kind == "postgres":
+            try:
+                o = postgres_options(cfg)
+            except StorageConfigError as exc:
+                return str(exc)
+            where = o.get("host") or "local socket"
+            where += f":{o['port']}" if o.get("port") else ""
+            return (f"postgresql database {o['database']!r} on {where} (every write is "
+                    "committed before it is acknowledged: synchronous_commit)")
+        tune = lookup(cfg, next(o for o in CORE_OPTIONS if o.name == "sqlite_tune"))
+        return f"sqlite {data_path(cfg) / 'xmppd.sqlite'} (sqlite_tune = {tune}: {DURABILITY[tune]})"
+
+    text = describe(default)
+    for store, kind in sorted(per_store.items()):
+        if kind != default:
+            text += f"; {store}: {describe(kind)}"
+    return text
 
 
 def limits_in_force(cfg) -> list[str]:
@@ -745,10 +766,10 @@ def cmd_about(args, cfg) -> int:
     print(f"xmppd {__version__}")
     print(f"Python {platform.python_version()} on {platform.system()} {platform.release()}")
     print(f"config: {cfg.path}")
-    print(f"data:   {data_path(cfg)} (storage: {cfg.get('storage', default='sqlite')})")
+    print(f"data:   {data_path(cfg)} (storage: {storage_in_force(cfg)})")
     hosts = ", ".join(h.name for h in cfg.virtual_hosts()) or "none"
     print(f"hosts:  {hosts}")
-    for lib in ("slixmpp", "aiosqlite", "cryptography", "dnspython", "scramp", "uvloop"):
+    for lib in ("slixmpp", "aiosqlite", "asyncpg", "cryptography", "dnspython", "scramp", "uvloop"):
         try:
             print(f"  {lib} {md.version(lib)}")
         except md.PackageNotFoundError:
@@ -849,6 +870,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .import_prosody import register as register_import
     from .xep227 import register as register_xep227
     register_xep227(sub, common, add, register_import(sub, common, add))
+    from .storage_migrate import register as register_storage
+    register_storage(sub, common, add)
     add("reload", cmd_reload, "apply the configuration files to the running xmppd (hosts, "
         "modules, options; what needs a restart is said) and reload the certificates")
     register_feature_commands(sub, common)

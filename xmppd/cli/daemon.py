@@ -73,10 +73,12 @@ STORAGE_DRIVERS = ("sqlite", "internal", "sql", "memory")
 
 
 def _storage_diagnostics(cfg, warnings: list, errors: list[str]) -> None:
-    """Prosody's ``storage = "sql"`` (or a per-store table naming it) is accepted, but
-    xmppd keeps every store in its own SQLite database: say so, with what the ``sql``
-    table asked for, so nobody expects their PostgreSQL or Prosody SQLite data to be read."""
+    """Every backend ``storage``/``default_storage`` names must be one xmppd has, and
+    ``sql`` must name a driver it has (PostgreSQL, or SQLite3: xmppd's own database,
+    which is said, so nobody expects their Prosody SQLite file to be read)."""
     from ..config import ConfigWarning
+    from ..core.storage_setup import SQL_DRIVERS
+    uses_sql = None
     for name in ("storage", "default_storage"):
         where = cfg.where(name)
         if where is None:
@@ -87,16 +89,27 @@ def _storage_diagnostics(cfg, warnings: list, errors: list[str]) -> None:
             if d not in STORAGE_DRIVERS:
                 errors.append(f"{where.file}:{where.line}:{where.col}: {name}: unknown storage "
                               f"backend {d!r} (xmppd has {', '.join(STORAGE_DRIVERS)})")
-        if "sql" in drivers:
-            sql = cfg.get("sql")
-            what = ""
-            if isinstance(sql, dict) and sql.get("driver"):
-                what = f" (sql.driver = {sql.get('driver')!r}"
-                what += f", database {sql['database']!r})" if sql.get("database") else ")"
-            warnings.append(ConfigWarning(
-                where.file, where.line, where.col,
-                f"{name} names \"sql\": xmppd keeps all data in its own SQLite database "
-                f"(data_path/xmppd.sqlite); the SQL database of the sql option{what} is not used"))
+        if "sql" in drivers and uses_sql is None:
+            uses_sql = (name, where)
+    if uses_sql is None:
+        return
+    name, where = uses_sql
+    sql = cfg.get("sql")
+    sql_where = cfg.where("sql") or where
+    driver = str(sql.get("driver") or "") if isinstance(sql, dict) else ""
+    kind = SQL_DRIVERS.get(driver.lower()) if driver else "sqlite"
+    if kind is None:
+        errors.append(f"{sql_where.file}:{sql_where.line}:{sql_where.col}: sql: driver "
+                      f"{driver!r} is not supported (xmppd has PostgreSQL and SQLite3)")
+    elif kind == "sqlite":
+        what = f" (sql.driver = {driver!r})" if driver else ""
+        warnings.append(ConfigWarning(
+            where.file, where.line, where.col,
+            f"{name} names \"sql\" with SQLite{what}: xmppd keeps that data in its own "
+            "SQLite database (data_path/xmppd.sqlite), not in the file of the sql option"))
+    elif not sql.get("database"):
+        errors.append(f"{sql_where.file}:{sql_where.line}:{sql_where.col}: sql: PostgreSQL "
+                      "needs a database (sql = { driver = \"PostgreSQL\"; database = \"xmppd\"; ... })")
 
 
 def _writable(path: str) -> str | None:

@@ -341,9 +341,14 @@ CORE_OPTIONS: list[Option] = [
        "restart (certbot renewed them); 0: only on xmppctl reload or SIGHUP", min=0),
     _o("data_path", "path", "var", "global", "where data lives (the SQLite database), relative "
        "to the main configuration file; /var/lib/xmppd when that file is under /etc"),
-    _o("storage", "any", "sqlite", "both", "storage backend: \"sqlite\" (default) or "
-       "\"memory\"; Prosody's per-store table { roster = \"sql\" } is accepted"),
-    _o("sql", "table", None, "both", "SQL backend settings: driver, database, ..."),
+    _o("storage", "any", "sqlite", "both", "storage backend: \"sqlite\" (default; Prosody's "
+       "\"internal\" means the same), \"sql\" (the database of the sql option: PostgreSQL) or "
+       "\"memory\"; or Prosody's per-store table { archive = \"sql\"; muc_log = \"sql\" }, the "
+       "other stores going to default_storage"),
+    _o("sql", "table", None, "both", "the SQL database of storage = \"sql\", with Prosody's keys: "
+       "{ driver = \"PostgreSQL\"; database = \"xmppd\"; host = \"localhost\"; port = 5432; "
+       "username = \"xmppd\"; password = \"...\" } (host may be the directory of a Unix socket; "
+       "driver = \"SQLite3\" means xmppd's own SQLite database)"),
     _o("sqlite_tune", "string", "normal", "global", "SQLite durability, with Prosody's names: "
        "\"normal\" (WAL, synchronous=NORMAL: an acknowledged write survives a crash of xmppd, "
        "not of the machine), \"safe\" (synchronous=FULL: an fsync per commit, survives power "
@@ -381,7 +386,8 @@ CORE_OPTIONS: list[Option] = [
     _o("enabled", "boolean", True, "host", "false disables the host"),
     _o("component_secret", "string", None, "host", "shared secret of an external component"),
     _o("name", "string", None, "host", "the service's name in service discovery"),
-    _o("default_storage", "string", None, "both", "backend for stores that a storage table does not name"),
+    _o("default_storage", "string", None, "both", "backend for the stores that a storage table "
+       "does not name (default \"sqlite\")"),
     _o("max_roster_items", "integer", 1000, "both", "Most items a user's roster may hold, "
        "whatever adds them (a roster set, a subscription, a pre-approval); more are refused "
        "with not-allowed.", min=1, limit=True),

@@ -14,7 +14,8 @@ import inspect
 import logging
 from typing import Any, Callable
 
-from ..xmpp.errors import XMPPError
+from ..storage.api import StorageError
+from ..xmpp.errors import StanzaError, XMPPError
 
 log = logging.getLogger("xmppd.events")
 
@@ -106,6 +107,12 @@ class EventBus:
                     r = await r
             except XMPPError:
                 raise  # a stanza or stream error is an answer, not a crash
+            except StorageError as exc:
+                # the database is gone or full: nothing was stored, and the sender is
+                # told so (never acknowledged, then dropped); the details are for the log
+                log.error("%s: handler %r for %s: storage failed: %s", self.name, h.func,
+                          name, exc)
+                raise StanzaError("internal-server-error", STORAGE_FAILED, type="wait") from exc
             except Exception as exc:  # contained: one module never takes down the session
                 log.exception("%s: handler %r for %s failed", self.name, h.func, name)
                 raise HandlerCrashed(name) from exc
@@ -143,6 +150,9 @@ class EventBus:
             except Exception:
                 log.exception("%s: fold handler %r for %s failed", self.name, h.func, name)
         return value
+
+
+STORAGE_FAILED = "the server cannot store data right now; try again later"
 
 
 class HandlerCrashed(Exception):

@@ -20,6 +20,7 @@ from .items import ItemRegistry
 from .limits import LimitError, Limits
 from .metrics import Metrics
 from .router import Router
+from .storage_setup import SQLITE_TUNE, StorageConfigError, open_configured_storage  # noqa: F401
 from .trace import Tracer
 
 log = logging.getLogger("xmppd.server")
@@ -126,8 +127,8 @@ class Server:
             from ..storage import StorageError
             try:
                 self.storage = await open_configured_storage(self.config, self.data_path)
-            except ValueError as exc:     # a backend xmppd does not have
-                raise StartupError(f"{exc}{self.where('storage')}") from None
+            except StorageConfigError as exc:  # a backend xmppd lacks, PostgreSQL refusing
+                raise StartupError(f"{exc}{self.where(exc.option)}") from None
             except (StorageError, OSError) as exc:
                 raise StartupError(f"storage in {self.data_path}: {_reason(exc)}"
                                    f"{self.where('data_path')}") from None
@@ -437,21 +438,3 @@ def _ports(v) -> list[int]:
         v = list(v.values())
     return [int(p) for p in v]
 
-
-# sqlite_tune (Prosody's option and names) -> PRAGMA synchronous; the journal is WAL in all
-SQLITE_TUNE = {"normal": "normal", "safe": "full", "fast": "off", "default": "full"}
-
-
-async def open_configured_storage(config, data_path: Path):
-    from ..storage import open_storage
-    driver = config.get("storage", default="sqlite")
-    if isinstance(driver, dict):  # per-store mapping: one backend for all, here
-        driver = "sqlite"
-    if driver in ("internal", "sql", "sqlite"):
-        from ..config.options import CORE_OPTIONS, lookup
-        tune = lookup(config, next(o for o in CORE_OPTIONS if o.name == "sqlite_tune"))
-        return await open_storage("sqlite", path=str(data_path / "xmppd.sqlite"),
-                                  synchronous=SQLITE_TUNE[tune])
-    if driver == "memory":
-        return await open_storage("memory")
-    raise ValueError(f"unknown storage driver {driver!r}")

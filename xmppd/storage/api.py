@@ -19,7 +19,12 @@ and returned as ``""`` (so ``keyval.users()`` lists ``""`` when a host-wide
 value is set).
 
 Every write has reached the backend's durable state before its coroutine
-returns, so a caller may acknowledge to the client right after ``await``.
+returns, so a caller may acknowledge to the client right after ``await``. A write
+that cannot be made durable (the database is gone, the disk is full) raises
+StorageError: never acknowledged, then dropped.
+
+To walk everything a backend holds (``xmppctl storage migrate``), ``Storage.stores()``
+lists the ``(host, kind, store)`` that have data and each store's ``users()`` its users.
 """
 from __future__ import annotations
 
@@ -150,7 +155,15 @@ class ArchiveStore(abc.ABC):
       :class:`ItemNotFound`;
     * results come in ascending order, or descending with ``reverse=True``;
       ``limit`` keeps the first ``limit`` items *in that order* — so "the last
-      10 items before X" is ``query(before=X, limit=10, reverse=True)``.
+      10 items before X" is ``query(before=X, limit=10, reverse=True)``;
+    * ``text`` (full-text search, MAM's ``{urn:xmpp:fulltext:0}fulltext``, as
+      Prosody's SQL storage does it) keeps the items whose stored value contains
+      that string, ASCII letters compared case-insensitively (PostgreSQL folds the
+      case of other letters too, SQLite and memory do not); the value is
+      compared in its JSON text, so an XML string is searched as written (a caller
+      searching the text of an element escapes ``&`` and ``<`` as XML does).
+      A search filters the user's items (an index range); on PostgreSQL an admin
+      may add a trigram index (the admin guide says how, and what it costs).
     """
 
     host: str
@@ -169,11 +182,13 @@ class ArchiveStore(abc.ABC):
     async def query(self, user: str | None, *, with_jid: str | None = None,
                     start: float | None = None, end: float | None = None,
                     after: str | None = None, before: str | None = None,
-                    limit: int | None = None, reverse: bool = False) -> list[ArchiveItem]: ...
+                    limit: int | None = None, reverse: bool = False,
+                    text: str | None = None) -> list[ArchiveItem]: ...
 
     @abc.abstractmethod
     async def count(self, user: str | None, *, with_jid: str | None = None,
-                    start: float | None = None, end: float | None = None) -> int: ...
+                    start: float | None = None, end: float | None = None,
+                    text: str | None = None) -> int: ...
 
     @abc.abstractmethod
     async def get(self, user: str | None, key: str) -> ArchiveItem | None: ...
@@ -186,6 +201,10 @@ class ArchiveStore(abc.ABC):
         ``key`` deletes that item; ``before_when`` deletes items with ``when`` strictly
         lower; both given means both conditions; neither means all the user's items.
         """
+
+    @abc.abstractmethod
+    async def users(self) -> list[str]:
+        """Users with at least one item in this archive, sorted."""
 
 
 class Storage(abc.ABC):
@@ -203,6 +222,12 @@ class Storage(abc.ABC):
     def archive(self, host: str, store: str) -> ArchiveStore: ...
 
     @abc.abstractmethod
+    async def stores(self) -> list[tuple[str, str, str]]:
+        """Every store holding data, as sorted ``(host, kind, store)`` tuples, ``kind``
+        being ``"keyval"``, ``"map"`` or ``"archive"``: what ``xmppctl storage
+        migrate`` copies. A store whose last value was deleted may be left out."""
+
+    @abc.abstractmethod
     async def delete_user(self, host: str, user: str | None) -> None:
         """Remove every store of every kind for that user on that host."""
 
@@ -217,6 +242,27 @@ def check_limit(limit: int | None) -> int | None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ValueError("limit must be a non-negative int or None")
     return limit
+
+
+def search_pattern(text: str) -> str:
+    """A LIKE pattern (escape character ``\\``) for stored values containing
+    ``text``: the string as JSON writes it inside a value, ``%``/``_`` escaped."""
+    check_name("text", text)
+    inner = encode(text)[1:-1]
+    return "%" + inner.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def contains_text(stored: str, text: str) -> bool:
+    """What ``search_pattern`` matches, for a backend without SQL: ASCII letters
+    compared case-insensitively."""
+    return _ascii_lower(encode(text)[1:-1]) in _ascii_lower(stored)
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
+
+def _ascii_lower(s: str) -> str:
+    return s.translate(_ASCII_LOWER)
 
 
 def check_key(key: str) -> str:

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from .api import (
     ArchiveItem, ArchiveStore, ItemNotFound, KeyValStore, MapStore, Storage, StorageError,
-    check_key, check_keys, check_limit, check_name, check_when, decode, encode, norm_user,
+    check_key, check_keys, check_limit, check_name, check_when, contains_text, decode, encode,
+    norm_user,
 )
 
 
@@ -81,6 +82,13 @@ class MemoryStorage(Storage):
 
     def archive(self, host: str, store: str) -> ArchiveStore:
         return _ArchiveStore(self, check_name("host", host), check_name("store", store))
+
+    async def stores(self) -> list[tuple[str, str, str]]:
+        self._check_open()
+        return sorted((host, kind, store)
+                      for kind, table in (("keyval", self._kv), ("map", self._map),
+                                          ("archive", self._arc))
+                      for (host, store), users in table.items() if users)
 
     async def delete_user(self, host: str, user: str | None) -> None:
         self._check_open()
@@ -198,20 +206,24 @@ class _ArchiveStore(ArchiveStore):
         return key
 
     def _select(self, user: str | None, with_jid: str | None, start: float | None,
-                end: float | None) -> list[_Item]:
+                end: float | None, text: str | None = None) -> list[_Item]:
         arc = self._users().get(norm_user(user))
         if arc is None:
             return []
         return [it for it in arc.items
                 if (with_jid is None or it.with_jid == with_jid)
                 and (start is None or it.when >= start)
-                and (end is None or it.when <= end)]
+                and (end is None or it.when <= end)
+                and (text is None or contains_text(it.value, text))]
 
     async def query(self, user: str | None, *, with_jid: str | None = None,
                     start: float | None = None, end: float | None = None,
                     after: str | None = None, before: str | None = None,
-                    limit: int | None = None, reverse: bool = False) -> list[ArchiveItem]:
+                    limit: int | None = None, reverse: bool = False,
+                    text: str | None = None) -> list[ArchiveItem]:
         limit = check_limit(limit)
+        if text is not None:
+            check_name("text", text)
         arc = self._users().get(norm_user(user))
         bounds = []
         for k in (after, before):
@@ -223,7 +235,7 @@ class _ArchiveStore(ArchiveStore):
                 raise ItemNotFound(f"no archive item with key {k!r}")
             bounds.append(it.sort)
         lo, hi = bounds
-        items = [it for it in self._select(user, with_jid, start, end)
+        items = [it for it in self._select(user, with_jid, start, end, text)
                  if (lo is None or it.sort > lo) and (hi is None or it.sort < hi)]
         if reverse:
             items.reverse()
@@ -232,8 +244,9 @@ class _ArchiveStore(ArchiveStore):
         return [it.public() for it in items]
 
     async def count(self, user: str | None, *, with_jid: str | None = None,
-                    start: float | None = None, end: float | None = None) -> int:
-        return len(self._select(user, with_jid, start, end))
+                    start: float | None = None, end: float | None = None,
+                    text: str | None = None) -> int:
+        return len(self._select(user, with_jid, start, end, text))
 
     async def get(self, user: str | None, key: str) -> ArchiveItem | None:
         check_key(key)
@@ -256,3 +269,6 @@ class _ArchiveStore(ArchiveStore):
         if not arc.items:
             del users[user]
         return len(doomed)
+
+    async def users(self) -> list[str]:
+        return sorted(self._users())

@@ -36,6 +36,7 @@ import aiosqlite
 from .api import (
     ArchiveItem, ArchiveStore, ItemNotFound, KeyValStore, MapStore, Storage, StorageError,
     check_key, check_keys, check_limit, check_name, check_when, decode, encode, norm_user,
+    search_pattern,
 )
 
 log = logging.getLogger(__name__)
@@ -288,6 +289,25 @@ class SQLiteStorage(Storage):
     def archive(self, host: str, store: str) -> ArchiveStore:
         return _Archive(self, check_name("host", host), check_name("store", store))
 
+    async def stores(self) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        for table in ("keyval", "map", "archive"):
+            # a walk of the primary key / unique index, one seek per (host, store)
+            host = store = None
+            while True:
+                if host is None:
+                    rows = await self.fetchall(
+                        f"SELECT host, store FROM {table} ORDER BY host, store LIMIT 1")
+                else:
+                    rows = await self.fetchall(
+                        f"SELECT host, store FROM {table} WHERE (host, store) > (?, ?) "
+                        "ORDER BY host, store LIMIT 1", (host, store))
+                if not rows:
+                    break
+                host, store = rows[0]
+                out.append((host, table, store))
+        return sorted(out)
+
     async def delete_user(self, host: str, user: str | None) -> None:
         check_name("host", host)
         user = norm_user(user)
@@ -438,9 +458,12 @@ class _Archive(_Store, ArchiveStore):
         return key
 
     def _where(self, user: str | None, with_jid: str | None, start: float | None,
-               end: float | None) -> tuple[list[str], list[Any]]:
+               end: float | None, text: str | None = None) -> tuple[list[str], list[Any]]:
         where = ["host = ?", "store = ?", "user = ?"]
         params: list[Any] = [self.host, self.store, norm_user(user)]
+        if text is not None:   # LIKE folds ASCII letters only
+            where.append("value LIKE ? ESCAPE '\\'")
+            params.append(search_pattern(text))
         if with_jid is not None:
             where.append("with_jid = ?")
             params.append(with_jid)
@@ -464,7 +487,8 @@ class _Archive(_Store, ArchiveStore):
                   start: float | None = None, end: float | None = None,
                   after_pos: tuple[float, int] | None = None,
                   before_pos: tuple[float, int] | None = None,
-                  limit: int | None = None, reverse: bool = False) -> tuple[str, list[Any]]:
+                  limit: int | None = None, reverse: bool = False,
+                  text: str | None = None) -> tuple[str, list[Any]]:
         """The SELECT behind ``query`` (public so tests can EXPLAIN it)."""
         # Keep one lower and one upper bound: the tighter one implies the other, and
         # SQLite's planner drops the (with_jid, when) index when ``"when" >= ?`` and a
@@ -479,7 +503,7 @@ class _Archive(_Store, ArchiveStore):
                 end = None
             else:
                 before_pos = None
-        where, params = self._where(user, with_jid, start, end)
+        where, params = self._where(user, with_jid, start, end, text)
         if after_pos is not None:
             where.append('("when", id) > (?, ?)')
             params.extend(after_pos)
@@ -497,19 +521,21 @@ class _Archive(_Store, ArchiveStore):
     async def query(self, user: str | None, *, with_jid: str | None = None,
                     start: float | None = None, end: float | None = None,
                     after: str | None = None, before: str | None = None,
-                    limit: int | None = None, reverse: bool = False) -> list[ArchiveItem]:
+                    limit: int | None = None, reverse: bool = False,
+                    text: str | None = None) -> list[ArchiveItem]:
         limit = check_limit(limit)
         after_pos = await self._position(user, after) if after is not None else None
         before_pos = await self._position(user, before) if before is not None else None
         sql, params = self.query_sql(user, with_jid=with_jid, start=start, end=end,
                                      after_pos=after_pos, before_pos=before_pos,
-                                     limit=limit, reverse=reverse)
+                                     limit=limit, reverse=reverse, text=text)
         rows = await self._s.fetchall(sql, tuple(params))
         return [ArchiveItem(k, w, j, decode(v)) for k, w, j, v in rows]
 
     async def count(self, user: str | None, *, with_jid: str | None = None,
-                    start: float | None = None, end: float | None = None) -> int:
-        where, params = self._where(user, with_jid, start, end)
+                    start: float | None = None, end: float | None = None,
+                    text: str | None = None) -> int:
+        where, params = self._where(user, with_jid, start, end, text)
         rows = await self._s.fetchall(
             f"SELECT count(*) FROM archive WHERE {' AND '.join(where)}", tuple(params))
         return rows[0][0]
@@ -536,3 +562,20 @@ class _Archive(_Store, ArchiveStore):
             params.append(float(before_when))
         return await self._s.write(f"DELETE FROM archive WHERE {' AND '.join(where)}",
                                    tuple(params))
+
+    async def users(self) -> list[str]:
+        out: list[str] = []
+        user = None
+        while True:   # one index seek per user, not a scan of their items
+            if user is None:
+                rows = await self._s.fetchall(
+                    "SELECT min(user) FROM archive WHERE host = ? AND store = ?",
+                    (self.host, self.store))
+            else:
+                rows = await self._s.fetchall(
+                    "SELECT min(user) FROM archive WHERE host = ? AND store = ? AND user > ?",
+                    (self.host, self.store, user))
+            user = rows[0][0]
+            if user is None:
+                return out
+            out.append(user)

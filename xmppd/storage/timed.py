@@ -18,7 +18,7 @@ from .api import ArchiveStore, KeyValStore, MapStore, Storage
 OPERATIONS = {
     "keyval": ("get", "set", "delete", "users"),
     "map": ("get", "set", "delete", "items", "clear", "set_many", "users"),
-    "archive": ("append", "query", "count", "get", "delete"),
+    "archive": ("append", "query", "count", "get", "delete", "users"),
 }
 
 
@@ -92,6 +92,9 @@ class TimedStorage(Storage):
 
     def archive(self, host: str, store: str) -> ArchiveStore:
         return _CLASSES["archive"](self._inner.archive(host, store), self._observers["archive"])
+
+    async def stores(self) -> list[tuple[str, str, str]]:
+        return await self._inner.stores()
 
     async def delete_user(self, host: str, user: str | None) -> None:
         t0 = perf_counter()

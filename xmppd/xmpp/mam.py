@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape as xml_escape
 from typing import Callable
 
 from . import forms, ns, rsm
@@ -16,9 +17,12 @@ from .errors import StanzaError
 from .jid import bare
 from .time import parse_stamp, utc_stamp_ms
 
+# XEP-0431 (full text search): the archived messages that contain the words
+FULLTEXT = "{urn:xmpp:fulltext:0}fulltext"
 FIELDS = (forms.Field("with", "jid-single"), forms.Field("start", "text-single"),
           forms.Field("end", "text-single"), forms.Field("before-id", "text-single"),
-          forms.Field("after-id", "text-single"), forms.Field("ids", "text-multi"))
+          forms.Field("after-id", "text-single"), forms.Field("ids", "text-multi"),
+          forms.Field(FULLTEXT, "text-single"))
 FIELD_NAMES = frozenset(f.var for f in FIELDS)
 FIELD = f"{{{ns.DATA}}}field"
 
@@ -32,8 +36,16 @@ class Query:
     after_id: str | None = None
     before_id: str | None = None
     ids: list[str] | None = None
+    text: str | None = None      # XEP-0431: as it appears in the stored XML
     flip: bool = False
     rsm: rsm.Request = field(default_factory=rsm.Request)
+
+
+def _contains(value, text: str) -> bool:
+    """The storage's full-text match (ASCII case-insensitive, in the value's JSON)."""
+    import json
+    return (json.dumps(text, ensure_ascii=False)[1:-1].lower()
+            in json.dumps(value, ensure_ascii=False).lower())
 
 
 def query_form() -> ET.Element:
@@ -69,6 +81,11 @@ def parse_query(payload: ET.Element) -> Query:
                 setattr(out, var, parse_stamp(value))
             except ValueError:
                 raise StanzaError("bad-request", f"invalid timestamp in {var!r}") from None
+    fulltext = sub.get(FULLTEXT)
+    if fulltext:
+        # the storage searches the stored XML, where text is escaped (as Prosody's
+        # SQL storage does it: a substring of the message, ASCII case-insensitive)
+        out.text = xml_escape(fulltext)
     out.after_id = sub.get("after-id")
     out.before_id = sub.get("before-id")
     if sub.all("ids"):
@@ -129,15 +146,18 @@ async def run(store, user: str | None, q: Query, *, max_results: int,
                 raise StanzaError("item-not-found", f"no archived message with id {key}")
             if ((q.with_jid is None or item.with_jid == q.with_jid)
                     and (q.start is None or item.when >= q.start)
-                    and (q.end is None or item.when <= q.end)):
+                    and (q.end is None or item.when <= q.end)
+                    and (q.text is None or _contains(item.value, q.text))):
                 items.append(item)
         items.sort(key=lambda i: i.when)
         complete = len(items) <= limit
         items = items[:limit]
         return Result(items, complete, None, len(items))
 
+    text = {} if q.text is None else {"text": q.text}
+
     def query(**kw):
-        return store.query(user, with_jid=q.with_jid, start=q.start, end=q.end, **kw)
+        return store.query(user, with_jid=q.with_jid, start=q.start, end=q.end, **text, **kw)
     try:
         p = await rsm.page(query, limit=limit, after=after, before=before,
                            backward=q.rsm.backward, index=q.rsm.index)
@@ -145,12 +165,12 @@ async def run(store, user: str | None, q: Query, *, max_results: int,
         raise StanzaError("item-not-found") from None
     total = None
     if include_total or limit == 0:
-        total = await store.count(user, with_jid=q.with_jid, start=q.start, end=q.end)
+        total = await store.count(user, with_jid=q.with_jid, start=q.start, end=q.end, **text)
         # the form's after-id/before-id narrow the set too (not RSM's)
         for key, sign in ((q.after_id, 1), (q.before_id, -1)):
             if key is not None and total:
                 w = await position(key)
-                kw = dict(with_jid=q.with_jid, start=q.start, end=q.end)
+                kw = dict(with_jid=q.with_jid, start=q.start, end=q.end, **text)
                 if sign > 0:
                     kw["end"] = w if q.end is None else min(q.end, w)
                 else:

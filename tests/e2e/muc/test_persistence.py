@@ -9,9 +9,9 @@ from slixmpp.exceptions import PresenceError
 
 from xmppd.config import parse_config_text
 from xmppd.modules.muc import cli as muc_cli
-from xmppd.storage import open_storage
 
 from ..clients import TIMEOUT, logged_in
+from ..conftest import open_test_storage
 from .conftest import MUC, PLUGINS, create_room, groupchat, join, next_matching, raw_iq, start_muc
 
 ROOM = f"lobby@{MUC}"
@@ -62,7 +62,7 @@ async def test_persistent_room_survives_restart(tmp_path, certs):
         await srv.server.stop()
 
     # xmppctl muc list / destroy, on the same database
-    storage = await open_storage("sqlite", path=str(tmp_path / "data" / "xmppd.sqlite"))
+    storage = await open_test_storage(tmp_path)
     try:
         rooms = await muc_cli.list_rooms(storage, MUC)
         assert [r["jid"] for r in rooms] == [ROOM]
