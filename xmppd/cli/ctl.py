@@ -84,6 +84,26 @@ def check_domain(cfg, domain: str) -> None:
         raise CtlError(f"domain {domain!r} is disabled (enabled = false at {hc.file}:{hc.line})")
 
 
+def selected_hosts(cfg, names: list[str] | None) -> list[str]:
+    """The hosts a ``--host`` option names (each checked), or every enabled VirtualHost."""
+    from ..xmpp.jid import InvalidJID, nameprep
+    if not names:
+        return [h.name for h in cfg.virtual_hosts() if h.enabled]
+    try:
+        hosts = [nameprep(h) for h in names]
+    except InvalidJID as exc:
+        raise CtlError(f"invalid host: {exc}") from None
+    for h in hosts:
+        check_domain(cfg, h)
+    return hosts
+
+
+def refuse_while_running(cfg, before: str) -> None:
+    """CtlError "xmppd is running: stop it before ..." when the daemon answers."""
+    if call_running(cfg, "status", required=False) is not NOT_RUNNING:
+        raise CtlError(f"xmppd is running: stop it before {before}")
+
+
 def _give_files_to_data_owner(path: Path) -> None:
     """Run as root, leave the files xmppctl created in the data directory (the
     database, its WAL) to the directory's owner, the daemon's user, as prosodyctl
@@ -169,6 +189,19 @@ class Context:
         """The running xmppd's answer to a control command (``NOT_RUNNING`` when it
         is not running and ``required`` is false)."""
         return call_running(self.config, cmd, cmd_args, required=required)
+
+    async def running_or_stored(self, cmd: str, cmd_args: dict | None, from_storage):
+        """``(answer, True)``: the running xmppd's answer to a control command; or,
+        when it is not running, ``(await from_storage(storage), False)`` on the
+        daemon's storage."""
+        r = self.call_running(cmd, cmd_args, required=False)
+        if r is not NOT_RUNNING:
+            return r, True
+        storage = await self.open_storage()
+        try:
+            return await from_storage(storage), False
+        finally:
+            await storage.close()
 
     def split_account(self, jid: str) -> tuple[str, str]:
         return split_account(self.config, jid)

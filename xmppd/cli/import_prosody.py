@@ -665,19 +665,10 @@ def pick_source(args, hosts: list[str]):
 async def cmd_import_prosody(args, cfg) -> int:
     from . import ctl
     from ..core.accounts import Accounts
-    from ..xmpp.jid import InvalidJID, nameprep
-    if not args.dry_run and ctl.call_running(cfg, "status", required=False) is not ctl.NOT_RUNNING:
-        raise ctl.CtlError("xmppd is running: stop it before importing (it keeps rosters and "
-                           "block lists in memory), or try --dry-run")
-    hosts = [h.name for h in cfg.virtual_hosts() if h.enabled]
-    if args.host:
-        try:
-            wanted = [nameprep(h) for h in args.host]
-        except InvalidJID as exc:
-            raise ctl.CtlError(f"invalid host: {exc}") from None
-        for h in wanted:
-            ctl.check_domain(cfg, h)
-        hosts = wanted
+    if not args.dry_run:
+        ctl.refuse_while_running(cfg, "importing (it keeps rosters and block lists in memory), "
+                                 "or try --dry-run")
+    hosts = ctl.selected_hosts(cfg, args.host)
     src = pick_source(args, hosts)
     try:
         storage = await ctl.open_storage(cfg)

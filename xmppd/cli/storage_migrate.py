@@ -215,9 +215,8 @@ async def cmd_storage_migrate(args, cfg) -> int:
     if kinds[0] == kinds[1]:
         raise ctl.CtlError(f"--from {args.source} and --to {args.target} are the same "
                            f"database ({kinds[0]})")
-    if ctl.call_running(cfg, "status", required=False) is not ctl.NOT_RUNNING:
-        raise ctl.CtlError("xmppd is running: stop it before migrating its storage "
-                           "(it would write to the source during the copy)")
+    ctl.refuse_while_running(cfg, "migrating its storage (it would write to the source "
+                             "during the copy)")
     path = ctl.data_path(cfg)
     opened = []
     try:

@@ -574,18 +574,11 @@ async def cmd_import_xep227(args, cfg) -> int:
     if not path.is_file():
         raise ctl.CtlError(f"{path}: no such file (a XEP-0227 export, e.g. ejabberdctl export_piefxis's "
                            "top-level file)")
-    if not args.dry_run and ctl.call_running(cfg, "status", required=False) is not ctl.NOT_RUNNING:
-        raise ctl.CtlError("xmppd is running: stop it before importing (it keeps rosters and "
-                           "block lists in memory), or try --dry-run")
+    if not args.dry_run:
+        ctl.refuse_while_running(cfg, "importing (it keeps rosters and block lists in memory), "
+                                 "or try --dry-run")
     configured = {h.name for h in cfg.virtual_hosts() if h.enabled}
-    wanted = None
-    if args.host:
-        try:
-            wanted = {nameprep(h) for h in args.host}
-        except InvalidJID as exc:
-            raise ctl.CtlError(f"invalid host: {exc}") from None
-        for h in wanted:
-            ctl.check_domain(cfg, h)
+    wanted = set(ctl.selected_hosts(cfg, args.host)) if args.host else None
     storage = await ctl.open_storage(cfg)
     progress = Progress()
     imp = Importer(storage, Accounts(storage), dry_run=args.dry_run, out=print)
@@ -739,16 +732,8 @@ def user_element(host: str, user: str, data: dict) -> ET.Element:
 async def cmd_export(args, cfg) -> int:
     from . import ctl
     from .userdata import read_user
-    from ..xmpp.jid import InvalidJID, nameprep
     from ..xmpp.stanza import to_xml
-    hosts = [h.name for h in cfg.virtual_hosts() if h.enabled]
-    if args.host:
-        try:
-            hosts = [nameprep(h) for h in args.host]
-        except InvalidJID as exc:
-            raise ctl.CtlError(f"invalid host: {exc}") from None
-        for h in hosts:
-            ctl.check_domain(cfg, h)
+    hosts = ctl.selected_hosts(cfg, args.host)
     out = Path(args.file)
     if out.is_dir():
         raise ctl.CtlError(f"{out}: is a directory (give the file to write)")

@@ -551,14 +551,9 @@ async def cmd_reset(args, ctx) -> int:
 
 async def cmd_list(args, ctx) -> int:
     domain = _domain(ctx, args.domain)
-    pending = ctx.call_running("invite-list", {"host": domain}, required=False)
-    running = pending is not ctx.NOT_RUNNING
-    if not running:
-        storage = await ctx.open_storage()
-        try:
-            pending = await _offline_store(ctx, storage, domain).pending()
-        finally:
-            await storage.close()
+    pending, running = await ctx.running_or_stored(
+        "invite-list", {"host": domain},
+        lambda storage: _offline_store(ctx, storage, domain).pending())
     if args.json:
         import json
         print(json.dumps(pending, indent=2, sort_keys=True))
@@ -581,15 +576,10 @@ async def cmd_revoke(args, ctx) -> int:
         token = m.group(1)           # a whole URI is fine too
     if not token:
         raise ctx.Error("expected an invitation token")
-    r = ctx.call_running("invite-revoke", {"host": domain, "token": token}, required=False)
-    if r is ctx.NOT_RUNNING:
-        storage = await ctx.open_storage()
-        try:
-            revoked = await _offline_store(ctx, storage, domain).revoke(token)
-        finally:
-            await storage.close()
-    else:
-        revoked = r["revoked"]
+    r, running = await ctx.running_or_stored(
+        "invite-revoke", {"host": domain, "token": token},
+        lambda storage: _offline_store(ctx, storage, domain).revoke(token))
+    revoked = r["revoked"] if running else r
     if not revoked:
         raise ctx.Error(f"no invitation {token!r} on {domain}")
     print(f"invitation {token} revoked")

@@ -111,14 +111,8 @@ def room_line(r: dict) -> str:
 
 async def cmd_list(args, ctx) -> int:
     domain = _muc_domain(ctx, args.domain)
-    rooms = ctx.call_running("muc-rooms", {"domain": domain}, required=False)
-    running = rooms is not ctx.NOT_RUNNING
-    if not running:
-        storage = await ctx.open_storage()
-        try:
-            rooms = await list_rooms(storage, domain)
-        finally:
-            await storage.close()
+    rooms, running = await ctx.running_or_stored(
+        "muc-rooms", {"domain": domain}, lambda storage: list_rooms(storage, domain))
     if args.json:
         import json
         print(json.dumps(rooms, indent=2, sort_keys=True))

@@ -85,14 +85,8 @@ def node_line(n: dict) -> str:
 
 async def cmd_list(args, ctx) -> int:
     domain = _domain(ctx, args.host)
-    nodes = ctx.call_running("pubsub-nodes", {"domain": domain}, required=False)
-    running = nodes is not ctx.NOT_RUNNING
-    if not running:
-        storage = await ctx.open_storage()
-        try:
-            nodes = await stored_nodes(storage, domain)
-        finally:
-            await storage.close()
+    nodes, running = await ctx.running_or_stored(
+        "pubsub-nodes", {"domain": domain}, lambda storage: stored_nodes(storage, domain))
     if args.json:
         import json
         print(json.dumps(nodes, indent=2, sort_keys=True))
