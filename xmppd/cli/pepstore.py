@@ -14,37 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..xmpp import pubsub
+
 NODES = "pep_nodes"
 ITEMS = "pep_items"
 
-# node configuration fields (XEP-0060 pubsub#...) and the kind of value each holds
-CONFIG_KINDS = {
-    "pubsub#access_model": ("open", "presence", "roster", "whitelist"),
-    "pubsub#publish_model": ("publishers", "subscribers", "open"),
-    "pubsub#max_items": "max",
-    "pubsub#persist_items": bool,
-    "pubsub#send_last_published_item": ("never", "on_sub", "on_sub_and_presence"),
-    "pubsub#deliver_notifications": bool,
-    "pubsub#deliver_payloads": bool,
-    "pubsub#notify_retract": bool,
-    "pubsub#notify_delete": bool,
-    "pubsub#notify_config": bool,
-    "pubsub#roster_groups_allowed": list,
-    "pubsub#title": str,
-    "pubsub#description": str,
-    "pubsub#type": str,
-    "pubsub#itemreply": ("owner", "publisher"),
-}
+# a PEP node's configuration fields (XEP-0060 pubsub#...), their kinds and choices:
+# the PubSub core's, with the access models PEP offers
+CONFIG_FIELDS = pubsub.CONFIG_FIELDS
+ACCESS_MODELS = pubsub.Policy().access_models
 AFFILIATIONS = ("publisher", "publish-only", "member", "outcast")
 MAX_ITEMS = 256   # the pep module's ceiling (pep_max_items' default and Prosody's)
 
-
-@dataclass
-class PepItem:
-    id: str
-    xml: str                 # the payload, serialized ("" for none)
-    publisher: str = ""
-    when: float = 0.0
+PepItem = pubsub.Item     # id, payload XML ("" for none), publisher, when
 
 
 @dataclass
@@ -60,16 +42,24 @@ class PepNode:
                 "subs": dict(self.subscriptions)}
 
     def item_records(self) -> list:
-        return [[i.id, i.xml, i.publisher, i.when] for i in self.items]
+        return [i.record() for i in self.items]
+
+
+def multi(var: str) -> bool:
+    """Whether the field ``var`` holds a list of values."""
+    return CONFIG_FIELDS[var][0] == "list-multi"
 
 
 def config_value(var: str, value):
     """``value`` checked and converted for the field ``var`` (from a form's text or
     another server's data); ValueError if the field is unknown or the value bad."""
-    kind = CONFIG_KINDS.get(var)
-    if kind is None:
+    spec = CONFIG_FIELDS.get(var)
+    if spec is None:
         raise ValueError(f"unknown node option {var}")
-    if kind is bool:
+    kind, choices = spec
+    if var == "pubsub#access_model":
+        choices = ACCESS_MODELS
+    if kind == "bool":
         if isinstance(value, bool):
             return value
         v = str(value).strip().lower()
@@ -77,7 +67,7 @@ def config_value(var: str, value):
             return True
         if v in ("0", "false"):
             return False
-    elif kind == "max":
+    elif kind == "int_or_max":
         if str(value).strip() == "max":
             return "max"
         if not isinstance(value, bool):
@@ -87,13 +77,13 @@ def config_value(var: str, value):
                 n = 0
             if n >= 1:
                 return min(n, MAX_ITEMS)
-    elif kind is list:
+    elif kind == "list-multi":
         if isinstance(value, (list, tuple, set)):
             return sorted({str(v) for v in value})
         return [str(value)] if value else []
-    elif kind is str:
+    elif kind == "text":
         return "" if value is None else str(value)
-    elif value in kind:
+    elif value in (choices or ()):
         return value
     raise ValueError(f"invalid value {value!r} for {var}")
 
@@ -114,8 +104,7 @@ async def read_nodes(storage, host: str, user: str) -> dict[str, PepNode]:
                        dict(rec.get("subs") or {}))
         for r in items.get(name) or ():
             if isinstance(r, list) and len(r) >= 2:
-                node.items.append(PepItem(r[0], r[1], r[2] if len(r) > 2 else "",
-                                          r[3] if len(r) > 3 else 0.0))
+                node.items.append(PepItem.from_record(r))
         out[name] = node
     return out
 

@@ -424,9 +424,9 @@ def convert_user(el: ET.Element, host: str) -> UserData:
             if plocal == "configure":
                 x = part.find(f"{{{XDATA}}}x")
                 for var, values in (_form_values(x) if x is not None else {}).items():
-                    if var == "FORM_TYPE" or var not in pepstore.CONFIG_KINDS:
+                    if var == "FORM_TYPE" or var not in pepstore.CONFIG_FIELDS:
                         continue
-                    value = values if pepstore.CONFIG_KINDS[var] is list else (values[0] if values else "")
+                    value = values if pepstore.multi(var) else (values[0] if values else "")
                     try:
                         n.config[var] = pepstore.config_value(var, value)
                     except ValueError as exc:
