@@ -737,15 +737,11 @@ async def cmd_export(args, cfg) -> int:
     out = Path(args.file)
     if out.is_dir():
         raise ctl.CtlError(f"{out}: is a directory (give the file to write)")
-    tmp = out.with_name(f".{out.name}.tmp")
+    from ..net.tls import private_file
     storage = await ctl.open_storage(cfg)
     counts = {}
     try:
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError as exc:
-            raise ctl.CtlError(f"{tmp}: cannot write: {exc.strerror}") from None
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with private_file(out, 0o600, text=True) as f:
             f.write(f"<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='{NS}'>\n")
             for host in hosts:
                 f.write(f"<host jid={quoteattr(host)}>\n")
@@ -757,15 +753,8 @@ async def cmd_export(args, cfg) -> int:
                 f.write("</host>\n")
                 counts[host] = len(users)
             f.write("</server-data>\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    except OSError as exc:       # the file (or its directory) cannot be written, a full disk
+        raise ctl.CtlError(f"{out}: cannot write: {exc.strerror or exc}") from None
     finally:
         await storage.close()
     for host, n in counts.items():

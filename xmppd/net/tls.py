@@ -13,6 +13,7 @@ Nothing here does network I/O.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import logging
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CertificateStore", "CIPHERS", "ID_ON_XMPPADDR", "cert_names", "end_point_hash_of",
-    "find_certificate", "generate_self_signed", "write_private", "load_cert_der", "make_server_context",
-    "name_matches", "tls_server_end_point",
+    "find_certificate", "generate_self_signed", "private_file", "write_private", "load_cert_der",
+    "make_server_context", "name_matches", "tls_server_end_point",
 ]
 
 # Mozilla "intermediate" TLS 1.2 suites (TLS 1.3 suites are not configurable here and
@@ -122,15 +123,18 @@ def _utf8string_der(text: str) -> bytes:
     return b"\x0c" + length + data
 
 
-def write_private(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically (temp file + rename, fsynced) with *mode*; parent dirs created.
-    Certificates, keys, and anything else a reader must never see half-written."""
+@contextlib.contextmanager
+def private_file(path: Path, mode: int, *, text: bool = False):
+    """A file written atomically: the block writes to a temporary file made with
+    *mode* next to *path* (parent dirs created), which is fsynced and renamed to
+    *path* when the block ends, and removed if it raises. Certificates, keys,
+    exports: anything a reader must never see half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None) as f:
             os.fchmod(f.fileno(), mode)
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -140,6 +144,12 @@ def write_private(path: Path, data: bytes, mode: int) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_private(path: Path, data: bytes, mode: int) -> None:
+    """Write *data* to *path* atomically with *mode* (see :func:`private_file`)."""
+    with private_file(path, mode) as f:
+        f.write(data)
 
 
 def generate_self_signed(domain: str, cert_path, key_path, *, days: int = 3650,
