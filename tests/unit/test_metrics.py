@@ -100,12 +100,14 @@ async def test_timed_storage_times_each_operation():
     await mp.set("u", "k1", 1)
     assert await mp.items("u") == {"k1": 1}
     key = await ar.append("u", "x", with_jid="j@h")
-    assert [i.key for i in await ar.query("u")] == [key]
+    assert await ar.append_many("u", [("k2", 1.0, None, "y")]) == 1
+    assert [i.key for i in await ar.query("u")] == ["k2", key]
     await s.delete_user("h", "u")
     assert await kv.get("u") is None
     counts = {k: h.count for k, h in seen.items() if h.count}
     assert counts == {("keyval", "set"): 1, ("keyval", "get"): 2, ("map", "set"): 1,
-                      ("map", "items"): 1, ("archive", "append"): 1, ("archive", "query"): 1,
+                      ("map", "items"): 1, ("archive", "append"): 1,
+                      ("archive", "append_many"): 1, ("archive", "query"): 1,
                       ("storage", "delete_user"): 1}
     # a failing operation is timed too, and its error reaches the caller
     with pytest.raises(ItemNotFound):

@@ -327,6 +327,77 @@ async def test_archive_delete(storage):
     assert await a.delete("nobody") == 0
 
 
+async def test_archive_append_many_order_and_fields(storage):
+    a = storage.archive(HOST, "archive")
+    assert await a.append_many("joe", []) == 0
+    assert await a.append_many("joe", iter(())) == 0
+    assert await a.users() == []
+    await a.append("joe", {"body": "before"}, when=5.0, key="b")
+    items = [(f"k{i}", 5.0 if i < 3 else 4.0, "a@x" if i % 2 else None, {"body": f"m{i}"})
+             for i in range(5)]
+    assert await a.append_many("joe", (it for it in items)) == 5
+    # time then insertion order, the batch's order among equal times, after "before"
+    assert [it.key for it in await a.query("joe")] == ["k3", "k4", "b", "k0", "k1", "k2"]
+    assert await a.get("joe", "k1") == ArchiveItem("k1", 5.0, "a@x", {"body": "m1"})
+    assert await a.get("joe", "k4") == ArchiveItem("k4", 4.0, None, {"body": "m4"})
+    assert bodies(await a.query("joe", with_jid="a@x")) == ["m3", "m1"]
+    # when None is now; another user, host and store are apart
+    await a.append_many(None, [("h", None, None, "host-wide")])
+    assert abs((await a.get("", "h")).when - time.time()) < 60
+    assert await a.users() == ["", "joe"]
+    assert await storage.archive(OTHER, "archive").count("joe") == 0
+    assert await storage.archive(HOST, "muc_log").count("joe") == 0
+
+
+async def test_archive_append_many_replaces_existing_keys(storage):
+    a = storage.archive(HOST, "archive")
+    for i in range(3):
+        await a.append("joe", f"old{i}", key=f"k{i}", when=1.0)
+    # k0 replaced (moves after k1, k2), k9 given twice: its last item counts
+    n = await a.append_many("joe", [("k9", 1.0, None, "first"), ("k0", 1.0, "x@y", "new0"),
+                                    ("k8", 1.0, None, "k8"), ("k9", 1.0, None, "second")])
+    assert n == 4
+    assert [(it.key, it.value) for it in await a.query("joe")] == [
+        ("k1", "old1"), ("k2", "old2"), ("k0", "new0"), ("k8", "k8"), ("k9", "second")]
+    assert (await a.get("joe", "k0")).with_jid == "x@y"
+    assert await a.count("joe") == 5
+    # the same batch again changes nothing but the insertion order (a retry)
+    await a.append("joe", "last", key="z", when=1.0)
+    await a.append_many("joe", [("k0", 1.0, "x@y", "new0"), ("k8", 1.0, None, "k8")])
+    assert [it.key for it in await a.query("joe")] == ["k1", "k2", "k9", "z", "k0", "k8"]
+
+
+async def test_archive_append_many_is_atomic(storage):
+    a = storage.archive(HOST, "archive")
+    await a.append("joe", "kept", key="k0", when=1.0)
+    good = [(f"k{i}", 2.0, None, f"m{i}") for i in range(4)]
+    # a value that is not JSON, last in the batch: nothing of the batch is written
+    with pytest.raises(StorageError):
+        await a.append_many("joe", good + [("bad", 3.0, None, {"x": object()})])
+    with pytest.raises(TypeError):
+        await a.append_many("joe", good + [(None, 3.0, None, "no key")])
+    with pytest.raises(TypeError):
+        await a.append_many("joe", good + [("k9", 3.0, None)])
+    assert [(it.key, it.value) for it in await a.query("joe")] == [("k0", "kept")]
+    if storage.kind == "memory":
+        return
+    # the database refusing a row in the middle of the batch rolls back the rows before it
+    if storage.kind == "sqlite":
+        async def trigger(conn):
+            await conn.execute(
+                "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.archive "
+                "WHEN NEW.value = '\"refused\"' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        await storage.transaction(trigger)
+        bad = ("k5", 2.0, None, "refused")
+    else:   # PostgreSQL's text cannot hold NUL
+        bad = ("k\x00", 2.0, None, "m")
+    with pytest.raises(StorageError):
+        await a.append_many("joe", good[:2] + [bad] + good[2:])
+    assert [(it.key, it.value) for it in await a.query("joe")] == [("k0", "kept")]
+    assert await a.append_many("joe", good) == 4
+    assert await a.count("joe") == 4
+
+
 async def test_delete_user(storage):
     for host in (HOST, OTHER):
         for user in ("joe", "raphael"):

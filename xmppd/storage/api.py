@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -179,6 +180,24 @@ class ArchiveStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def append_many(self, user: str | None,
+                          items: Iterable[tuple[str, float | None, str | None, Any]]) -> int:
+        """Append ``(key, when, with_jid, value)`` items in one transaction; return how
+        many were given.
+
+        The same as ``append(user, value, with_jid=with_jid, when=when, key=key)`` for
+        each item in order (an item whose key the archive or an earlier item of
+        ``items`` has replaces that one; ``when`` ``None`` is now), but atomic: when
+        the coroutine returns every item is durable, and when it raises (a value
+        that is not JSON, the database refusing a row) none is written. A key is
+        required (the caller bulk-loads items it has keys for). Safe to repeat with
+        the same items (PostgreSQL retries it after a lost connection): a repeat
+        changes only the insertion order, moving the items after the others.
+        Meant for bulk loads (``xmppctl storage migrate``, imports), a few thousand
+        items per call.
+        """
+
+    @abc.abstractmethod
     async def query(self, user: str | None, *, with_jid: str | None = None,
                     start: float | None = None, end: float | None = None,
                     after: str | None = None, before: str | None = None,
@@ -267,6 +286,33 @@ def _ascii_lower(s: str) -> str:
 
 def check_key(key: str) -> str:
     return check_name("key", key)
+
+
+def archive_rows(items: Iterable[tuple[str, float | None, str | None, Any]],
+                 ) -> list[tuple[str, float, str | None, str]]:
+    """``append_many``'s items checked and encoded, as ``(key, when, with_jid,
+    encoded value)``, before anything is written (a bad one writes nothing)."""
+    now = time.time()
+    rows = []
+    for item in items:
+        try:
+            key, when, with_jid, value = item
+        except (TypeError, ValueError):
+            raise TypeError("an archive item is (key, when, with_jid, value)") from None
+        check_key(key)
+        if with_jid is not None:
+            check_name("with_jid", with_jid)
+        rows.append((key, check_when(when, now), with_jid, encode(value)))
+    return rows
+
+
+def last_of_each_key(rows: list[tuple]) -> list[tuple]:
+    """``rows`` (key first) without those a later row of the same key replaces: what
+    appending them one by one leaves, in the same order."""
+    last = {row[0]: i for i, row in enumerate(rows)}
+    if len(last) == len(rows):
+        return rows
+    return [row for i, row in enumerate(rows) if last[row[0]] == i]
 
 
 def check_keys(keys: Iterable[str]) -> None:

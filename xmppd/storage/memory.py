@@ -10,12 +10,12 @@ import bisect
 import itertools
 import secrets
 import time
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .api import (
     ArchiveItem, ArchiveStore, ItemNotFound, KeyValStore, MapStore, Storage, StorageError,
-    check_key, check_keys, check_limit, check_name, check_when, contains_text, decode, encode,
-    norm_user,
+    archive_rows, check_key, check_keys, check_limit, check_name, check_when, contains_text,
+    decode, encode, norm_user,
 )
 
 
@@ -204,6 +204,20 @@ class _ArchiveStore(ArchiveStore):
             arc.remove(old)
         arc.add(_Item((when, next(self._s._seq)), key, when, with_jid, text))
         return key
+
+    async def append_many(self, user: str | None,
+                          items: Iterable[tuple[str, float | None, str | None, Any]]) -> int:
+        user = norm_user(user)
+        rows = archive_rows(items)   # everything checked first: a bad item adds nothing
+        if not rows:
+            return 0
+        arc = self._users().setdefault(user, _Archive())
+        for key, when, with_jid, text in rows:
+            old = arc.by_key.get(key)
+            if old is not None:
+                arc.remove(old)
+            arc.add(_Item((when, next(self._s._seq)), key, when, with_jid, text))
+        return len(rows)
 
     def _select(self, user: str | None, with_jid: str | None, start: float | None,
                 end: float | None, text: str | None = None) -> list[_Item]:

@@ -39,12 +39,12 @@ import inspect
 import logging
 import secrets
 import time
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Mapping, TypeVar
 
 from .api import (
     ArchiveItem, ArchiveStore, ItemNotFound, KeyValStore, MapStore, Storage, StorageError,
-    check_key, check_keys, check_limit, check_name, check_when, decode, encode, norm_user,
-    search_pattern,
+    archive_rows, check_key, check_keys, check_limit, check_name, check_when, decode, encode,
+    last_of_each_key, norm_user, search_pattern,
 )
 
 log = logging.getLogger(__name__)
@@ -428,6 +428,20 @@ _ARCHIVE_UPSERT = (
     '"when" = excluded."when", with_jid = excluded.with_jid, value = excluded.value')
 
 
+# append_many: one statement for the whole batch (arrays unnested in their order, so
+# the ids follow it); a key may appear once in it (ON CONFLICT cannot update a row
+# twice), so the batch keeps each key's last item, which is what appending them one
+# by one leaves
+_ARCHIVE_UPSERT_MANY = (
+    'INSERT INTO archive (host, store, "user", key, "when", with_jid, value) '
+    "SELECT $1, $2, $3, t.k, t.w, t.j, t.v "
+    "FROM unnest($4::text[], $5::float8[], $6::text[], $7::text[]) "
+    "WITH ORDINALITY AS t(k, w, j, v, n) ORDER BY t.n "
+    'ON CONFLICT (host, store, "user", key) DO UPDATE SET '
+    "id = nextval(pg_get_serial_sequence('archive', 'id')), "
+    '"when" = excluded."when", with_jid = excluded.with_jid, value = excluded.value')
+
+
 class _Archive(_Store, ArchiveStore):
     async def append(self, user: str | None, value: Any, *, with_jid: str | None = None,
                      when: float | None = None, key: str | None = None) -> str:
@@ -440,6 +454,18 @@ class _Archive(_Store, ArchiveStore):
         await self._s.execute(_ARCHIVE_UPSERT, self.host, self.store, norm_user(user), key,
                               when, with_jid, encode(value))
         return key
+
+    async def append_many(self, user: str | None,
+                          items: Iterable[tuple[str, float | None, str | None, Any]]) -> int:
+        rows = archive_rows(items)
+        if not rows:
+            return 0
+        keys, whens, withs, values = zip(*last_of_each_key(rows))
+        # one statement, so one transaction; run again after a lost connection, it
+        # upserts the same rows (see append)
+        await self._s.execute(_ARCHIVE_UPSERT_MANY, self.host, self.store, norm_user(user),
+                              list(keys), list(whens), list(withs), list(values))
+        return len(rows)
 
     def _where(self, user: str | None, with_jid: str | None, start: float | None,
                end: float | None, text: str | None = None) -> tuple[list[str], list[Any]]:

@@ -35,8 +35,8 @@ import aiosqlite
 
 from .api import (
     ArchiveItem, ArchiveStore, ItemNotFound, KeyValStore, MapStore, Storage, StorageError,
-    check_key, check_keys, check_limit, check_name, check_when, decode, encode, norm_user,
-    search_pattern,
+    archive_rows, check_key, check_keys, check_limit, check_name, check_when, decode, encode,
+    norm_user, search_pattern,
 )
 
 log = logging.getLogger(__name__)
@@ -442,6 +442,11 @@ class _Map(_Store, MapStore):
         return [r[0] for r in rows]
 
 
+_ARCHIVE_INSERT = (
+    'INSERT OR REPLACE INTO archive (host, store, user, key, "when", with_jid, value) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
 class _Archive(_Store, ArchiveStore):
     async def append(self, user: str | None, value: Any, *, with_jid: str | None = None,
                      when: float | None = None, key: str | None = None) -> str:
@@ -451,11 +456,25 @@ class _Archive(_Store, ArchiveStore):
         key = secrets.token_urlsafe(12) if key is None else check_key(key)
         # OR REPLACE: an existing item with this key is deleted and the new row gets
         # a fresh id, i.e. it moves to the end of the insertion order.
-        await self._s.write(
-            'INSERT OR REPLACE INTO archive (host, store, user, key, "when", with_jid, value) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (self.host, self.store, norm_user(user), key, when, with_jid, encode(value)))
+        await self._s.write(_ARCHIVE_INSERT,
+                            (self.host, self.store, norm_user(user), key, when, with_jid,
+                             encode(value)))
         return key
+
+    async def append_many(self, user: str | None,
+                          items: Iterable[tuple[str, float | None, str | None, Any]]) -> int:
+        base = (self.host, self.store, norm_user(user))
+        rows = [base + row for row in archive_rows(items)]
+        if not rows:
+            return 0
+
+        async def run(conn: aiosqlite.Connection) -> None:
+            # in order, each OR REPLACE as append's: a key given twice ends where it
+            # was given last
+            await conn.executemany(_ARCHIVE_INSERT, rows)
+
+        await self._s.transaction(run)
+        return len(rows)
 
     def _where(self, user: str | None, with_jid: str | None, start: float | None,
                end: float | None, text: str | None = None) -> tuple[list[str], list[Any]]:

@@ -3,7 +3,7 @@ duration_seconds`` shows.
 
 :class:`TimedStorage` wraps any :class:`~xmppd.storage.api.Storage`; the stores it
 hands out wrap the backend's and time each call of the API (``get``, ``set``,
-``append``, ``query``...) from the call to its result, as the caller waits for it
+``append``, ``append_many``, ``query``...) from the call to its result, as the caller waits for it
 (aiosqlite's queue included). A time goes to ``histogram_for(store_type,
 operation)`` (something with ``observe(seconds)``), looked up once per store.
 Whatever is not the API (a backend's own helpers, ``kind``) is passed through.
@@ -18,7 +18,7 @@ from .api import ArchiveStore, KeyValStore, MapStore, Storage
 OPERATIONS = {
     "keyval": ("get", "set", "delete", "users"),
     "map": ("get", "set", "delete", "items", "clear", "set_many", "users"),
-    "archive": ("append", "query", "count", "get", "delete", "users"),
+    "archive": ("append", "append_many", "query", "count", "get", "delete", "users"),
 }
 
 
