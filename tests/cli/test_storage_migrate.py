@@ -7,7 +7,7 @@ import io
 import pytest
 
 from tests import pg
-from xmppd.cli.storage_migrate import Progress
+from xmppd.cli.storage_migrate import BATCH, PAGE, Progress
 from xmppd.storage import open_storage
 
 from .conftest import DOMAIN, run_ctl, write_tree
@@ -34,9 +34,10 @@ async def fill(s) -> None:
     await m.set_many("joe", {"a@x": {"s": "both"}, "b@x": {"s": "to"}})
     await m.set_many("raphael", {"joe@x": {}})
     a = s.archive(DOMAIN, "archive")
-    for i in range(1200):   # more than a page; times with ties
-        await a.append("joe", f"<m>{i}</m>", with_jid=f"p{i % 3}@x", when=1000.0 + i // 4,
-                       key=f"k{i}")
+    # more than a page and more than a batch of the copy; times with ties
+    assert 2500 > BATCH > PAGE
+    await a.append_many("joe", [(f"k{i}", 1000.0 + i // 4, f"p{i % 3}@x", f"<m>{i}</m>")
+                                for i in range(2500)])
     await a.append("", "host-wide", when=5.0, key="h")
     await s.archive(DOMAIN, "muc_log").append("room", {"body": "hi"}, with_jid="nick",
                                                 when=7.5, key="r1")
@@ -71,7 +72,7 @@ async def test_migrate_to_postgres_and_back(setup):
                 timeout=120)
     assert r.returncode == 0, r.stderr
     assert "migrated from sqlite to sql" in r.stdout and "verified" in r.stdout
-    assert f"{DOMAIN} archive (archive): 1201 item(s), sha256 " in r.stderr, r.stderr
+    assert f"{DOMAIN} archive (archive): 2501 item(s), sha256 " in r.stderr, r.stderr
     assert "identical" in r.stderr and "DIFFERENT" not in r.stderr
 
     dst = await open_storage("postgres", **pgopts)
@@ -88,7 +89,7 @@ async def test_migrate_to_postgres_and_back(setup):
     r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql",
                 "--verify")
     assert r.returncode == 1
-    assert f"{DOMAIN} archive (archive): 1201 item(s) in the source, 401 in the target" in r.stderr
+    assert f"{DOMAIN} archive (archive): 2501 item(s) in the source, 1701 in the target" in r.stderr
     assert f"{DOMAIN} roster (map): 3 item(s) on both sides, but their contents differ" in r.stderr
     assert "run the migration again" not in r.stderr
 

@@ -8,11 +8,11 @@ while it is copied.
 
 What is copied: the source's ``stores()`` — every (host, kind, store) with data,
 whatever module wrote it — keyval values, map keys, archive items with their key,
-time and peer, in their order. The copy is resumable: a keyval value is written
-again (the same value), a map user's keys are made exactly the source's in one
-transaction, and an archive user whose items are already all in the target (same
-count, same checksum) is skipped, otherwise that user's items in the target are
-replaced. So an interrupted migration is finished by running it again.
+time and peer, in their order (``BATCH`` items per transaction). The copy is
+resumable: a keyval value is written again (the same value), a map user's keys are
+made exactly the source's in one transaction, and an archive user whose items are
+already all in the target (same count, same checksum) is skipped, otherwise that
+user's items in the target are replaced. So an interrupted migration is finished by running it again.
 
 Verification, per store: the number of items and a SHA-256 over every item (user,
 key, value; for archives time, peer and order too) on both sides; a difference is
@@ -26,7 +26,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-PAGE = 1000
+PAGE = 1000     # archive items read per query
+BATCH = 2000    # archive items written per transaction (append_many)
 
 
 class Progress:
@@ -166,9 +167,14 @@ async def copy_archive(src, dst, host: str, store: str, progress: Progress) -> N
             progress.advance(n)     # copied by an earlier run
             continue
         await d.delete(user)         # a partial copy is done again, in order
+        batch = []
         async for it in archive_items(s, user):
-            await d.append(user, it.value, with_jid=it.with_jid, when=it.when, key=it.key)
-            progress.advance()
+            batch.append((it.key, it.when, it.with_jid, it.value))
+            if len(batch) >= BATCH:
+                progress.advance(await d.append_many(user, batch))
+                batch = []
+        if batch:
+            progress.advance(await d.append_many(user, batch))
 
 
 COPY = {"keyval": copy_keyval, "map": copy_map, "archive": copy_archive}

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+ARCHIVE_BATCH = 2000   # archived messages written per transaction (append_many)
+
 
 @dataclass
 class Tally:
@@ -149,19 +151,28 @@ async def add_offline(storage, host: str, user: str, messages: list, seen: set[s
 async def add_archive(storage, host: str, user: str, messages: list, tally: Tally,
                       *, dry_run: bool) -> None:
     """``messages``: ``(key, <message/> element, when, with)`` for the message archive
-    (MAM); one whose key the archive has is unchanged."""
+    (MAM); one whose key the archive has is unchanged. The new ones are written
+    ``ARCHIVE_BATCH`` per transaction."""
     import time as _time
     from ..xmpp.stanza import to_xml
     archive = storage.archive(host, "archive")
     days = set()
+    batch: list = []
+    seen: set[str] = set()
     for key, el, when, with_jid in messages:
-        if await archive.get(user, key) is not None:
+        if key in seen or await archive.get(user, key) is not None:
             tally.unchanged += 1
             continue
+        seen.add(key)
         if not dry_run:
-            await archive.append(user, to_xml(el), with_jid=with_jid, when=when, key=key)
+            batch.append((key, when, with_jid, to_xml(el)))
             days.add(_time.strftime("%Y-%m-%d", _time.gmtime(when)))
+            if len(batch) >= ARCHIVE_BATCH:
+                await archive.append_many(user, batch)
+                batch = []
         tally.imported += 1
+    if batch:
+        await archive.append_many(user, batch)
     for day in sorted(days):
         await storage.map(host, "archive_cleanup").set(day, user, True)
 
