@@ -52,7 +52,8 @@ async def main() -> int:
         b = await open_storage("sqlite", path=str(Path(tmp) / "b.sqlite"))
         try:
             await seed_sqlite(a, args.users, args.rows // args.users)
-            for name, src, dst in (("SQLite → PostgreSQL", a, p), ("PostgreSQL → SQLite", p, b)):
+            for name, src, dst in (("SQLite → PostgreSQL", a, p),
+                                   ("PostgreSQL → SQLite", p, b)):
                 whole, verify = await timed_migrate(src, dst)
                 copy = whole - verify
                 print(f"{name}: {args.rows:,} items: migrate {whole:.1f} s "

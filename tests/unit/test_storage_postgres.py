@@ -133,6 +133,8 @@ async def test_restart_under_load_loses_nothing(pg_database):
                 try:
                     await a.append("joe", {"i": i}, key=f"k{i}")
                     await m.set_many("joe", {f"c{i}": i, f"d{i}": i})
+                    await a.append_many("joe", [(f"b{i}", None, None, i),
+                                                (f"e{i}", None, "x@y", i)])
                 except StorageError as exc:
                     errors.append(exc)
                     return
@@ -164,7 +166,7 @@ async def test_restart_under_load_loses_nothing(pg_database):
         keys = {it.key for it in await a.query("joe")}
         roster = await m.items("joe")
         missing = [i for i in acked if f"k{i}" not in keys or f"c{i}" not in roster
-                   or f"d{i}" not in roster]
+                   or f"d{i}" not in roster or f"b{i}" not in keys or f"e{i}" not in keys]
         assert not missing, missing[:10]
     finally:
         await s.close()

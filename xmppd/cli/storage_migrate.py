@@ -12,7 +12,8 @@ time and peer, in their order (``BATCH`` items per transaction). The copy is
 resumable: a keyval value is written again (the same value), a map user's keys are
 made exactly the source's in one transaction, and an archive user whose items are
 already all in the target (same count, same checksum) is skipped, otherwise that
-user's items in the target are replaced. So an interrupted migration is finished by running it again.
+user's items in the target are replaced. So an interrupted migration is finished
+by running it again.
 
 Verification, per store: the number of items and a SHA-256 over every item (user,
 key, value; for archives time, peer and order too) on both sides; a difference is
