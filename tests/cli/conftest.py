@@ -122,8 +122,11 @@ async def ctl_async(*args: str, input: str | None = None) -> subprocess.Complete
 
 @pytest.fixture
 def ctl(cfg):
-    """``ctl("adduser", "a@xmppd.test", input="pw\\n")`` with ``--config`` set."""
+    """``ctl("adduser", "a@xmppd.test", input="pw\\n")`` with ``--config`` set: the
+    real program when given ``input`` (standard input), else in-process (``run_ctl_here``)."""
     def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        if input is None:
+            return run_ctl_here("--config", str(cfg), *args)
         return run_ctl("--config", str(cfg), *args, input=input)
     return run
 
