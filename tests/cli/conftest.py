@@ -102,14 +102,31 @@ def run_ctl_here(*args: str) -> subprocess.CompletedProcess:
     from xmppd.cli import ctl as xmppctl
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = xmppctl.main(list(args))
+        try:
+            rc = xmppctl.main(list(args))
+        except SystemExit as exc:   # argparse's usage errors (status 2), --help
+            rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
+
+
+async def ctl_async(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """xmppctl from a test's event loop, in a thread: in this process (``run_ctl_here``)
+    unless it reads standard input, then the real program (``run_ctl``). Tests that run
+    it many times save the start-up of an interpreter each time; the commands given
+    ``input`` (``adduser --password-stdin``) still run the installed program."""
+    import asyncio
+    if input is not None:
+        return await asyncio.to_thread(run_ctl, *args, input=input)
+    return await asyncio.to_thread(run_ctl_here, *args)
 
 
 @pytest.fixture
 def ctl(cfg):
-    """``ctl("adduser", "a@xmppd.test", input="pw\\n")`` with ``--config`` set."""
+    """``ctl("adduser", "a@xmppd.test", input="pw\\n")`` with ``--config`` set: the
+    real program when given ``input`` (standard input), else in-process (``run_ctl_here``)."""
     def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        if input is None:
+            return run_ctl_here("--config", str(cfg), *args)
         return run_ctl("--config", str(cfg), *args, input=input)
     return run
 

@@ -1,5 +1,6 @@
-"""``xmppctl`` acting on the running ``xmppd`` through its control socket: both
-programs as real subprocesses, clients are slixmpp."""
+"""``xmppctl`` acting on the running ``xmppd`` through its control socket: xmppd
+as a real subprocess, xmppctl in-process (the real program for adduser, which reads
+standard input, and for trace), clients are slixmpp."""
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from tests.e2e.clients import TIMEOUT, slix_close, slix_connect
 
-from .conftest import DOMAIN, run_ctl, write_tree
+from .conftest import DOMAIN, ctl_async, write_tree
 
 MUC = f"conference.{DOMAIN}"
 MUC_USER = "http://jabber.org/protocol/muc#user"
@@ -24,7 +25,7 @@ MUC_USER = "http://jabber.org/protocol/muc#user"
 
 def ctl_in(cfg):
     async def run(*args: str, input: str | None = None):
-        return await asyncio.to_thread(run_ctl, "--config", str(cfg), *args, input=input)
+        return await ctl_async("--config", str(cfg), *args, input=input)
     return run
 
 

@@ -8,7 +8,7 @@ import re
 
 from tests.e2e.test_invites import try_register
 
-from .conftest import DOMAIN, run_ctl, write_tree
+from .conftest import DOMAIN, ctl_async, run_ctl, write_tree
 
 MODULES = ('modules_enabled = { "roster", "disco", "register", "adhoc", "invites", '
            '"invites_register", "invites_adhoc" }\n')
@@ -17,7 +17,7 @@ TOKEN = re.compile(r"preauth=([\w-]+)")
 
 def ctl_in(cfg):
     async def run(*args: str, input: str | None = None):
-        return await asyncio.to_thread(run_ctl, "--config", str(cfg), *args, input=input)
+        return await ctl_async("--config", str(cfg), *args, input=input)
     return run
 
 

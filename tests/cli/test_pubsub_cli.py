@@ -1,7 +1,7 @@
 """``xmppctl pubsub list|delete`` on a pubsub component: through the running
 xmppd's control socket (subscribers of a deleted node are told), and on the
-stores when it is stopped. Both programs are real subprocesses, the client is
-slixmpp."""
+stores when it is stopped. xmppd is a real subprocess, xmppctl runs in-process
+(the real program for adduser, which reads standard input), the client is slixmpp."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 from tests.e2e.clients import TIMEOUT, slix_close, slix_connect
 
-from .conftest import DOMAIN, run_ctl, write_tree
+from .conftest import DOMAIN, ctl_async, write_tree
 
 PS = f"pubsub.{DOMAIN}"
 EVENT = "http://jabber.org/protocol/pubsub#event"
@@ -20,7 +20,7 @@ PLUGINS = ("xep_0004", "xep_0030", "xep_0060")
 
 def ctl_in(cfg):
     async def run(*args: str, input: str | None = None):
-        return await asyncio.to_thread(run_ctl, "--config", str(cfg), *args, input=input)
+        return await ctl_async("--config", str(cfg), *args, input=input)
     return run
 
 

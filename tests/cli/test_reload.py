@@ -2,8 +2,8 @@
 applies them to the running xmppd — hosts added and removed, modules loaded and
 unloaded, module options changed — while a session the change does not concern
 stays connected throughout. What needs a restart is said, and a configuration
-with an error is not applied at all. Both programs are real subprocesses; the
-clients are slixmpp."""
+with an error is not applied at all. xmppd is a real subprocess, xmppctl runs
+in-process (the real program for adduser); the clients are slixmpp."""
 from __future__ import annotations
 
 import asyncio

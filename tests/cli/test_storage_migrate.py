@@ -1,5 +1,6 @@
 """``xmppctl storage migrate``: SQLite to PostgreSQL and back, every store of every
-host, resumable, verified; against a real PostgreSQL (tests/pg.py)."""
+host, resumable, verified; against a real PostgreSQL (tests/pg.py). xmppctl runs in-process
+(``run_ctl_here``: the same code without an interpreter's start-up each time)."""
 from __future__ import annotations
 
 import io
@@ -10,7 +11,7 @@ from tests import pg
 from xmppd.cli.storage_migrate import BATCH, PAGE, Progress
 from xmppd.storage import open_storage
 
-from .conftest import DOMAIN, run_ctl, write_tree
+from .conftest import DOMAIN, ctl_async, run_ctl_here, write_tree
 
 pytestmark = pytest.mark.external("postgres")
 
@@ -68,8 +69,7 @@ async def test_migrate_to_postgres_and_back(setup):
         await src.close()
     assert len(want) == 5
 
-    r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql",
-                timeout=120)
+    r = await ctl_async("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql")
     assert r.returncode == 0, r.stderr
     assert "migrated from sqlite to sql" in r.stdout and "verified" in r.stdout
     assert f"{DOMAIN} archive (archive): 2501 item(s), sha256 " in r.stderr, r.stderr
@@ -86,31 +86,29 @@ async def test_migrate_to_postgres_and_back(setup):
         await dst.keyval(DOMAIN, "vcard").set("joe", "stale")
     finally:
         await dst.close()
-    r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql",
-                "--verify")
+    r = await ctl_async("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql",
+                        "--verify")
     assert r.returncode == 1
     assert f"{DOMAIN} archive (archive): 2501 item(s) in the source, 1701 in the target" in r.stderr
     assert f"{DOMAIN} roster (map): 3 item(s) on both sides, but their contents differ" in r.stderr
     assert "run the migration again" not in r.stderr
 
     # running it again finishes the job
-    r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql",
-                timeout=120)
+    r = await ctl_async("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql")
     assert r.returncode == 0, r.stderr
     dst = await open_storage("postgres", **pgopts)
     try:
         assert await dump(dst) == want
     finally:
         await dst.close()
-    r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql",
-                "--verify")
+    r = await ctl_async("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql",
+                        "--verify")
     assert r.returncode == 0, r.stderr
     assert "sqlite and sql hold the same data" in r.stdout
 
     # and back, into an empty SQLite database
     sqlite_path.unlink()
-    r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sql", "--to", "sqlite",
-                timeout=120)
+    r = await ctl_async("--config", str(cfg), "storage", "migrate", "--from", "sql", "--to", "sqlite")
     assert r.returncode == 0, r.stderr
     back = await open_storage("sqlite", path=sqlite_path)
     try:
@@ -121,14 +119,14 @@ async def test_migrate_to_postgres_and_back(setup):
 
 async def test_migrate_refusals(setup, tmp_path):
     cfg, _, pgopts = setup
-    r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sqlite")
+    r = await ctl_async("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sqlite")
     assert r.returncode == 1 and "are the same database" in r.stderr
-    r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "mongodb")
+    r = await ctl_async("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "mongodb")
     assert r.returncode == 1 and "unknown storage driver 'mongodb'" in r.stderr
     # a wrong password: the sql option is named
     text = cfg.read_text().replace(pg.PASSWORD, "wrong")
     cfg.write_text(text)
-    r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql")
+    r = await ctl_async("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql")
     assert r.returncode == 1
     assert "sql: cannot open the storage: PostgreSQL database" in r.stderr
     assert "refused the user name or password" in r.stderr
@@ -137,7 +135,7 @@ async def test_migrate_refusals(setup, tmp_path):
 def test_migrate_refuses_while_xmppd_runs(setup, start_daemon):
     cfg, _, _ = setup
     d = start_daemon(cfg).wait_ready()
-    r = run_ctl("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql")
+    r = run_ctl_here("--config", str(cfg), "storage", "migrate", "--from", "sqlite", "--to", "sql")
     assert r.returncode == 1
     assert "xmppd is running: stop it before migrating its storage" in r.stderr
     d.stop()

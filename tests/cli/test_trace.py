@@ -1,5 +1,6 @@
 """``xmppctl trace``: the real ``xmppctl`` following a running ``xmppd`` (both
-programs as subprocesses), clients are slixmpp."""
+programs as subprocesses; the other xmppctl commands run in-process), clients are
+slixmpp."""
 from __future__ import annotations
 
 import asyncio

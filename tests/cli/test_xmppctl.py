@@ -1,4 +1,7 @@
-"""``xmppctl``, run as the admin runs it: the real program in a subprocess."""
+"""``xmppctl``, run as the admin runs it: the real program in a subprocess (exit
+statuses, standard input, a terminal, argument order); the follow-up commands of a
+test and the repetitive ``enable``/``disable`` and ``check config`` cases run it
+in-process (``run_ctl_here``: the same code, without an interpreter start-up each)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DOMAIN, program, run_ctl, write_tree
+from .conftest import DOMAIN, program, run_ctl, run_ctl_here, write_tree
 
 PROSODY_CFG = Path("/etc/prosody/prosody.cfg.lua")
 
@@ -233,14 +236,14 @@ def test_check_config_sql_storage(tmp_path, cert_files):
     # PostgreSQL: used, nothing to say (check config does not connect to it)
     cfg = write_tree(tmp_path, cert_files, extra='storage = "sql"\n'
                      'sql = { driver = "PostgreSQL", database = "prosody" }\n')
-    r = run_ctl("--config", str(cfg), "check", "config")
+    r = run_ctl_here("--config", str(cfg), "check", "config")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "warning: " + str(cfg) + ":8:1: storage" not in r.stdout
     assert "storage: postgresql database 'prosody' on local socket" in r.stdout
     # Prosody's SQLite3 driver: xmppd's own SQLite database, not Prosody's file
     cfg = write_tree(tmp_path, cert_files, extra='storage = "sql"\n'
                      'sql = { driver = "SQLite3", database = "prosody.sqlite" }\n')
-    r = run_ctl("--config", str(cfg), "check", "config")
+    r = run_ctl_here("--config", str(cfg), "check", "config")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (f"warning: {cfg}:8:1: storage names \"sql\" with SQLite (sql.driver = 'SQLite3'): "
             "xmppd keeps that data in its own SQLite database (data_path/xmppd.sqlite), "
@@ -248,7 +251,7 @@ def test_check_config_sql_storage(tmp_path, cert_files):
     # a driver xmppd does not have: an error at the sql option
     cfg = write_tree(tmp_path, cert_files, extra='storage = "sql"\n'
                      'sql = { driver = "MySQL", database = "prosody" }\n')
-    r = run_ctl("--config", str(cfg), "check", "config")
+    r = run_ctl_here("--config", str(cfg), "check", "config")
     assert r.returncode == 1
     assert (f"error: {cfg}:9:1: sql: driver 'MySQL' is not supported (xmppd has PostgreSQL "
             "and SQLite3)") in r.stdout
@@ -303,29 +306,29 @@ def test_enable_disable_symlink(cfg):
     avail = cfg.parent / "conf.avail" / "falcot.com.cfg.lua"
     avail.write_text('VirtualHost "falcot.com"\n')
     link = cfg.parent / "conf.d" / "falcot.com.cfg.lua"
-    r = run_ctl("--config", str(cfg), "enable", "falcot.com")
+    r = run_ctl_here("--config", str(cfg), "enable", "falcot.com")
     assert r.returncode == 0, r.stderr
     assert link.is_symlink() and os.readlink(link) == "../conf.avail/falcot.com.cfg.lua"
-    assert "falcot.com" in run_ctl("--config", str(cfg), "about").stdout
+    assert "falcot.com" in run_ctl_here("--config", str(cfg), "about").stdout
     assert add(lambda *a, **k: run_ctl("--config", str(cfg), *a, **k), "joe@falcot.com").returncode == 0
-    r = run_ctl("--config", str(cfg), "enable", "falcot.com")
+    r = run_ctl_here("--config", str(cfg), "enable", "falcot.com")
     assert r.returncode == 0 and "already enabled" in r.stdout
-    r = run_ctl("--config", str(cfg), "disable", "falcot.com")
+    r = run_ctl_here("--config", str(cfg), "disable", "falcot.com")
     assert r.returncode == 0 and not link.exists() and not link.is_symlink()
     assert avail.exists()
-    r = run_ctl("--config", str(cfg), "users", "falcot.com")
+    r = run_ctl_here("--config", str(cfg), "users", "falcot.com")
     assert r.returncode == 1 and "unknown domain 'falcot.com'" in r.stderr
 
 
 def test_enable_disable_errors(cfg):
-    r = run_ctl("--config", str(cfg), "enable", "nowhere.test")
+    r = run_ctl_here("--config", str(cfg), "enable", "nowhere.test")
     assert r.returncode == 1 and "conf.avail/nowhere.test.cfg.lua" in r.stderr
-    r = run_ctl("--config", str(cfg), "disable", "nowhere.test")
+    r = run_ctl_here("--config", str(cfg), "disable", "nowhere.test")
     assert r.returncode == 1 and "nowhere.test is not enabled" in r.stderr
-    r = run_ctl("--config", str(cfg), "enable", "../../etc")
+    r = run_ctl_here("--config", str(cfg), "enable", "../../etc")
     assert r.returncode == 1 and "invalid domain" in r.stderr
     (cfg.parent / "conf.d" / "plain.test.cfg.lua").write_text('VirtualHost "plain.test"\n')
-    r = run_ctl("--config", str(cfg), "disable", "plain.test")
+    r = run_ctl_here("--config", str(cfg), "disable", "plain.test")
     assert r.returncode == 1 and "is a regular file" in r.stderr
 
 
@@ -333,9 +336,9 @@ def test_enable_accepts_the_handbooks_absolute_link(cfg):
     avail = cfg.parent / "conf.avail" / "falcot.com.cfg.lua"
     avail.write_text('VirtualHost "falcot.com"\n')
     os.symlink(avail, cfg.parent / "conf.d" / "falcot.com.cfg.lua")   # ln -s /etc/.../conf.avail/x conf.d/
-    r = run_ctl("--config", str(cfg), "enable", "falcot.com")
+    r = run_ctl_here("--config", str(cfg), "enable", "falcot.com")
     assert r.returncode == 0 and "already enabled" in r.stdout
-    assert run_ctl("--config", str(cfg), "disable", "falcot.com").returncode == 0
+    assert run_ctl_here("--config", str(cfg), "disable", "falcot.com").returncode == 0
 
 
 # -- certificates -----------------------------------------------------------------
@@ -420,7 +423,7 @@ def test_check_config_lists_the_limits_in_force(tmp_path, cert_files):
     from .conftest import write_tree
     cfg = write_tree(tmp_path, cert_files, extra='limits = { c2s = { rate = "5kb/s" } }\n'
                                                  'max_roster_items = 300\n')
-    r = run_ctl("--config", str(cfg), "check", "config")
+    r = run_ctl_here("--config", str(cfg), "check", "config")
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     assert "limits in force:" in out
@@ -430,24 +433,24 @@ def test_check_config_lists_the_limits_in_force(tmp_path, cert_files):
     assert "20 failures from one address ban it" in out
     bad = write_tree(tmp_path / "bad", cert_files, extra='limits = { c2s = { rate = "fast" } }\n') \
         if (tmp_path / "bad").mkdir() is None else None
-    r = run_ctl("--config", str(bad), "check", "config")
+    r = run_ctl_here("--config", str(bad), "check", "config")
     assert r.returncode == 1 and "limits: rate 'fast'" in r.stdout
 
 
 def test_check_config_states_the_storage_durability(tmp_path, cert_files):
     from .conftest import write_tree
     cfg = write_tree(tmp_path, cert_files)
-    r = run_ctl("--config", str(cfg), "check", "config")
+    r = run_ctl_here("--config", str(cfg), "check", "config")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "storage: sqlite " in r.stdout and "sqlite_tune = normal" in r.stdout
     assert "survives a crash of xmppd (kill -9), not of the machine" in r.stdout
     (tmp_path / "safe").mkdir()
     cfg = write_tree(tmp_path / "safe", cert_files, extra='sqlite_tune = "safe"\n')
-    r = run_ctl("--config", str(cfg), "check", "config")
+    r = run_ctl_here("--config", str(cfg), "check", "config")
     assert r.returncode == 0 and "sqlite_tune = safe" in r.stdout and "crash of the machine too" in r.stdout
     (tmp_path / "bad").mkdir()
     cfg = write_tree(tmp_path / "bad", cert_files, extra='sqlite_tune = "paranoid"\n')
-    r = run_ctl("--config", str(cfg), "check", "config")
+    r = run_ctl_here("--config", str(cfg), "check", "config")
     assert r.returncode == 1
     assert f"{cfg}:8:1: sqlite_tune: \"paranoid\" is not one of" in r.stdout, r.stdout
 

@@ -106,7 +106,7 @@ async def test_bosh_client_chats_with_a_tcp_client(bosh):
     async with aiohttp.ClientSession() as http:
         c = BoshClient(bosh, http)
         try:
-            assert await c.login() == f"alice@{DOMAIN}/bosh"
+            assert await c.login(wait=1) == f"alice@{DOMAIN}/bosh"
             await c.post("<presence xmlns='jabber:client'/>")
             bob.send_message(mto=c.jid, mbody="hello from tcp")
             msg = await c.until(lambda e: e.tag == "{jabber:client}message")
@@ -174,7 +174,11 @@ async def test_inactivity_loses_the_connection_and_unknown_host(tmp_path, certs)
             c = BoshClient(srv, http)
             await c.login(wait=1)
             assert srv.server.hosts[DOMAIN].sessions_of("alice")
-            await asyncio.sleep(2.5)     # no request for longer than bosh_max_inactivity
+            # no request for longer than bosh_max_inactivity: the session goes
+            for _ in range(100):
+                if not srv.server.hosts[DOMAIN].sessions_of("alice"):
+                    break
+                await asyncio.sleep(0.1)
             assert not srv.server.hosts[DOMAIN].sessions_of("alice")
             body = await c.post()
             assert body.get("type") == "terminate"

@@ -153,12 +153,13 @@ def _attrs(msg: bytes) -> dict[int, bytes]:
     return out
 
 
-def turn_allocate(port: int, username: str | None = None, password: str | None = None) -> tuple[int, dict]:
+def turn_allocate(port: int, username: str | None = None, password: str | None = None,
+                  timeout: float = 5) -> tuple[int, dict]:
     """RFC 5766 Allocate over UDP; with credentials, the long-term mechanism (RFC 5389
     §10.2): the first answer is 401 with REALM and NONCE, the second is the verdict.
     Returns (STUN message type, attributes)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(5)
+    sock.settimeout(timeout)
 
     def request(extra: bytes, key: bytes | None) -> tuple[int, dict]:
         txid = os.urandom(12)
@@ -208,7 +209,8 @@ def coturn(tmp_path):
         deadline = time.monotonic() + 15
         while True:   # ready when it answers an unauthenticated Allocate (401)
             try:
-                if turn_allocate(port)[0] == 0x0113:
+                # a short wait: a probe sent before coturn listens is lost, not refused
+                if turn_allocate(port, timeout=0.3)[0] == 0x0113:
                     break
             except OSError:
                 pass
