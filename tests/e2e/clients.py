@@ -107,6 +107,46 @@ class AuthFailed(Exception):
     pass
 
 
+async def register_connect(srv, jid, password="secret", *, plugins, before=None, outcome=None):
+    """A slixmpp client (with ``plugins``, xep_0077 among them) that registers ``jid``
+    in-band (XEP-0077), then logs in with it. ``outcome`` gets what the server said to
+    each step; ``await before(c, outcome)`` runs first, when registration is offered.
+    A refused login raises :class:`AuthFailed`."""
+    c = SlixClient(jid, password, plugins=plugins)
+    c.ca_certs = srv.cafile
+    outcome = outcome if outcome is not None else []
+    started = asyncio.get_running_loop().create_future()
+
+    async def on_register(_form):
+        if before is not None:
+            await before(c, outcome)
+        iq = c.Iq()
+        iq["type"] = "set"
+        iq["register"]["username"] = c.boundjid.user
+        iq["register"]["password"] = password
+        try:
+            await iq.send(timeout=TIMEOUT)
+            outcome.append("registered")
+        except IqError as e:
+            outcome.append(e.iq["error"]["condition"])
+
+    c.add_event_handler("register", on_register)
+    c.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+    # the first refused mechanism ends it: slixmpp would try each of the others,
+    # every failure answered later than the last (core/limits.py), seconds for nothing
+    c.add_event_handler("failed_auth",
+                        lambda _=None: started.done() or started.set_exception(AuthFailed()))
+    c.add_event_handler("failed_all_auth",
+                        lambda _=None: started.done() or started.set_exception(AuthFailed()))
+    c.connect("127.0.0.1", srv.port)
+    try:
+        await asyncio.wait_for(started, TIMEOUT)
+    except BaseException:
+        c.disconnect()
+        raise
+    return c
+
+
 async def slix_close(*clients):
     """Close each stream (``</stream:stream>``) and wait for the server's reply."""
     await asyncio.gather(*(asyncio.wait_for(c.disconnect(wait=2), 5) for c in clients),

@@ -14,7 +14,8 @@ import pytest
 from slixmpp import JID
 from slixmpp.exceptions import IqError
 
-from .clients import TIMEOUT, AuthFailed, SlixClient, logged_in, slix_close, slix_connect
+from . import clients
+from .clients import TIMEOUT, AuthFailed, logged_in, slix_close, slix_connect
 from .conftest import DOMAIN, HTTP, start_server
 from .rawclient import Raw
 from .wsclient import client_ssl
@@ -33,50 +34,22 @@ async def register_connect(srv, jid, password="secret", *, token=None, outcome=N
     """A slixmpp client that sends the invitation's token (XEP-0445), registers
     ``jid`` in-band (XEP-0077), then logs in with it. ``outcome`` gets what the
     server said to each step."""
-    c = SlixClient(jid, password, plugins=PLUGINS)
-    c.ca_certs = srv.cafile
-    outcome = outcome if outcome is not None else []
-    started = asyncio.get_running_loop().create_future()
-
-    async def on_register(_form):
-        if token is not None:
-            # slixmpp has no XEP-0445: it holds back IQs other than XEP-0077's
-            # before the session starts, unless told to send everything
-            c._always_send_everything = True
-            pre = c.Iq()
-            pre["type"] = "set"
-            pre.append(ET.Element(f"{{{PARS}}}preauth", token=token))
-            try:
-                await pre.send(timeout=TIMEOUT)
-                outcome.append("token accepted")
-            except IqError as e:
-                outcome.append(e.iq["error"]["condition"])
-            c._always_send_everything = False
-        iq = c.Iq()
-        iq["type"] = "set"
-        iq["register"]["username"] = c.boundjid.user
-        iq["register"]["password"] = password
+    async def preauth(c, outcome):
+        # slixmpp has no XEP-0445: it holds back IQs other than XEP-0077's
+        # before the session starts, unless told to send everything
+        c._always_send_everything = True
+        pre = c.Iq()
+        pre["type"] = "set"
+        pre.append(ET.Element(f"{{{PARS}}}preauth", token=token))
         try:
-            await iq.send(timeout=TIMEOUT)
-            outcome.append("registered")
+            await pre.send(timeout=TIMEOUT)
+            outcome.append("token accepted")
         except IqError as e:
             outcome.append(e.iq["error"]["condition"])
+        c._always_send_everything = False
 
-    c.add_event_handler("register", on_register)
-    c.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-    # the first refused mechanism ends it: slixmpp would try each of the others,
-    # every failure answered later than the last (core/limits.py), seconds for nothing
-    c.add_event_handler("failed_auth",
-                        lambda _=None: started.done() or started.set_exception(AuthFailed()))
-    c.add_event_handler("failed_all_auth",
-                        lambda _=None: started.done() or started.set_exception(AuthFailed()))
-    c.connect("127.0.0.1", srv.port)
-    try:
-        await asyncio.wait_for(started, TIMEOUT)
-    except BaseException:
-        c.disconnect()
-        raise
-    return c
+    return await clients.register_connect(srv, jid, password, plugins=PLUGINS, outcome=outcome,
+                                          before=preauth if token is not None else None)
 
 
 async def try_register(srv, jid, token=None) -> list:

@@ -6,9 +6,9 @@ import asyncio
 import xml.etree.ElementTree as ET
 
 import pytest
-from slixmpp.exceptions import IqError
 
-from .clients import TIMEOUT, AuthFailed, SlixClient, logged_in, slix_close, slix_connect
+from . import clients
+from .clients import AuthFailed, logged_in, slix_close, slix_connect
 from .conftest import start_server
 from .rawclient import Raw
 
@@ -18,37 +18,7 @@ MODULES = '    modules_enabled = { "disco", "register", "private" }\n'
 
 async def register_connect(srv, jid, password="secret", *, outcome=None):
     """Connect a slixmpp client that registers ``jid`` in-band, then logs in with it."""
-    c = SlixClient(jid, password, plugins=PLUGINS)
-    c.ca_certs = srv.cafile
-    outcome = outcome if outcome is not None else []
-    started = asyncio.get_running_loop().create_future()
-
-    async def on_register(_form):
-        iq = c.Iq()
-        iq["type"] = "set"
-        iq["register"]["username"] = c.boundjid.user
-        iq["register"]["password"] = password
-        try:
-            await iq.send(timeout=TIMEOUT)
-            outcome.append("registered")
-        except IqError as e:
-            outcome.append(e.iq["error"]["condition"])
-
-    c.add_event_handler("register", on_register)
-    c.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-    # the first refused mechanism ends it: slixmpp would try each of the others,
-    # every failure answered later than the last (core/limits.py), seconds for nothing
-    c.add_event_handler("failed_auth",
-                        lambda _=None: started.done() or started.set_exception(AuthFailed()))
-    c.add_event_handler("failed_all_auth",
-                        lambda _=None: started.done() or started.set_exception(AuthFailed()))
-    c.connect("127.0.0.1", srv.port)
-    try:
-        await asyncio.wait_for(started, TIMEOUT)
-    except BaseException:
-        c.disconnect()
-        raise
-    return c
+    return await clients.register_connect(srv, jid, password, plugins=PLUGINS, outcome=outcome)
 
 
 @pytest.fixture
